@@ -1,0 +1,251 @@
+/* HTTP/1.1 request-head parser and the WebSocket opening handshake checks. */
+#include "http.h"
+
+#include <string.h>
+
+#include <openssl/evp.h>
+
+static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/* RFC 7230 tchar: the characters of a method or a header name. */
+static int is_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* A byte that may appear in a field value: HTAB, visible ASCII, SP, obs-text. */
+static int is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7F); }
+
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
+
+int sb_str_eq(const sb_str_t *s, const char *lit, int icase) {
+    size_t n = strlen(lit);
+    if (s->len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int a = (unsigned char)s->p[i], b = (unsigned char)lit[i];
+        if (icase ? lower(a) != lower(b) : a != b)
+            return 0;
+    }
+    return 1;
+}
+
+/* Finds the next line in [*p, end): sets *line to it without its LF or CRLF, advances *p past
+ * it, and returns 1; returns 0 when no complete line remains. */
+static int next_line(const char **p, const char *end, sb_str_t *line) {
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    if (nl == NULL)
+        return 0;
+    line->p = *p;
+    line->len = (size_t)(nl - *p);
+    if (line->len > 0 && line->p[line->len - 1] == '\r')
+        line->len--;
+    *p = nl + 1;
+    return 1;
+}
+
+static int fail(const char **err, const char *why) {
+    if (err)
+        *err = why;
+    return -1;
+}
+
+/* The bytes of a line still incomplete: refuse early what no line of a head may hold, so a
+ * client speaking another protocol is answered at once rather than at the size limit. */
+static int check_partial(const char *p, const char *end, int first_line, const char **err) {
+    if (first_line && p < end && !is_tchar((unsigned char)*p))
+        return fail(err, "not an HTTP request");
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!is_value_char(c) && c != '\r')
+            return fail(err, "control character in request head");
+    }
+    return 0;
+}
+
+static int parse_request_line(const sb_str_t *line, sb_http_request_t *req, const char **err) {
+    const char *p = line->p, *end = line->p + line->len;
+
+    req->method.p = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    req->method.len = (size_t)(p - req->method.p);
+    if (req->method.len == 0 || p == end || *p != ' ')
+        return fail(err, "malformed request line");
+    p++;
+
+    req->target.p = p;
+    while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7F)
+        p++;
+    req->target.len = (size_t)(p - req->target.p);
+    if (req->target.len == 0 || p == end || *p != ' ')
+        return fail(err, "malformed request target");
+    p++;
+
+    static const char version[] = "HTTP/1.";
+    size_t vlen = sizeof(version) - 1;
+    if ((size_t)(end - p) != vlen + 1 || memcmp(p, version, vlen) != 0 || p[vlen] < '0' ||
+        p[vlen] > '9')
+        return fail(err, "unsupported HTTP version");
+    req->minor = p[vlen] - '0';
+
+    const char *q = memchr(req->target.p, '?', req->target.len);
+    req->path.p = req->target.p;
+    req->path.len = q ? (size_t)(q - req->target.p) : req->target.len;
+    req->query.p = q ? q + 1 : req->target.p + req->target.len;
+    req->query.len = req->target.len - req->path.len - (q ? 1 : 0);
+    return 0;
+}
+
+static int parse_header(const sb_str_t *line, sb_http_request_t *req, const char **err) {
+    const char *p = line->p, *end = line->p + line->len;
+
+    if (is_ows(*p))
+        return fail(err, "obsolete line folding");
+    if (req->num_headers == SB_HTTP_MAX_HEADERS)
+        return fail(err, "too many header fields");
+    sb_http_header_t *h = &req->headers[req->num_headers];
+
+    h->name.p = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    h->name.len = (size_t)(p - h->name.p);
+    if (h->name.len == 0 || p == end || *p != ':')
+        return fail(err, "malformed header field");
+    p++;
+
+    for (const char *c = p; c < end; c++)
+        if (!is_value_char((unsigned char)*c))
+            return fail(err, "control character in header value");
+    while (p < end && is_ows(*p))
+        p++;
+    while (end > p && is_ows(end[-1]))
+        end--;
+    h->value.p = p;
+    h->value.len = (size_t)(end - p);
+    req->num_headers++;
+    return 0;
+}
+
+int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, const char **err) {
+    const char *p = buf, *end = buf + len;
+    sb_str_t line;
+
+    req->num_headers = 0;
+    if (!next_line(&p, end, &line))
+        return check_partial(buf, end, 1, err);
+    if (parse_request_line(&line, req, err) != 0)
+        return -1;
+    for (;;) {
+        if (!next_line(&p, end, &line))
+            return check_partial(p, end, 0, err);
+        if (line.len == 0)
+            return (int)(p - buf);
+        if (parse_header(&line, req, err) != 0)
+            return -1;
+    }
+}
+
+const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name) {
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (sb_str_eq(&req->headers[i].name, name, 1))
+            return &req->headers[i].value;
+    return NULL;
+}
+
+/* Walks the comma-separated elements of value, comparing each (trimmed) with token. */
+static int token_in(const sb_str_t *value, const char *token, int icase) {
+    const char *p = value->p, *end = value->p + value->len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        sb_str_t t = {p, (size_t)(stop - p)};
+        while (t.len > 0 && is_ows(*t.p))
+            t.p++, t.len--;
+        while (t.len > 0 && is_ows(t.p[t.len - 1]))
+            t.len--;
+        if (sb_str_eq(&t, token, icase))
+            return 1;
+        p = comma ? comma + 1 : end;
+    }
+    return 0;
+}
+
+int sb_http_has_token(const sb_str_t *value, const char *token) {
+    return value != NULL && token_in(value, token, 1);
+}
+
+/* A Sec-WebSocket-Key must be the base64 encoding of 16 bytes: 22 characters, then "==". */
+static int key_valid(const sb_str_t *key) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (key->len != 24 || key->p[22] != '=' || key->p[23] != '=')
+        return 0;
+    for (size_t i = 0; i < 22; i++)
+        if (key->p[i] == '\0' || strchr(alphabet, key->p[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+static int reject(sb_ws_handshake_t *hs, int status, const char *reason) {
+    hs->status = status;
+    hs->reason = reason;
+    return status;
+}
+
+int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs) {
+    memset(hs, 0, sizeof(*hs));
+    if (!sb_str_eq(&req->method, "GET", 0))
+        return reject(hs, 405, "a WebSocket upgrade must use GET");
+    if (req->minor < 1)
+        return reject(hs, 400, "a WebSocket upgrade needs HTTP/1.1");
+
+    size_t hosts = 0;
+    int offered = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const sb_http_header_t *h = &req->headers[i];
+        if (sb_str_eq(&h->name, "Host", 1))
+            hosts++;
+        else if (sb_str_eq(&h->name, "Sec-WebSocket-Protocol", 1) &&
+                 token_in(&h->value, SB_WS_SUBPROTOCOL, 0))
+            offered = 1;
+    }
+    if (hosts != 1)
+        return reject(hs, 400, "exactly one Host header is required");
+    if (!sb_http_has_token(sb_http_header(req, "Upgrade"), "websocket"))
+        return reject(hs, 400, "missing Upgrade: websocket");
+    if (!sb_http_has_token(sb_http_header(req, "Connection"), "upgrade"))
+        return reject(hs, 400, "missing Connection: upgrade");
+
+    const sb_str_t *version = sb_http_header(req, "Sec-WebSocket-Version");
+    if (version == NULL || !sb_str_eq(version, "13", 0))
+        return reject(hs, 426, "only WebSocket version 13 is supported");
+
+    const sb_str_t *key = sb_http_header(req, "Sec-WebSocket-Key");
+    if (key == NULL || !key_valid(key))
+        return reject(hs, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
+
+    sb_ws_accept_key(key->p, key->len, hs->accept);
+    hs->subprotocol = offered;
+    hs->status = 101;
+    return 101;
+}
+
+void sb_ws_accept_key(const char *key, size_t key_len, char out[29]) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    /* Only an allocation failure can make these fail; the key then matches nothing. */
+    out[0] = '\0';
+    if (ctx == NULL)
+        return;
+    if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 && EVP_DigestUpdate(ctx, key, key_len) == 1 &&
+        EVP_DigestUpdate(ctx, WS_GUID, sizeof(WS_GUID) - 1) == 1 &&
+        EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 && dlen == 20)
+        EVP_EncodeBlock((unsigned char *)out, digest, 20);
+    EVP_MD_CTX_free(ctx);
+}

@@ -1,0 +1,64 @@
+/* HTTP/1.1 request-head parser and the WebSocket opening handshake (RFC 7230, RFC 6455 4.2), no I/O. */
+#ifndef SB_HTTP_H
+#define SB_HTTP_H
+
+#include <stddef.h>
+
+#define SB_HTTP_MAX_HEADERS 64
+
+/* A slice of the caller's buffer: never NUL-terminated, valid while that buffer is. */
+typedef struct {
+    const char *p;
+    size_t len;
+} sb_str_t;
+
+typedef struct {
+    sb_str_t name;
+    sb_str_t value; /* leading and trailing white space removed */
+} sb_http_header_t;
+
+typedef struct {
+    sb_str_t method;
+    sb_str_t target; /* the request target as sent: path and optional query */
+    sb_str_t path;   /* target up to '?' */
+    sb_str_t query;  /* after '?', empty when there is none */
+    int minor;       /* HTTP/1.<minor> */
+    sb_http_header_t headers[SB_HTTP_MAX_HEADERS];
+    size_t num_headers;
+} sb_http_request_t;
+
+/* Parses a request head (request line, header fields, blank line) from buf.
+ * Returns the length of the head (> 0) when it is complete, 0 when more bytes are needed, and
+ * -1 when the bytes cannot be a valid HTTP/1.x request head (*err says why). Bare LF line ends
+ * are accepted, obsolete line folding is not. Nothing is allocated; req points into buf. */
+int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, const char **err);
+
+/* Returns the value of the first header named name (case-insensitive), or NULL. */
+const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name);
+
+/* Returns 1 when the comma-separated header value contains token (case-insensitive). */
+int sb_http_has_token(const sb_str_t *value, const char *token);
+
+/* Returns 1 when s equals the NUL-terminated string lit, case-insensitively (icase) or not. */
+int sb_str_eq(const sb_str_t *s, const char *lit, int icase);
+
+/* The subprotocol Switchboard speaks, echoed when a client offers it. */
+#define SB_WS_SUBPROTOCOL "switchboard.v1"
+
+/* Outcome of checking a request to upgrade to a WebSocket. */
+typedef struct {
+    int status;         /* 101 to accept, else 400, 405 or 426 */
+    const char *reason; /* static text saying what was wrong (status != 101) */
+    char accept[29];    /* Sec-WebSocket-Accept value, NUL-terminated (status 101) */
+    int subprotocol;    /* 1 when the client offered SB_WS_SUBPROTOCOL */
+} sb_ws_handshake_t;
+
+/* Checks an upgrade request against RFC 6455 section 4.2.1: GET, HTTP/1.1 or later, Host,
+ * Upgrade: websocket, Connection containing upgrade, Sec-WebSocket-Version 13 (else 426) and
+ * a Sec-WebSocket-Key that decodes to 16 bytes. Fills hs; returns hs->status. */
+int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs);
+
+/* Computes Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), NUL-terminated. */
+void sb_ws_accept_key(const char *key, size_t key_len, char out[29]);
+
+#endif

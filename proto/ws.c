@@ -1,0 +1,275 @@
+/* RFC 6455 WebSocket framing: a streaming message reader that fails fast, and frame writers. */
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A message buffer larger than this is released when the next message starts, so an idle
+ * connection does not keep the memory of its largest message. */
+#define KEEP_BUFFER 4096
+
+void sb_ws_reader_init(sb_ws_reader_t *r, sb_ws_role_t role, size_t max_message, int allow_binary) {
+    memset(r, 0, sizeof(*r));
+    r->role = role;
+    r->max_message = max_message;
+    r->allow_binary = allow_binary;
+    sb_utf8_reset(&r->utf8);
+}
+
+void sb_ws_reader_free(sb_ws_reader_t *r) {
+    free(r->msg);
+    r->msg = NULL;
+    r->msg_len = r->msg_cap = 0;
+}
+
+static int fail(sb_ws_reader_t *r, uint16_t code, const char *why) {
+    r->error_code = code;
+    r->error = why;
+    return -1;
+}
+
+static int is_control(int opcode) { return (opcode & 0x8) != 0; }
+
+/* Makes room for n more message bytes; the caller has checked the total against max_message. */
+static int reserve(sb_ws_reader_t *r, size_t n) {
+    size_t want = r->msg_len + n;
+    if (want <= r->msg_cap)
+        return 0;
+    size_t cap = r->msg_cap ? r->msg_cap : 256;
+    while (cap < want)
+        cap *= 2;
+    if (cap > r->max_message)
+        cap = r->max_message;
+    uint8_t *p = realloc(r->msg, cap);
+    if (p == NULL)
+        return -1;
+    r->msg = p;
+    r->msg_cap = cap;
+    return 0;
+}
+
+/* Parses and checks a frame header. Returns its length, 0 when more bytes are needed, -1 on a
+ * violation. Checks that the first two bytes decide come first, so a bad frame is refused
+ * however its header is split. */
+static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len) {
+    if (len < 2)
+        return 0;
+    int fin = buf[0] >> 7;
+    int opcode = buf[0] & 0x0F;
+    int masked = buf[1] >> 7;
+    unsigned len7 = buf[1] & 0x7F;
+
+    if (buf[0] & 0x70)
+        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension");
+    switch (opcode) {
+    case SB_WS_OP_CONT:
+    case SB_WS_OP_TEXT:
+    case SB_WS_OP_BINARY:
+    case SB_WS_OP_CLOSE:
+    case SB_WS_OP_PING:
+    case SB_WS_OP_PONG:
+        break;
+    default:
+        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "reserved opcode");
+    }
+    if (r->role == SB_WS_SERVER && !masked)
+        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "client frame is not masked");
+    if (r->role == SB_WS_CLIENT && masked)
+        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "server frame is masked");
+    if (is_control(opcode)) {
+        if (!fin)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "fragmented control frame");
+        if (len7 > SB_WS_MAX_CONTROL)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes");
+    } else if (opcode == SB_WS_OP_CONT) {
+        if (r->msg_opcode == 0)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
+    } else {
+        if (r->msg_opcode != 0)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
+        if (opcode == SB_WS_OP_BINARY && !r->allow_binary)
+            return fail(r, SB_WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
+    }
+
+    size_t hlen = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0);
+    if (len < hlen)
+        return 0;
+    const uint8_t *p = buf + 2;
+    uint64_t plen = len7;
+    if (len7 == 126) {
+        plen = (uint64_t)p[0] << 8 | p[1];
+        p += 2;
+        if (plen < 126)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "length not in its minimal encoding");
+    } else if (len7 == 127) {
+        plen = 0;
+        for (int i = 0; i < 8; i++)
+            plen = plen << 8 | p[i];
+        p += 8;
+        if (plen >> 63)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "length has its most significant bit set");
+        if (plen <= 0xFFFF)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "length not in its minimal encoding");
+    }
+    if (!is_control(opcode)) {
+        size_t before = opcode == SB_WS_OP_CONT ? r->msg_len : 0;
+        if (plen > r->max_message || before + plen > r->max_message)
+            return fail(r, SB_WS_CLOSE_TOO_BIG, "message too big");
+    }
+
+    r->frame_fin = fin;
+    r->frame_opcode = opcode;
+    r->frame_masked = masked;
+    if (masked)
+        memcpy(r->frame_mask, p, 4);
+    r->frame_left = plen;
+    r->frame_pos = 0;
+    return (int)hlen;
+}
+
+/* Starts a new data message, releasing a large buffer kept from the previous one. */
+static void start_message(sb_ws_reader_t *r, int opcode) {
+    if (r->msg_cap > KEEP_BUFFER)
+        sb_ws_reader_free(r);
+    r->msg_opcode = opcode;
+    r->msg_len = 0;
+    sb_utf8_reset(&r->utf8);
+}
+
+/* Consumes n payload bytes of the current frame. */
+static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n) {
+    uint8_t *dst;
+    if (is_control(r->frame_opcode)) {
+        dst = r->ctl + r->ctl_len;
+        r->ctl_len += n;
+    } else {
+        if (reserve(r, n) != 0)
+            return fail(r, SB_WS_CLOSE_INTERNAL, "out of memory");
+        dst = r->msg + r->msg_len;
+        r->msg_len += n;
+    }
+    memcpy(dst, buf, n);
+    if (r->frame_masked)
+        sb_ws_mask(dst, n, r->frame_mask, r->frame_pos);
+    r->frame_pos += n;
+    r->frame_left -= n;
+    if (r->msg_opcode == SB_WS_OP_TEXT && !is_control(r->frame_opcode) &&
+        sb_utf8_feed(&r->utf8, dst, n) != 0)
+        return fail(r, SB_WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+    return 0;
+}
+
+/* The current frame is complete: report what it finished, if anything. */
+static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev) {
+    r->in_payload = 0;
+    switch (r->frame_opcode) {
+    case SB_WS_OP_PING:
+    case SB_WS_OP_PONG:
+        ev->type = r->frame_opcode == SB_WS_OP_PING ? SB_WS_EV_PING : SB_WS_EV_PONG;
+        ev->data = r->ctl;
+        ev->len = r->ctl_len;
+        return 0;
+    case SB_WS_OP_CLOSE:
+        ev->type = SB_WS_EV_CLOSE;
+        ev->close_code = SB_WS_CLOSE_NO_STATUS;
+        if (r->ctl_len == 1)
+            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
+        if (r->ctl_len >= 2) {
+            unsigned code = (unsigned)r->ctl[0] << 8 | r->ctl[1];
+            if (!sb_ws_close_code_valid(code))
+                return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "invalid close code");
+            if (sb_utf8_valid(r->ctl + 2, r->ctl_len - 2) != 0)
+                return fail(r, SB_WS_CLOSE_INVALID_DATA, "close reason is not valid UTF-8");
+            ev->close_code = (uint16_t)code;
+            ev->data = r->ctl + 2;
+            ev->len = r->ctl_len - 2;
+        }
+        return 0;
+    default:
+        if (!r->frame_fin)
+            return 0;
+        if (r->msg_opcode == SB_WS_OP_TEXT && !sb_utf8_complete(&r->utf8))
+            return fail(r, SB_WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
+        ev->type = r->msg_opcode == SB_WS_OP_TEXT ? SB_WS_EV_TEXT : SB_WS_EV_BINARY;
+        ev->data = r->msg;
+        ev->len = r->msg_len;
+        r->msg_opcode = 0;
+        return 0;
+    }
+}
+
+int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev) {
+    size_t used = 0;
+
+    memset(ev, 0, sizeof(*ev));
+    if (!r->in_payload) {
+        int n = parse_header(r, buf, len);
+        if (n <= 0)
+            return n;
+        used = (size_t)n;
+        r->in_payload = 1;
+        if (is_control(r->frame_opcode))
+            r->ctl_len = 0;
+        else if (r->frame_opcode != SB_WS_OP_CONT)
+            start_message(r, r->frame_opcode);
+    }
+
+    size_t n = len - used;
+    if (n > r->frame_left)
+        n = (size_t)r->frame_left;
+    if (n > 0 && take_payload(r, buf + used, n) != 0)
+        return -1;
+    used += n;
+    if (r->frame_left == 0 && end_frame(r, ev) != 0)
+        return -1;
+    return (int)used;
+}
+
+size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const uint8_t *mask) {
+    size_t n = 2;
+    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+    } else if (len <= 0xFFFF) {
+        out[1] = 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        n = 4;
+    } else {
+        out[1] = 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+        n = 10;
+    }
+    if (mask != NULL) {
+        out[1] |= 0x80;
+        memcpy(out + n, mask, 4);
+        n += 4;
+    }
+    return n;
+}
+
+void sb_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset) {
+    for (size_t i = 0; i < len; i++)
+        data[i] ^= mask[(offset + i) & 3];
+}
+
+size_t sb_ws_close_payload(uint8_t *out, uint16_t code, const char *reason) {
+    size_t n = reason ? strlen(reason) : 0;
+    if (n > SB_WS_MAX_CONTROL - 2) {
+        n = SB_WS_MAX_CONTROL - 2;
+        /* Cut before a code point, never inside one. */
+        while (n > 0 && ((uint8_t)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
+    out[0] = (uint8_t)(code >> 8);
+    out[1] = (uint8_t)code;
+    if (n > 0)
+        memcpy(out + 2, reason, n);
+    return 2 + n;
+}
+
+int sb_ws_close_code_valid(unsigned code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
