@@ -1,0 +1,47 @@
+# Switchboard's front door: `make run` and `make test` (CMake does the building).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+ARGS ?=
+FUZZ_SECONDS ?= 300
+
+.PHONY: all build run test test-build fuzz format clean
+
+all: build
+
+# Release build at build/switchboard, installing missing packages first.
+build:
+	@bash deploy/deps.sh build
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS)
+
+# One node on 0.0.0.0:8080 (override with ARGS="--listen 127.0.0.1:9000" or SWITCHBOARD_* variables).
+run: build
+	./build/switchboard $(ARGS)
+
+# Everything: the Release build, then a clang ASan+UBSan build with the unit tests, the
+# integration tests (against both builds), the Chromium tests and short fuzz runs, all via ctest.
+test: test-build
+	@cd build-test && ctest --output-on-failure -j $(JOBS)
+
+test-build:
+	@bash deploy/deps.sh test
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS)
+	@cmake -S . -B build-test -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSB_TESTS=ON -DSB_SANITIZE=ON -DSB_FUZZ=ON \
+		-DSB_RELEASE_BINARY=$(CURDIR)/build/switchboard >/dev/null
+	@cmake --build build-test -j $(JOBS)
+	@bash tests/browser/setup.sh
+
+# Long fuzz runs (FUZZ_SECONDS each), keeping the corpus in build-test/tests/corpus/.
+fuzz: test-build
+	@for f in ws http utf8; do \
+		mkdir -p build-test/tests/corpus/$$f && \
+		./build-test/tests/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+			build-test/tests/corpus/$$f tests/fuzz/seeds/$$f || exit 1; \
+	done
+
+format:
+	clang-format -i proto/*.[ch] node/*.[ch] tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf build build-test

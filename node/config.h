@@ -1,0 +1,27 @@
+/* The node's configuration: defaults, then SWITCHBOARD_* environment variables, then flags. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *listen;             /* HOST:PORT or [HOST]:PORT; port 0 picks a free port */
+    int echo;                 /* echo each text message back instead of relaying it */
+    size_t max_message;       /* largest WebSocket message accepted, bytes */
+    size_t max_output;        /* outgoing bytes queued per connection before it is dropped */
+    size_t max_connections;   /* connections served at once; more get 503 */
+    double ping_interval;     /* idle seconds before the node pings a client */
+    double pong_timeout;      /* seconds a pinged client has to send anything back */
+    double handshake_timeout; /* seconds a client has to send its whole request head */
+    double close_timeout;     /* seconds to wait for the peer's close frame, or a clean close */
+    int log_level;            /* SB_LOG_* */
+} sb_config_t;
+
+/* Fills cfg from defaults, the environment and argv. Returns 0 to run, 1 when --help or
+ * --version was printed (exit 0), -1 on a bad value or option (err says which). Strings in
+ * cfg are owned by cfg: release them with sb_config_free. */
+int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+void sb_config_free(sb_config_t *cfg);
+
+#endif

@@ -1,0 +1,23 @@
+/* Plain HTTP answers: the routes the node serves and the WebSocket upgrade response. */
+#ifndef SB_ROUTES_H
+#define SB_ROUTES_H
+
+#include <stddef.h>
+
+#include <event2/buffer.h>
+
+#include "http.h"
+#include "server.h"
+
+/* Writes the answer to req into out. Returns 1 when it was a valid WebSocket upgrade (a 101
+ * response was written and *subprotocol says whether switchboard.v1 was chosen), 0 when a
+ * plain response was written and the connection is to close after it. */
+int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out,
+                   int *subprotocol);
+
+/* Writes a complete response with Content-Length and Connection: close. extra is NULL or
+ * additional header lines, each ending in \r\n. */
+void sb_http_respond(struct evbuffer *out, int status, const char *content_type, const char *body,
+                     size_t body_len, const char *extra);
+
+#endif
