@@ -26,8 +26,20 @@ typedef struct {
 static const option_t options[] = {
     {"listen", "SWITCHBOARD_LISTEN", OPT_STRING, OFF(listen), "0.0.0.0:8080",
      "address to serve HTTP and WebSockets on, HOST:PORT or [HOST]:PORT (port 0: any free port)"},
+    {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
+     "directory served at / (the demo and client); auto: the installed share/switchboard/www, else the source tree's www/; \"\": none"},
+    {"node-id", "SWITCHBOARD_NODE_ID", OPT_STRING, OFF(node_id), "",
+     "this node's name in welcome messages, 1-64 of [A-Za-z0-9_.-] (default: host name and a "
+     "random suffix)"},
+    {"ice-servers", "SWITCHBOARD_ICE_SERVERS", OPT_STRING, OFF(ice_servers),
+     "[{\"urls\":\"stun:stun.l.google.com:19302\"}]",
+     "JSON array of RTCIceServer objects sent to clients in welcome"},
+    {"max-rooms-per-peer", "SWITCHBOARD_MAX_ROOMS_PER_PEER", OPT_COUNT, OFF(max_rooms_per_peer),
+     "16", "rooms one peer may be in at once"},
+    {"max-room-peers", "SWITCHBOARD_MAX_ROOM_PEERS", OPT_COUNT, OFF(max_room_peers), "64",
+     "peers one room may hold"},
     {"echo", "SWITCHBOARD_ECHO", OPT_FLAG, OFF(echo), "0",
-     "echo each text message back to its sender (a test mode)"},
+     "echo each text message back to its sender instead of relaying (a test mode)"},
     {"max-message", "SWITCHBOARD_MAX_MESSAGE", OPT_BYTES, OFF(max_message), "65536",
      "largest WebSocket message accepted, in bytes; larger ones close with 1009"},
     {"max-output", "SWITCHBOARD_MAX_OUTPUT", OPT_BYTES, OFF(max_output), "1048576",
@@ -50,7 +62,8 @@ static const option_t options[] = {
 
 static void usage(void) {
     printf("Usage: switchboard [OPTION]...\n"
-           "A WebRTC signaling node: serves WebSockets at /ws and health checks at /healthz.\n\n"
+           "A WebRTC signaling node: relays offers, answers and ICE candidates between peers\n"
+           "connected over WebSockets at /ws; serves the demo at / and liveness at /healthz.\n\n"
            "Every option can also be set with its environment variable; a flag wins.\n\n");
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const option_t *o = &options[i];
@@ -91,8 +104,6 @@ static int set_option(sb_config_t *cfg, const option_t *o, const char *value, co
 
     switch (o->type) {
     case OPT_STRING:
-        if (*value == '\0')
-            goto bad;
         free(*(char **)field);
         *(char **)field = strdup(value);
         if (*(char **)field == NULL)

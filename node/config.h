@@ -7,6 +7,11 @@
 typedef struct {
     char *listen;             /* HOST:PORT or [HOST]:PORT; port 0 picks a free port */
     int echo;                 /* echo each text message back instead of relaying it */
+    char *www;                /* directory served at /, "" for none; made absolute at start */
+    char *node_id;            /* this node's name in welcome messages; generated when "" */
+    char *ice_servers;        /* JSON array given to clients for RTCPeerConnection */
+    size_t max_rooms_per_peer;
+    size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */
     size_t max_output;        /* outgoing bytes queued per connection before it is dropped */
     size_t max_connections;   /* connections served at once; more get 503 */

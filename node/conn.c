@@ -70,7 +70,8 @@ static void end_ws(sb_conn_t *c) {
         h->on_close(h->app, c);
 }
 
-/* Ends the connection now: no more callbacks; the server frees it on the next loop turn. */
+/* Ends the connection now: no more callbacks and no more sends; the server frees it, and the
+ * handler hears of it, on the next loop turn, never in the middle of the handler's own work. */
 static void finish(sb_conn_t *c) {
     if (c->phase == PHASE_DEAD)
         return;
@@ -78,7 +79,6 @@ static void finish(sb_conn_t *c) {
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     evtimer_del(c->timer);
-    end_ws(c);
     sb_server_reap(c->srv, c);
 }
 
@@ -245,7 +245,7 @@ static void read_http(sb_conn_t *c) {
 
     int n = sb_http_parse_request(buf, look, &req, &err);
     if (n < 0) {
-        refuse(c, 400, err);
+        refuse(c, n == SB_HTTP_TOO_LARGE ? 431 : 400, err);
         return;
     }
     if (n == 0) {
@@ -391,7 +391,7 @@ void sb_conn_free(sb_conn_t *c) {
     if (c == NULL)
         return;
     c->phase = PHASE_DEAD;
-    end_ws(c); /* freed while open (server teardown): the handler still hears of it */
+    end_ws(c);
     bufferevent_free(c->bev);
     event_free(c->timer);
     sb_ws_reader_free(&c->reader);

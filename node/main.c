@@ -1,14 +1,22 @@
-/* Switchboard's entry point: configuration, logging, the event loop, signals. */
+/* Switchboard's entry point: configuration, the bus, the relay, the event loop, signals. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <event2/event.h>
+#include <openssl/rand.h>
 
+#include "bus.h"
 #include "config.h"
 #include "echo.h"
 #include "log.h"
+#include "message.h"
+#include "relay.h"
 #include "server.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -37,13 +45,109 @@ static void fit_fd_limit(sb_config_t *cfg) {
     }
 }
 
+/* Replaces a string option with a new value. */
+static int replace(char **field, const char *value) {
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* Makes --www an absolute, resolved path ("" for none). "auto" looks beside the binary for an
+ * installed share/switchboard/www, then in the source tree. */
+static int resolve_www(sb_config_t *cfg, char *err, size_t errlen) {
+    char real[PATH_MAX], exe[PATH_MAX], candidate[PATH_MAX + 64];
+
+    if (cfg->www[0] == '\0')
+        return 0;
+    if (strcmp(cfg->www, "auto") != 0) {
+        if (realpath(cfg->www, real) == NULL) {
+            snprintf(err, errlen, "--www %s: no such directory", cfg->www);
+            return -1;
+        }
+        return replace(&cfg->www, real);
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(candidate, sizeof(candidate), "%s/../share/switchboard/www", exe);
+        if (realpath(candidate, real) != NULL)
+            return replace(&cfg->www, real);
+    }
+    if (realpath(SB_SOURCE_WWW, real) != NULL)
+        return replace(&cfg->www, real);
+    sb_log(SB_LOG_WARN, "no www directory found: the demo is not served (see --www)");
+    return replace(&cfg->www, "");
+}
+
+/* Checks --ice-servers is a JSON array of objects with urls, and stores it compactly. */
+static int check_ice_servers(sb_config_t *cfg, char *err, size_t errlen) {
+    cJSON *root = cJSON_Parse(cfg->ice_servers), *server;
+    int rc = -1;
+    if (root == NULL || !cJSON_IsArray(root))
+        goto out;
+    cJSON_ArrayForEach(server, root) {
+        cJSON *urls = cJSON_GetObjectItemCaseSensitive(server, "urls");
+        if (!cJSON_IsObject(server) || urls == NULL ||
+            !(cJSON_IsString(urls) || cJSON_IsArray(urls)))
+            goto out;
+    }
+    char *compact = cJSON_PrintUnformatted(root);
+    if (compact != NULL) {
+        rc = replace(&cfg->ice_servers, compact);
+        cJSON_free(compact);
+    }
+out:
+    if (rc != 0)
+        snprintf(err, errlen, "--ice-servers must be a JSON array of objects with \"urls\", "
+                              "for example [{\"urls\":\"stun:stun.l.google.com:19302\"}]");
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Names this node: --node-id, or the host name (cut to the ID alphabet) and a random suffix, so
+ * that a restarted node is told from its former self. */
+static int name_node(sb_config_t *cfg, char *err, size_t errlen) {
+    char host[64] = "node", id[SB_ID_MAX + 1];
+    unsigned char rnd[3];
+
+    if (cfg->node_id[0] != '\0') {
+        if (!sb_peer_id_valid(cfg->node_id, strlen(cfg->node_id))) {
+            snprintf(err, errlen, "--node-id must be 1-64 characters of [A-Za-z0-9_.-]");
+            return -1;
+        }
+        return 0;
+    }
+    if (gethostname(host, sizeof(host)) != 0)
+        strcpy(host, "node");
+    host[sizeof(host) - 1] = '\0';
+    host[48] = '\0';
+    for (char *p = host; *p; p++)
+        if (!sb_peer_id_valid(p, 1))
+            *p = '-';
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        snprintf(err, errlen, "no randomness for the node ID");
+        return -1;
+    }
+    snprintf(id, sizeof(id), "%s-%02x%02x%02x", host[0] ? host : "node", rnd[0], rnd[1], rnd[2]);
+    return replace(&cfg->node_id, id);
+}
+
 int main(int argc, char **argv) {
     sb_config_t cfg;
     char err[256];
     int rc = EXIT_FAILURE;
     struct event_base *base = NULL;
     sb_server_t *server = NULL;
+    sb_bus_t *bus = NULL;
+    sb_relay_t *relay = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
+    sb_handler_t handler;
 
     int loaded = sb_config_load(&cfg, argc, argv, err, sizeof(err));
     if (loaded != 0) {
@@ -54,6 +158,12 @@ int main(int argc, char **argv) {
     }
     sb_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    if (resolve_www(&cfg, err, sizeof(err)) != 0 || check_ice_servers(&cfg, err, sizeof(err)) ||
+        name_node(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        sb_config_free(&cfg);
+        return 2;
+    }
     fit_fd_limit(&cfg);
 
     base = event_base_new();
@@ -61,7 +171,17 @@ int main(int argc, char **argv) {
         sb_log(SB_LOG_ERROR, "cannot create the event loop");
         goto out;
     }
-    sb_handler_t handler = sb_echo_handler();
+    if (cfg.echo) {
+        handler = sb_echo_handler();
+    } else {
+        bus = sb_bus_memory_new();
+        relay = bus ? sb_relay_new(&cfg, bus, cfg.node_id) : NULL;
+        if (relay == NULL) {
+            sb_log(SB_LOG_ERROR, "out of memory");
+            goto out;
+        }
+        handler = sb_relay_handler(relay);
+    }
     server = sb_server_new(base, &cfg, &handler, err, sizeof(err));
     if (server == NULL) {
         sb_log(SB_LOG_ERROR, "%s", err);
@@ -73,8 +193,9 @@ int main(int argc, char **argv) {
         sb_log(SB_LOG_ERROR, "cannot install signal handlers");
         goto out;
     }
-    sb_log(SB_LOG_INFO, "switchboard %s listening on %s, echoing text messages", SB_VERSION,
-           sb_server_address(server));
+    sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s, embedded bus)%s%s",
+           SB_VERSION, cfg.node_id, sb_server_address(server),
+           cfg.echo ? "echo mode" : "relay", cfg.www[0] ? ", serving " : "", cfg.www);
     event_base_dispatch(base);
     sb_log(SB_LOG_INFO, "stopped");
     rc = EXIT_SUCCESS;
@@ -83,7 +204,10 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
-    sb_server_free(server);
+    sb_server_free(server); /* before the relay: closing connections tells the relay */
+    sb_relay_free(relay);
+    if (bus)
+        bus->ops->free(bus);
     if (base)
         event_base_free(base);
     sb_config_free(&cfg);

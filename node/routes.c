@@ -1,6 +1,8 @@
 /* Plain HTTP answers: /healthz, the WebSocket upgrade at /ws, and errors for everything else. */
 #include "routes.h"
 
+#include "static.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -86,6 +88,12 @@ int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer
             respond_error(s, out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
         else /* liveness only: the event loop answered; it never depends on anything external */
             respond(out, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL, head);
+        return 0;
+    }
+    const char *www = sb_server_config(s)->www;
+    if (www[0] != '\0') {
+        if (sb_static_answer(www, req, out) >= 400)
+            sb_server_stats(s)->http_errors++;
         return 0;
     }
     respond_error(s, out, 404, "no such path", NULL, head);

@@ -14,8 +14,9 @@ typedef struct sb_conn sb_conn_t;
 
 /* What the node does with WebSocket connections: the echo mode or the signaling relay.
  * on_open runs once the handshake is answered; on_text for each complete text message;
- * on_close once when an open connection ends, whatever ended it. Callbacks may send on any
- * open connection and may close one (sb_conn_close), but never free it. */
+ * on_close once when an open connection has ended, whatever ended it, on a later loop turn
+ * (meanwhile sends to it fail). Callbacks may send on any open connection and may close one
+ * (sb_conn_close), but never free it. */
 typedef struct {
     void (*on_open)(void *app, sb_conn_t *c);
     void (*on_text)(void *app, sb_conn_t *c, const char *data, size_t len);

@@ -19,20 +19,6 @@ static int is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c 
 
 static int is_ows(char c) { return c == ' ' || c == '\t'; }
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
-
-int sb_str_eq(const sb_str_t *s, const char *lit, int icase) {
-    size_t n = strlen(lit);
-    if (s->len != n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        int a = (unsigned char)s->p[i], b = (unsigned char)lit[i];
-        if (icase ? lower(a) != lower(b) : a != b)
-            return 0;
-    }
-    return 1;
-}
-
 /* Finds the next line in [*p, end): sets *line to it without its LF or CRLF, advances *p past
  * it, and returns 1; returns 0 when no complete line remains. */
 static int next_line(const char **p, const char *end, sb_str_t *line) {
@@ -105,8 +91,10 @@ static int parse_header(const sb_str_t *line, sb_http_request_t *req, const char
 
     if (is_ows(*p))
         return fail(err, "obsolete line folding");
-    if (req->num_headers == SB_HTTP_MAX_HEADERS)
-        return fail(err, "too many header fields");
+    if (req->num_headers == SB_HTTP_MAX_HEADERS) {
+        fail(err, "more than 64 header fields");
+        return SB_HTTP_TOO_LARGE;
+    }
     sb_http_header_t *h = &req->headers[req->num_headers];
 
     h->name.p = p;
@@ -144,8 +132,9 @@ int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, c
             return check_partial(p, end, 0, err);
         if (line.len == 0)
             return (int)(p - buf);
-        if (parse_header(&line, req, err) != 0)
-            return -1;
+        int rc = parse_header(&line, req, err);
+        if (rc != 0)
+            return rc;
     }
 }
 

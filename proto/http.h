@@ -4,13 +4,12 @@
 
 #include <stddef.h>
 
+#include "str.h"
+
 #define SB_HTTP_MAX_HEADERS 64
 
-/* A slice of the caller's buffer: never NUL-terminated, valid while that buffer is. */
-typedef struct {
-    const char *p;
-    size_t len;
-} sb_str_t;
+/* sb_http_parse_request's answer to a head with too many fields (HTTP 431). */
+#define SB_HTTP_TOO_LARGE (-2)
 
 typedef struct {
     sb_str_t name;
@@ -28,9 +27,10 @@ typedef struct {
 } sb_http_request_t;
 
 /* Parses a request head (request line, header fields, blank line) from buf.
- * Returns the length of the head (> 0) when it is complete, 0 when more bytes are needed, and
- * -1 when the bytes cannot be a valid HTTP/1.x request head (*err says why). Bare LF line ends
- * are accepted, obsolete line folding is not. Nothing is allocated; req points into buf. */
+ * Returns the length of the head (> 0) when it is complete, 0 when more bytes are needed, -1
+ * when the bytes cannot be a valid HTTP/1.x request head, and SB_HTTP_TOO_LARGE when it has more
+ * than SB_HTTP_MAX_HEADERS fields (*err says why in both cases). Bare LF line ends are accepted,
+ * obsolete line folding is not. Nothing is allocated; req points into buf. */
 int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, const char **err);
 
 /* Returns the value of the first header named name (case-insensitive), or NULL. */
@@ -38,9 +38,6 @@ const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name);
 
 /* Returns 1 when the comma-separated header value contains token (case-insensitive). */
 int sb_http_has_token(const sb_str_t *value, const char *token);
-
-/* Returns 1 when s equals the NUL-terminated string lit, case-insensitively (icase) or not. */
-int sb_str_eq(const sb_str_t *s, const char *lit, int icase);
 
 /* The subprotocol Switchboard speaks, echoed when a client offers it. */
 #define SB_WS_SUBPROTOCOL "switchboard.v1"

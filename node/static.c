@@ -1,0 +1,129 @@
+/* Serves the files below one directory (the browser demo): GET and HEAD, never outside it. */
+#include "static.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "routes.h"
+
+/* What the demo needs; anything else is served as bytes the browser will not interpret. */
+static const struct {
+    const char *ext, *type;
+} types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".txt", "text/plain; charset=utf-8"},
+    {".md", "text/markdown; charset=utf-8"},
+};
+
+/* The pages may load only what the node itself serves, and talk only to it. */
+#define SECURITY_HEADERS                                                                           \
+    "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "          \
+    "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob: mediastream:; "     \
+    "frame-ancestors 'none'\r\n"                                                                   \
+    "Referrer-Policy: no-referrer\r\n"
+
+static const char *content_type(const char *path) {
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes the path and checks every segment: no "." or "..", no hidden files, no NUL
+ * or backslash. Returns 0 with the decoded path in out, -1 when it is not a servable path. */
+static int clean_path(const sb_str_t *path, char *out, size_t cap) {
+    size_t n = 0;
+    if (path->len == 0 || path->p[0] != '/')
+        return -1;
+    for (size_t i = 0; i < path->len; i++) {
+        char c = path->p[i];
+        if (c == '%') {
+            int hi = i + 2 < path->len ? hexval(path->p[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval(path->p[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\0' || c == '\\' || n + 1 >= cap)
+            return -1;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    /* A segment may not start with '.': this refuses ".", "..", and files like .git. */
+    for (const char *p = out; (p = strchr(p, '/')) != NULL; p++)
+        if (p[1] == '.')
+            return -1;
+    return 0;
+}
+
+int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbuffer *out) {
+    int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
+    char rel[1024], full[PATH_MAX], real[PATH_MAX];
+    static const char not_found[] = "404 Not Found\n";
+    struct stat st;
+
+    if (!get && !head) {
+        static const char body[] = "405 Method Not Allowed: use GET or HEAD\n";
+        sb_http_respond(out, 405, "text/plain; charset=utf-8", body, sizeof(body) - 1,
+                        "Allow: GET, HEAD\r\n");
+        return 405;
+    }
+    if (clean_path(&req->path, rel, sizeof(rel)) != 0)
+        goto missing;
+    if (snprintf(full, sizeof(full), "%s%s%s", root, rel,
+                 rel[strlen(rel) - 1] == '/' ? "index.html" : "") >= (int)sizeof(full))
+        goto missing;
+    /* Symlinks could lead out of root: resolve and check what is really opened. */
+    if (realpath(full, real) == NULL || strncmp(real, root, strlen(root)) != 0 ||
+        real[strlen(root)] != '/')
+        goto missing;
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto missing;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        goto missing;
+    }
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 200 OK\r\n"
+                        "Server: switchboard\r\n"
+                        "Content-Type: %s\r\n"
+                        "Content-Length: %lld\r\n"
+                        "Cache-Control: no-cache\r\n"
+                        "X-Content-Type-Options: nosniff\r\n" SECURITY_HEADERS
+                        "Connection: close\r\n\r\n",
+                        content_type(real), (long long)st.st_size);
+    if (head || st.st_size == 0)
+        close(fd);
+    else if (evbuffer_add_file(out, fd, 0, st.st_size) != 0) /* takes fd */
+        return 500;
+    return 200;
+missing:
+    sb_http_respond(out, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1,
+                    NULL);
+    return 404;
+}

@@ -1,0 +1,306 @@
+/* Signaling protocol v1 (PROTOCOL.md): parses client messages and builds server messages. */
+#include "message.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+static const char *const type_names[] = {"offer", "answer", "candidate", "bye", "join", "leave"};
+#define NUM_TYPES (sizeof(type_names) / sizeof(type_names[0]))
+
+const char *sb_msg_type_name(sb_msg_type_t type) { return type_names[type]; }
+
+static int valid_name(const char *s, size_t len, size_t max, const char *extra) {
+    if (len == 0 || len > max)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr(extra, c) != NULL)))
+            return 0;
+    }
+    return 1;
+}
+
+int sb_peer_id_valid(const char *s, size_t len) { return valid_name(s, len, SB_ID_MAX, "_.-"); }
+
+int sb_room_valid(const char *s, size_t len) { return valid_name(s, len, SB_ROOM_MAX, "_.:-"); }
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The fields the protocol knows; others are ignored so that later versions can add some. */
+enum { F_TYPE, F_TO, F_ROOM, F_PAYLOAD, F_MID, NUM_FIELDS };
+static const char *const field_names[] = {"type", "to", "room", "payload", "mid"};
+
+static int is_string(const sb_str_t *v) { return v->len > 0 && v->p[0] == '"'; }
+
+/* Decodes a string field that must be a name; writes it NUL-terminated into out. */
+static int name_field(const sb_str_t *v, const char *field, char *out, size_t cap,
+                      int (*valid)(const char *, size_t), const char *rule, char *err,
+                      size_t errlen) {
+    int n;
+    if (v->len == 0)
+        return fail(err, errlen, "missing field '%s'", field);
+    if (!is_string(v))
+        return fail(err, errlen, "'%s' must be a string", field);
+    n = sb_json_decode_string(v, out, cap);
+    if (n < 0 || !valid(out, (size_t)n))
+        return fail(err, errlen, "'%s' must be %s", field, rule);
+    return 0;
+}
+
+static int mid_valid(const sb_str_t *v) {
+    char buf[SB_MID_MAX + 1];
+    if (is_string(v))
+        return sb_json_decode_string(v, buf, sizeof(buf)) >= 0;
+    return v->len <= SB_MID_MAX && (v->p[0] == '-' || (v->p[0] >= '0' && v->p[0] <= '9'));
+}
+
+int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t errlen) {
+    sb_str_t f[NUM_FIELDS];
+    size_t pos = 0;
+
+    memset(m, 0, sizeof(*m));
+    memset(f, 0, sizeof(f));
+
+    /* One pass over the top-level object, remembering where each known field's value is. */
+    sb_json_skip_ws(json, len, &pos);
+    if (pos >= len || json[pos] != '{') {
+        size_t check = pos;
+        if (pos < len && sb_json_skip_value(json, len, &check) == 0)
+            return fail(err, errlen, "a message must be a JSON object");
+        return fail(err, errlen, "invalid JSON at byte %zu", check);
+    }
+    pos++;
+    sb_json_skip_ws(json, len, &pos);
+    int first = 1;
+    while (pos < len && json[pos] != '}') {
+        if (!first) {
+            if (json[pos] != ',')
+                return fail(err, errlen, "invalid JSON at byte %zu", pos);
+            pos++;
+            sb_json_skip_ws(json, len, &pos);
+        }
+        first = 0;
+        size_t kstart = pos;
+        if (pos >= len || json[pos] != '"' || sb_json_skip_value(json, len, &pos) != 0)
+            return fail(err, errlen, "invalid JSON at byte %zu", pos);
+        sb_str_t klit = {json + kstart, pos - kstart};
+        char key[16];
+        int known = -1;
+        if (sb_json_decode_string(&klit, key, sizeof(key)) >= 0)
+            for (int i = 0; i < NUM_FIELDS; i++)
+                if (strcmp(key, field_names[i]) == 0)
+                    known = i;
+        sb_json_skip_ws(json, len, &pos);
+        if (pos >= len || json[pos] != ':')
+            return fail(err, errlen, "invalid JSON at byte %zu", pos);
+        pos++;
+        sb_json_skip_ws(json, len, &pos);
+        size_t vstart = pos;
+        if (sb_json_skip_value(json, len, &pos) != 0)
+            return fail(err, errlen, "invalid JSON at byte %zu", pos);
+        if (known >= 0) {
+            /* Two values for one field could be read two ways: refuse rather than guess. */
+            if (f[known].p != NULL)
+                return fail(err, errlen, "duplicate field '%s'", field_names[known]);
+            f[known].p = json + vstart;
+            f[known].len = pos - vstart;
+        }
+        sb_json_skip_ws(json, len, &pos);
+    }
+    if (pos >= len)
+        return fail(err, errlen, "invalid JSON at byte %zu", pos);
+    pos++;
+    sb_json_skip_ws(json, len, &pos);
+    if (pos != len)
+        return fail(err, errlen, "invalid JSON at byte %zu: data after the object", pos);
+
+    if (f[F_MID].len > 0) {
+        if (!mid_valid(&f[F_MID]))
+            return fail(err, errlen, "'mid' must be a string of at most %d bytes or a number",
+                        SB_MID_MAX);
+        m->mid = f[F_MID];
+    }
+
+    char type[16];
+    if (f[F_TYPE].len == 0)
+        return fail(err, errlen, "missing field 'type'");
+    if (!is_string(&f[F_TYPE]))
+        return fail(err, errlen, "'type' must be a string");
+    int found = -1;
+    if (sb_json_decode_string(&f[F_TYPE], type, sizeof(type)) >= 0)
+        for (size_t i = 0; i < NUM_TYPES; i++)
+            if (strcmp(type, type_names[i]) == 0)
+                found = (int)i;
+    if (found < 0)
+        return fail(err, errlen, "unknown type: expected offer, answer, candidate, bye, join or "
+                                 "leave");
+    m->type = (sb_msg_type_t)found;
+
+    if (m->type == SB_MSG_JOIN || m->type == SB_MSG_LEAVE)
+        return name_field(&f[F_ROOM], "room", m->room, sizeof(m->room), sb_room_valid,
+                          "1-64 characters of [A-Za-z0-9_.:-]", err, errlen);
+
+    m->payload = f[F_PAYLOAD];
+    return name_field(&f[F_TO], "to", m->to, sizeof(m->to), sb_peer_id_valid,
+                      "1-64 characters of [A-Za-z0-9_.-]", err, errlen);
+}
+
+/* A growing output string for the builders. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int failed;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n) {
+    if (o->failed)
+        return;
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 128;
+        while (cap < o->len + n + 1)
+            cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (p == NULL) {
+            o->failed = 1;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+}
+
+static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
+
+/* Writes "name":"escaped value". */
+static void put_string_field(out_t *o, const char *name, const char *value) {
+    size_t cap = strlen(value) * 6 + 3;
+    char stack[512], *buf = cap <= sizeof(stack) ? stack : malloc(cap);
+    if (buf == NULL) {
+        o->failed = 1;
+        return;
+    }
+    sb_json_escape(value, buf, cap);
+    puts_(o, ",\"");
+    puts_(o, name);
+    puts_(o, "\":");
+    puts_(o, buf);
+    if (buf != stack)
+        free(buf);
+}
+
+static void put_raw_field(out_t *o, const char *name, sb_str_t json) {
+    if (json.len == 0)
+        return;
+    puts_(o, ",\"");
+    puts_(o, name);
+    puts_(o, "\":");
+    put(o, json.p, json.len);
+}
+
+/* Every message starts {"type":"..." (a fixed name), continues with fields, ends with }. */
+static void begin(out_t *o, const char *type) {
+    memset(o, 0, sizeof(*o));
+    puts_(o, "{\"type\":\"");
+    puts_(o, type);
+    puts_(o, "\"");
+}
+
+static char *end(out_t *o, size_t *len) {
+    puts_(o, "}");
+    if (o->failed) {
+        free(o->p);
+        return NULL;
+    }
+    *len = o->len;
+    return o->p;
+}
+
+char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len) {
+    out_t o;
+    begin(&o, "welcome");
+    put_string_field(&o, "id", id);
+    put_string_field(&o, "node", node);
+    put_raw_field(&o, "iceServers", (sb_str_t){ice_servers, strlen(ice_servers)});
+    return end(&o, len);
+}
+
+char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
+                   size_t *len) {
+    out_t o;
+    begin(&o, sb_msg_type_name(type));
+    put_string_field(&o, "from", from);
+    put_raw_field(&o, "payload", payload);
+    put_raw_field(&o, "mid", mid);
+    return end(&o, len);
+}
+
+char *sb_msg_ack(sb_str_t mid, size_t *len) {
+    out_t o;
+    begin(&o, "ack");
+    put_raw_field(&o, "mid", mid);
+    return end(&o, len);
+}
+
+char *sb_msg_error(const char *code, const char *message, const char *to, const char *room,
+                   sb_str_t mid, size_t *len) {
+    out_t o;
+    begin(&o, "error");
+    put_string_field(&o, "code", code);
+    put_string_field(&o, "message", message);
+    if (to)
+        put_string_field(&o, "to", to);
+    if (room)
+        put_string_field(&o, "room", room);
+    put_raw_field(&o, "mid", mid);
+    return end(&o, len);
+}
+
+char *sb_msg_joined(const char *room, const char *const *peers, size_t npeers, sb_str_t mid,
+                    size_t *len) {
+    out_t o;
+    begin(&o, "joined");
+    put_string_field(&o, "room", room);
+    puts_(&o, ",\"peers\":[");
+    for (size_t i = 0; i < npeers; i++) {
+        char buf[SB_ID_MAX * 6 + 3];
+        if (i > 0)
+            puts_(&o, ",");
+        if (sb_json_escape(peers[i], buf, sizeof(buf)) < 0)
+            o.failed = 1;
+        else
+            puts_(&o, buf);
+    }
+    puts_(&o, "]");
+    put_raw_field(&o, "mid", mid);
+    return end(&o, len);
+}
+
+char *sb_msg_left(const char *room, sb_str_t mid, size_t *len) {
+    out_t o;
+    begin(&o, "left");
+    put_string_field(&o, "room", room);
+    put_raw_field(&o, "mid", mid);
+    return end(&o, len);
+}
+
+char *sb_msg_peer_event(const char *event, const char *room, const char *peer, size_t *len) {
+    out_t o;
+    begin(&o, event);
+    put_string_field(&o, "room", room);
+    put_string_field(&o, "peer", peer);
+    return end(&o, len);
+}

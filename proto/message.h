@@ -1,0 +1,64 @@
+/* Signaling protocol v1 (PROTOCOL.md): parses client messages and builds server messages. */
+#ifndef SB_MESSAGE_H
+#define SB_MESSAGE_H
+
+#include <stddef.h>
+
+#include "str.h"
+
+/* Peer IDs and room names: at most this many bytes (the buffers below hold one more). */
+#define SB_ID_MAX 64
+#define SB_ROOM_MAX 64
+/* A string mid may hold this many bytes once decoded; a number mid this many characters. */
+#define SB_MID_MAX 64
+
+typedef enum {
+    SB_MSG_OFFER,
+    SB_MSG_ANSWER,
+    SB_MSG_CANDIDATE,
+    SB_MSG_BYE,
+    SB_MSG_JOIN,
+    SB_MSG_LEAVE,
+} sb_msg_type_t;
+
+/* A parsed client message. payload and mid are slices of the caller's buffer holding their
+ * exact JSON text (mid with its quotes when a string); len 0 when absent. */
+typedef struct {
+    sb_msg_type_t type;
+    char to[SB_ID_MAX + 1];     /* relay types */
+    char room[SB_ROOM_MAX + 1]; /* join, leave */
+    sb_str_t payload;
+    sb_str_t mid;
+} sb_msg_t;
+
+/* Parses one client message. Returns 0, or -1 with a message for people in err. Even on error,
+ * m->mid is set when a valid mid was found, so the error can carry it. */
+int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t errlen);
+
+/* The wire name of a type ("offer", ...). */
+const char *sb_msg_type_name(sb_msg_type_t type);
+
+/* 1 when s is a valid peer ID: 1-64 characters of [A-Za-z0-9_.-]. */
+int sb_peer_id_valid(const char *s, size_t len);
+
+/* 1 when s is a valid room name: 1-64 characters of [A-Za-z0-9_.:-]. */
+int sb_room_valid(const char *s, size_t len);
+
+/* Builders for server messages. Each returns a malloc'ed, NUL-terminated JSON text and sets
+ * *len, or returns NULL when out of memory; the caller frees it. Arguments that are JSON text
+ * (ice_servers, payload, mid) are copied verbatim and must be valid JSON; a slice of length 0
+ * means absent. IDs, rooms and codes are plain strings, escaped as needed. */
+char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len);
+char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
+                   size_t *len);
+char *sb_msg_ack(sb_str_t mid, size_t *len);
+/* to and room may be NULL. */
+char *sb_msg_error(const char *code, const char *message, const char *to, const char *room,
+                   sb_str_t mid, size_t *len);
+char *sb_msg_joined(const char *room, const char *const *peers, size_t npeers, sb_str_t mid,
+                    size_t *len);
+char *sb_msg_left(const char *room, sb_str_t mid, size_t *len);
+/* event is "peer-joined" or "peer-left". */
+char *sb_msg_peer_event(const char *event, const char *room, const char *peer, size_t *len);
+
+#endif

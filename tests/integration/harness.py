@@ -1,0 +1,743 @@
+"""Shared pieces of Switchboard's integration tests: the node under test, raw HTTP and WebSocket
+I/O over plain sockets, and a tiny test runner.
+
+Everything here waits with a deadline: sockets carry timeouts, loops are bounded, and every test
+runs under an alarm, so a server that hangs makes a test fail instead of the suite stalling.
+"""
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HOST = "127.0.0.1"
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SUBPROTOCOL = "switchboard.v1"
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
+# Text a sanitizer or the UBSan runtime writes when it finds something.
+SANITIZER_MARKERS = (
+    "AddressSanitizer",
+    "LeakSanitizer",
+    "UndefinedBehaviorSanitizer",
+    "ThreadSanitizer",
+    "MemorySanitizer",
+    "runtime error:",
+)
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class Failure(AssertionError):
+    """A test's expectation was not met."""
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise Failure(f"{what}: expected {want!r}, got {got!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The node
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL it if the test process dies (e.g. killed by a ctest
+    timeout), so that no node outlives its test."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Node:
+    """One switchboard process listening on 127.0.0.1 with a kernel-chosen port.
+
+    stdout and stderr go to a log file; start() waits (at most 10 s) for the `listening on` line
+    and parses the port from it. stop() sends SIGTERM and checks a clean exit: status 0 within
+    the time allowed and no sanitizer report in the log.
+    """
+
+    def __init__(self, binary, args=(), env=None, listen=True, echo=True):
+        self.binary = binary
+        self.args = list(args)
+        self.extra_env = dict(env or {})
+        self.listen = listen
+        self.echo = echo
+        self.proc = None
+        self.port = None
+        self.log_path = None
+        self.stopped = False
+
+    def command(self):
+        cmd = [self.binary]
+        if self.listen:
+            cmd += ["--listen", f"{HOST}:0"]
+        if self.echo:
+            cmd.append("--echo")
+        return cmd + self.args
+
+    def start(self, timeout=10.0):
+        fd, self.log_path = tempfile.mkstemp(prefix="switchboard-test-", suffix=".log")
+        # Options must come only from this test, never from the caller's environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+        env.update(self.extra_env)
+        with os.fdopen(fd, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = LISTEN_RE.search(self.log())
+            if m:
+                self.port = int(m.group(2))
+                return self
+            if self.proc.poll() is not None:
+                raise Failure(
+                    f"node exited with status {self.proc.returncode} before listening\n"
+                    + self.log_tail()
+                )
+            time.sleep(0.02)
+        self.kill()
+        raise Failure(f"no 'listening on HOST:PORT' line within {timeout} s\n" + self.log_tail())
+
+    def log(self):
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=60):
+        text = self.log().splitlines()
+        head = f"--- node log ({self.log_path}), last {min(lines, len(text))} of {len(text)} lines ---"
+        return "\n".join([head] + text[-lines:] + ["--- end of node log ---"])
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        """Waits for the process to end; returns its status, or None if it is still running."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def check_log(self):
+        text = self.log()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                raise Failure(f"node log contains {marker!r}\n" + self.log_tail(120))
+
+    def stop(self, sig=None, timeout=5.0):
+        """Sends sig (SIGTERM by default) and checks that the node exits with status 0 within
+        timeout seconds and wrote no sanitizer report. Returns the seconds it took to exit."""
+        sig = sig or signal.SIGTERM
+        if self.stopped:
+            return 0.0
+        self.stopped = True
+        if self.proc.poll() is not None:
+            self.check_log()
+            raise Failure(
+                f"node had already exited with status {self.proc.returncode}\n" + self.log_tail()
+            )
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        status = self.wait_exit(timeout)
+        elapsed = time.monotonic() - t0
+        if status is None:
+            self.kill()
+            raise Failure(f"node still running {timeout} s after {sig.name}\n" + self.log_tail())
+        self.check_log()
+        if status != 0:
+            raise Failure(f"node exited with status {status} after {sig.name}\n" + self.log_tail())
+        return elapsed
+
+    def kill(self):
+        """Ends the process without checking anything (cleanup after a failure)."""
+        self.stopped = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def remove_log(self):
+        if self.log_path:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw sockets
+
+
+class Closed(Exception):
+    """The peer closed the TCP connection (EOF or reset) while more bytes were expected."""
+
+
+class Conn:
+    """A client TCP connection with a read buffer and deadline-bounded reads."""
+
+    def __init__(self, port, timeout=5.0, rcvbuf=None, nodelay=True):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if nodelay:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(timeout)
+        s.connect((HOST, port))
+        self.sock = s
+        self.buf = bytearray()
+        self.timeout = timeout
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_slowly(self, data, chunk=1, delay=0.0):
+        """Sends data a few bytes per send() call (TCP_NODELAY is on, so segments stay small)."""
+        for i in range(0, len(data), chunk):
+            self.sock.sendall(data[i : i + chunk])
+            if delay:
+                time.sleep(delay)
+
+    def _fill(self, deadline):
+        """Reads whatever arrives next into the buffer. Raises Closed on EOF or reset and
+        socket.timeout when nothing arrives before the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("deadline passed")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, ConnectionAbortedError) as e:
+            raise Closed(f"connection reset ({e})")
+        if not data:
+            raise Closed("EOF")
+        self.buf += data
+
+    def recv_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while len(self.buf) < n:
+            self._fill(deadline)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def recv_until(self, marker, limit=1 << 20, timeout=None):
+        """Returns the bytes up to and including marker."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            i = self.buf.find(marker)
+            if i >= 0:
+                out = bytes(self.buf[: i + len(marker)])
+                del self.buf[: i + len(marker)]
+                return out
+            if len(self.buf) > limit:
+                raise Failure(f"no {marker!r} within {limit} bytes")
+            self._fill(deadline)
+
+    def recv_some(self, timeout=None):
+        """Returns the buffered bytes, or the next bytes to arrive."""
+        if not self.buf:
+            self._fill(time.monotonic() + (self.timeout if timeout is None else timeout))
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def wait_closed(self, timeout):
+        """Waits until the peer closes the connection (EOF or reset), discarding any bytes that
+        arrive first (at most 16 MiB). Returns (how, seconds, discarded bytes); raises Failure
+        if the connection is still open after timeout seconds."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        discarded = len(self.buf)
+        self.buf.clear()
+        while discarded < (16 << 20):
+            try:
+                self._fill(deadline)
+            except Closed as e:
+                return str(e), time.monotonic() - t0, discarded
+            except socket.timeout:
+                break
+            discarded += len(self.buf)
+            self.buf.clear()
+        raise Failure(
+            f"connection still open {timeout} s later (received {discarded} more bytes meanwhile)"
+        )
+
+    def tcp_state(self):
+        """Linux TCP state of this socket (tcp_info.tcpi_state), read without touching the data."""
+        info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        return info[0]
+
+
+TCP_ESTABLISHED = 1
+TCP_CLOSE = 7
+TCP_CLOSE_WAIT = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw_head):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) in order received
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name):
+        """The first value of a header (case-insensitive name), or None."""
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return f"<{self.status} {self.reason} {self.headers} body={self.body[:80]!r}>"
+
+
+def read_response(conn, timeout=5.0, body=True):
+    """Reads one HTTP/1.1 response head and, if body and Content-Length is present, its body."""
+    raw = conn.recv_until(b"\r\n\r\n", limit=65536, timeout=timeout)
+    lines = raw[:-4].decode("latin-1").split("\r\n")
+    m = re.match(r"^(HTTP/1\.[01]) (\d{3}) ?(.*)$", lines[0])
+    check(m is not None, f"bad status line {lines[0]!r}")
+    headers = []
+    for line in lines[1:]:
+        check(":" in line, f"bad header line {line!r}")
+        k, v = line.split(":", 1)
+        check(k == k.strip() and k, f"bad header name in {line!r}")
+        headers.append((k, v.strip()))
+    resp = Response(m.group(1), int(m.group(2)), m.group(3), headers, b"", raw)
+    if body:
+        cl = resp.header("Content-Length")
+        if cl is not None:
+            check(cl.isdigit(), f"bad Content-Length {cl!r}")
+            resp.body = conn.recv_exact(int(cl), timeout=timeout) if int(cl) else b""
+    return resp
+
+
+def http(port, request, timeout=5.0):
+    """Sends raw request bytes on a new connection; returns (response, conn) with the response
+    read (head and Content-Length body)."""
+    conn = Conn(port, timeout=timeout)
+    conn.send(request)
+    return read_response(conn, timeout=timeout), conn
+
+
+def check_error_response(resp, conn, status, close_timeout=3.0):
+    """An error response: the status, a Content-Length that matches the body, Connection: close,
+    and the server then closes the connection."""
+    eq(resp.status, status, "status")
+    cl = resp.header("Content-Length")
+    check(cl is not None, f"{status} response without Content-Length: {resp.raw_head!r}")
+    conn_hdr = resp.header("Connection")
+    check(
+        conn_hdr is not None and "close" in [t.strip().lower() for t in conn_hdr.split(",")],
+        f"{status} response without 'Connection: close': {resp.raw_head!r}",
+    )
+    how, secs, extra = conn.wait_closed(close_timeout)
+    check(extra == 0, f"{extra} bytes after the {status} response's Content-Length body")
+
+
+def accept_key(key):
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def new_key():
+    return base64.b64encode(os.urandom(16)).decode()
+
+
+def upgrade_request(path="/ws", key=None, subprotocol=None, headers=None, version="HTTP/1.1",
+                    method="GET", omit=()):
+    """A WebSocket upgrade request; headers (a list of (name, value)) are appended, and headers
+    whose lower-case names are in omit are left out."""
+    key = key if key is not None else new_key()
+    base = [
+        ("Host", f"{HOST}"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    if subprotocol is not None:
+        base.append(("Sec-WebSocket-Protocol", subprotocol))
+    lines = [f"{method} {path} {version}"]
+    lines += [f"{k}: {v}" for k, v in base if k.lower() not in omit]
+    lines += [f"{k}: {v}" for k, v in headers or []]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def handshake(port, subprotocol=None, timeout=5.0, rcvbuf=None, extra=b""):
+    """Opens a WebSocket with raw sockets; checks the 101 response and returns the Conn.
+    extra is sent in the same send() right after the request head."""
+    conn = Conn(port, timeout=timeout, rcvbuf=rcvbuf)
+    key = new_key()
+    conn.send(upgrade_request(key=key, subprotocol=subprotocol) + extra)
+    resp = read_response(conn, timeout=timeout, body=False)
+    check_101(resp, key)
+    return conn
+
+
+def check_101(resp, key, subprotocol=None):
+    eq(resp.status, 101, f"handshake status (response {resp.raw_head!r})")
+    check((resp.header("Upgrade") or "").lower() == "websocket", f"Upgrade header: {resp.raw_head!r}")
+    conn_tokens = [t.strip().lower() for t in (resp.header("Connection") or "").split(",")]
+    check("upgrade" in conn_tokens, f"Connection header: {resp.raw_head!r}")
+    eq(resp.header("Sec-WebSocket-Accept"), accept_key(key), "Sec-WebSocket-Accept")
+    eq(resp.header("Sec-WebSocket-Protocol"), subprotocol, "Sec-WebSocket-Protocol")
+
+
+# ---------------------------------------------------------------------------------------------
+# WebSocket frames
+
+
+def mask_bytes(data, key):
+    n = len(data)
+    if n == 0:
+        return b""
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+
+def frame(opcode, payload=b"", fin=True, rsv=0, masked=True, mask=None, length_size=None,
+          length=None):
+    """Encodes a client frame.
+
+    rsv: the three RSV bits as a number 0..7 (4 = RSV1). length_size forces the length encoding:
+    0 (7-bit), 2 (16-bit) or 8 (64-bit), None for the minimal one. length overrides the length
+    announced in the header (for frames whose payload is sent in part or not at all)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload) if length is None else length
+    if length_size is None:
+        length_size = 0 if n < 126 else 2 if n < 65536 else 8
+    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0xF)
+    mbit = 0x80 if masked else 0
+    if length_size == 0:
+        check(n < 126, "7-bit length too large")
+        head = bytes([b0, mbit | n])
+    elif length_size == 2:
+        head = bytes([b0, mbit | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([b0, mbit | 127]) + struct.pack("!Q", n)
+    if not masked:
+        return head + payload
+    key = mask if mask is not None else os.urandom(4)
+    return head + key + mask_bytes(payload, key)
+
+
+def close_payload(code=None, reason=b""):
+    if code is None:
+        return b""
+    if isinstance(reason, str):
+        reason = reason.encode()
+    return struct.pack("!H", code) + reason
+
+
+def close_frame(code=None, reason=b""):
+    return frame(OP_CLOSE, close_payload(code, reason))
+
+
+class Frame:
+    def __init__(self, fin, rsv, opcode, payload):
+        self.fin, self.rsv, self.opcode, self.payload = fin, rsv, opcode, payload
+
+    def close_code(self):
+        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
+
+    def __repr__(self):
+        p = self.payload if len(self.payload) <= 40 else self.payload[:40] + b"..."
+        return f"<frame op={self.opcode:#x} fin={int(self.fin)} rsv={self.rsv} len={len(self.payload)} {p!r}>"
+
+
+def read_frame(conn, timeout=5.0):
+    """Reads one server frame and checks what RFC 6455 requires of it: unmasked, RSV 0, minimal
+    length encoding, a known opcode, control frames unfragmented and at most 125 bytes."""
+    deadline = time.monotonic() + timeout
+    left = lambda: max(0.001, deadline - time.monotonic())
+    b0, b1 = conn.recv_exact(2, timeout=left())
+    fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF
+    check(not (b1 & 0x80), f"server frame is masked (bytes {b0:#x} {b1:#x})")
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", conn.recv_exact(2, timeout=left()))[0]
+        check(n >= 126, f"server used a 16-bit length for {n} bytes")
+    elif n == 127:
+        n = struct.unpack("!Q", conn.recv_exact(8, timeout=left()))[0]
+        check(n >= 65536 and n < (1 << 63), f"server used a 64-bit length for {n} bytes")
+    check(rsv == 0, f"server frame has RSV bits {rsv}")
+    check(opcode in (0, 1, 2, 8, 9, 10), f"server frame has reserved opcode {opcode:#x}")
+    if opcode >= 8:
+        check(fin and n <= 125, f"server control frame fin={fin} len={n}")
+    payload = conn.recv_exact(n, timeout=left()) if n else b""
+    return Frame(fin, rsv, opcode, payload)
+
+
+def read_message(conn, timeout=5.0, on_control=None):
+    """Reads one data message (reassembling fragments). Pings are answered with pongs unless
+    on_control is given (then each control frame is passed to it). A close frame raises
+    Failure. Returns (opcode, payload)."""
+    deadline = time.monotonic() + timeout
+    opcode, parts = None, []
+    for _ in range(100000):
+        f = read_frame(conn, timeout=max(0.001, deadline - time.monotonic()))
+        if f.opcode >= 8:
+            if on_control is not None:
+                on_control(f)
+                continue
+            if f.opcode == OP_PING:
+                conn.send(frame(OP_PONG, f.payload))
+                continue
+            if f.opcode == OP_PONG:
+                continue
+            raise Failure(f"expected a message, got close code {f.close_code()} {f.payload[2:]!r}")
+        if opcode is None:
+            check(f.opcode != OP_CONT, "server sent a continuation frame with no message started")
+            opcode = f.opcode
+        else:
+            eq(f.opcode, OP_CONT, "opcode of a server continuation frame")
+        parts.append(f.payload)
+        if f.fin:
+            return opcode, b"".join(parts)
+    raise Failure("message with too many fragments")
+
+
+def echo(conn, payload, timeout=5.0):
+    """Sends a text message and checks it comes back identical."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    conn.send(frame(OP_TEXT, payload))
+    op, got = read_message(conn, timeout=timeout)
+    eq(op, OP_TEXT, "echo opcode")
+    check(got == payload, f"echo differs: sent {len(payload)} bytes {payload[:40]!r}, got {len(got)} bytes {got[:40]!r}")
+
+
+def read_close(conn, timeout=5.0):
+    """Reads frames until a close frame; returns it (data frames and pongs before it are
+    skipped, pings are not answered)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    for _ in range(100000):
+        try:
+            f = read_frame(conn, timeout=max(0.001, deadline - time.monotonic()))
+        except Closed as e:
+            raise Failure(f"connection closed ({e}) without a close frame; frames before: {seen[-5:]}")
+        except socket.timeout:
+            raise Failure(f"no close frame within {timeout} s; frames before: {seen[-5:]}")
+        if f.opcode == OP_CLOSE:
+            return f
+        seen.append(f)
+    raise Failure("too many frames before close")
+
+
+def expect_close(conn, code, timeout=5.0, reply=True, closed_within=3.0):
+    """Expects a close frame with code (None: an empty close), a valid UTF-8 reason, then the
+    TCP connection to end within closed_within seconds (after our own close when reply)."""
+    f = read_close(conn, timeout=timeout)
+    check(len(f.payload) != 1, "server close frame has a 1-byte payload")
+    got = f.close_code()
+    if code is None:
+        check(got in (None, 1000), f"expected an empty close or 1000, got {got}")
+    else:
+        eq(got, code, f"close code (reason {f.payload[2:]!r})")
+    try:
+        f.payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Failure(f"server close reason is not UTF-8: {f.payload[2:]!r}")
+    if reply:
+        try:
+            conn.send(close_frame(got, b""))
+        except OSError:
+            pass  # the server may already have dropped the connection
+    conn.wait_closed(closed_within)
+    return f
+
+
+# ---------------------------------------------------------------------------------------------
+# Runner
+
+
+class Timeout(Exception):
+    pass
+
+
+class Context:
+    """What a test function receives: the binary, a node shared by the tests of a script that
+    need no special options, and node() to start one with its own options (stopped and checked
+    when the test ends)."""
+
+    def __init__(self, binary, shared_args):
+        self.binary = binary
+        self.shared_args = shared_args
+        self._shared = None
+        self.own = []
+        self.all_nodes = []
+
+    @property
+    def shared(self):
+        if self._shared is None or not self._shared.alive():
+            self._shared = Node(self.binary, self.shared_args).start()
+            self.all_nodes.append(self._shared)
+        return self._shared
+
+    @property
+    def port(self):
+        return self.shared.port
+
+    def node(self, *args, env=None, listen=True, echo=True):
+        n = Node(self.binary, args, env=env, listen=listen, echo=echo)
+        self.own.append(n)
+        self.all_nodes.append(n)
+        return n.start()
+
+
+def _alarm(signum, frame_):
+    raise Timeout("test took too long (alarm)")
+
+
+def arun(coro, timeout=20.0):
+    """Runs an asyncio coroutine with an overall time limit."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def main(tests, shared_args=(), test_timeout=25.0):
+    """Runs each test function (named test_*), prints PASS/FAIL lines and a summary, and exits
+    with status 1 if any failed. The binary to test is sys.argv[1]."""
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} PATH-TO-SWITCHBOARD", file=sys.stderr)
+        sys.exit(2)
+    binary = os.path.abspath(sys.argv[1])
+    if not os.access(binary, os.X_OK):
+        print(f"not an executable: {binary}", file=sys.stderr)
+        sys.exit(2)
+    ctx = Context(binary, list(shared_args))
+    signal.signal(signal.SIGALRM, _alarm)
+    passed = failed = 0
+    t_start = time.monotonic()
+
+    def report(name, err, nodes):
+        nonlocal passed, failed
+        if err is None:
+            passed += 1
+            print(f"PASS {name}", flush=True)
+            return
+        failed += 1
+        print(f"FAIL {name}: {err}", flush=True)
+        for n in nodes:
+            if n.log_path and n.log_path not in err:  # not already in the message
+                print(n.log_tail(40), flush=True)
+
+    for test in tests:
+        name = test.__name__[5:] if test.__name__.startswith("test_") else test.__name__
+        ctx.own = []
+        shared_before = ctx._shared
+        err = None
+        t0 = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, test_timeout)
+        try:
+            test(ctx)
+        except Exception as e:  # Failure, timeouts, socket errors, bugs in the test itself
+            tb = traceback.extract_tb(e.__traceback__)
+            where = next(
+                (f"{os.path.basename(fr.filename)}:{fr.lineno}" for fr in reversed(tb)
+                 if os.path.basename(fr.filename).startswith("test_")),
+                "",
+            )
+            err = f"{type(e).__name__}: {e}" + (f" [{where}]" if where else "")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        # Nodes the test started itself must stop cleanly.
+        for n in ctx.own:
+            try:
+                n.stop()
+            except Exception as e:
+                if err is None:
+                    err = f"{type(e).__name__}: {e}"
+            finally:
+                n.kill()
+        # The shared node must have survived the test.
+        if ctx._shared is not None and not ctx._shared.alive():
+            if err is None:
+                err = f"shared node died (status {ctx._shared.proc.returncode})"
+            try:
+                ctx._shared.check_log()
+            except Failure as e:
+                err += f"; {e}"
+        if err is not None and os.environ.get("SB_TEST_VERBOSE"):
+            traceback.print_exc()
+        involved = list(ctx.own)
+        for n in (shared_before, ctx._shared):
+            if n is not None and n not in involved:
+                involved.append(n)
+        dt = time.monotonic() - t0
+        if dt > 5:
+            print(f"  ({name} took {dt:.1f} s)", flush=True)
+        report(name, err, involved if err else [])
+
+    # The shared node, which served most of the tests, must also exit cleanly.
+    if ctx._shared is not None:
+        err = None
+        try:
+            if ctx._shared.alive():
+                ctx._shared.stop()
+            else:
+                ctx._shared.check_log()
+        except Exception as e:
+            err = f"{type(e).__name__}: {e}"
+        finally:
+            ctx._shared.kill()
+        report("shared_node_exits_cleanly", err, [])
+
+    for n in ctx.all_nodes:
+        n.kill()
+        if failed == 0:
+            n.remove_log()
+    print(f"  (total {time.monotonic() - t_start:.1f} s)", flush=True)
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
