@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Switchboard needs, only those missing: one script for README, CI and the Dockerfile.
 #
+#   deploy/deps.sh runtime the shared libraries the switchboard binary needs (container images)
 #   deploy/deps.sh build   compiler, CMake and the libraries (enough for `make run`)
 #   deploy/deps.sh test    build + what the tests use (clang/libFuzzer, redis-server, HAProxy,
 #                          python3-websockets, Chromium, Node.js for playwright-core)
@@ -8,15 +9,18 @@ set -euo pipefail
 
 what=${1:-build}
 
+runtime_pkgs=(libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libssl3 libcjson1 libhiredis0.14
+              ca-certificates)
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libcjson-dev libhiredis-dev check)
 test_pkgs=(clang libclang-rt-dev redis-server haproxy python3 python3-websockets chromium nodejs npm
            procps iproute2)
 
 case "$what" in
+runtime) pkgs=("${runtime_pkgs[@]}") ;;
 build) pkgs=("${build_pkgs[@]}") ;;
 test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 *)
-    echo "usage: $0 build|test" >&2
+    echo "usage: $0 runtime|build|test" >&2
     exit 2
     ;;
 esac

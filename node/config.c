@@ -26,6 +26,11 @@ typedef struct {
 static const option_t options[] = {
     {"listen", "SWITCHBOARD_LISTEN", OPT_STRING, OFF(listen), "0.0.0.0:8080",
      "address to serve HTTP and WebSockets on, HOST:PORT or [HOST]:PORT (port 0: any free port)"},
+    {"redis", "SWITCHBOARD_REDIS_URL", OPT_STRING, OFF(redis), "",
+     "redis://[[user]:password@]host[:port][/db]: join the cluster on this Redis (default: run "
+     "alone on the embedded bus)"},
+    {"node-ttl", "SWITCHBOARD_NODE_TTL", OPT_SECONDS, OFF(node_ttl), "3",
+     "seconds without a liveness refresh after which other nodes remove this node's peers"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
      "directory served at / (the demo and client); auto: the installed share/switchboard/www, else the source tree's www/; \"\": none"},
     {"node-id", "SWITCHBOARD_NODE_ID", OPT_STRING, OFF(node_id), "",

@@ -10,6 +10,8 @@ typedef struct {
     char *www;                /* directory served at /, "" for none; made absolute at start */
     char *node_id;            /* this node's name in welcome messages; generated when "" */
     char *ice_servers;        /* JSON array given to clients for RTCPeerConnection */
+    char *redis;              /* redis:// URL of the cluster bus, "" for the embedded bus */
+    double node_ttl;          /* seconds after which a silent node counts as dead */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */

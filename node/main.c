@@ -12,10 +12,14 @@
 #include <openssl/rand.h>
 
 #include "bus.h"
+#include "bus_redis.h"
 #include "config.h"
+#include "dir_redis.h"
 #include "echo.h"
 #include "log.h"
 #include "message.h"
+#include "redis.h"
+#include "redis_url.h"
 #include "relay.h"
 #include "server.h"
 
@@ -138,6 +142,38 @@ static int name_node(sb_config_t *cfg, char *err, size_t errlen) {
     return replace(&cfg->node_id, id);
 }
 
+/* What the cluster callbacks need: filled in as the parts are created. */
+typedef struct {
+    sb_bus_t *bus;
+    sb_dir_t *dir;
+    sb_relay_t *relay;
+} cluster_t;
+
+static void on_bus_ready(void *ctx, int ready) {
+    cluster_t *c = ctx;
+    if (ready && c->dir)
+        sb_dir_redis_refresh(c->dir); /* register at once rather than on the next tick */
+}
+
+static void on_dir_lost(void *ctx) {
+    cluster_t *c = ctx;
+    if (c->relay)
+        sb_relay_reassert(c->relay);
+}
+
+static int cluster_ready(void *ctx, char *why, size_t len) {
+    cluster_t *c = ctx;
+    if (!sb_bus_redis_ready(c->bus))
+        snprintf(why, len, "cannot publish and receive through Redis");
+    else if (!sb_dir_redis_registered(c->dir))
+        snprintf(why, len, "not registered in Redis yet");
+    else if (sb_relay_reasserting(c->relay))
+        snprintf(why, len, "recording this node's peers and rooms in Redis again");
+    else
+        return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     sb_config_t cfg;
     char err[256];
@@ -145,6 +181,9 @@ int main(int argc, char **argv) {
     struct event_base *base = NULL;
     sb_server_t *server = NULL;
     sb_bus_t *bus = NULL;
+    sb_dir_t *dir = NULL;
+    sb_redis_url_t redis_url;
+    cluster_t cluster = {0};
     sb_relay_t *relay = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     sb_handler_t handler;
@@ -173,9 +212,27 @@ int main(int argc, char **argv) {
     }
     if (cfg.echo) {
         handler = sb_echo_handler();
+    } else if (cfg.redis[0] != '\0') {
+        /* A clear answer at start beats a node that never becomes ready. */
+        if (sb_redis_url_parse(cfg.redis, &redis_url, err, sizeof(err)) != 0 ||
+            sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
+            sb_log(SB_LOG_ERROR, "%s", err);
+            goto out;
+        }
+        bus = cluster.bus = sb_bus_redis_new(base, &redis_url, cfg.node_id, on_bus_ready, &cluster);
+        dir = cluster.dir = bus ? sb_dir_redis_new(base, sb_bus_redis_commands(bus), cfg.node_id,
+                                                   cfg.node_ttl, on_dir_lost, &cluster)
+                                : NULL;
+        relay = cluster.relay = dir ? sb_relay_new(&cfg, bus, dir, cfg.node_id) : NULL;
+        if (relay == NULL) {
+            sb_log(SB_LOG_ERROR, "out of memory");
+            goto out;
+        }
+        handler = sb_relay_handler(relay);
     } else {
         bus = sb_bus_memory_new();
-        relay = bus ? sb_relay_new(&cfg, bus, cfg.node_id) : NULL;
+        dir = sb_dir_memory_new();
+        relay = bus && dir ? sb_relay_new(&cfg, bus, dir, cfg.node_id) : NULL;
         if (relay == NULL) {
             sb_log(SB_LOG_ERROR, "out of memory");
             goto out;
@@ -187,15 +244,18 @@ int main(int argc, char **argv) {
         sb_log(SB_LOG_ERROR, "%s", err);
         goto out;
     }
+    if (cluster.relay)
+        sb_server_set_ready_check(server, cluster_ready, &cluster);
     sigterm = evsignal_new(base, SIGTERM, on_signal, server);
     sigint = evsignal_new(base, SIGINT, on_signal, server);
     if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL)) {
         sb_log(SB_LOG_ERROR, "cannot install signal handlers");
         goto out;
     }
-    sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s, embedded bus)%s%s",
-           SB_VERSION, cfg.node_id, sb_server_address(server),
-           cfg.echo ? "echo mode" : "relay", cfg.www[0] ? ", serving " : "", cfg.www);
+    sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s)%s%s", SB_VERSION,
+           cfg.node_id, sb_server_address(server),
+           cfg.echo ? "echo mode" : cluster.relay ? "relay, Redis bus" : "relay, embedded bus",
+           cfg.www[0] ? ", serving " : "", cfg.www);
     event_base_dispatch(base);
     sb_log(SB_LOG_INFO, "stopped");
     rc = EXIT_SUCCESS;
@@ -204,10 +264,14 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
-    sb_server_free(server); /* before the relay: closing connections tells the relay */
-    sb_relay_free(relay);
+    /* The server first: closing its connections tells the relay. Then the bus, which fails the
+     * publishes still pending (the relay, still alive, hears of each), then the rest. */
+    sb_server_free(server);
     if (bus)
         bus->ops->free(bus);
+    if (dir)
+        dir->ops->free(dir);
+    sb_relay_free(relay);
     if (base)
         event_base_free(base);
     sb_config_free(&cfg);

@@ -1,4 +1,9 @@
-/* The signaling relay (protocol v1): peer IDs, relaying by ID with delivery feedback, rooms. */
+/* The signaling relay (protocol v1): peer IDs, relaying by ID with delivery feedback, rooms.
+ *
+ * Local state is the peers connected to this node and the rooms they are in; cluster-wide
+ * state (who holds an ID, who is in a room) is the directory's. Messages for peers elsewhere
+ * go over the bus. A bus message is "<origin node>\n<peer to skip>\n<client JSON>": a node
+ * delivers to its own peers directly and skips its own messages when the bus echoes them. */
 #include "relay.h"
 
 #include <stdio.h>
@@ -15,39 +20,58 @@
 #include "ws.h"
 
 /* Close codes of the protocol (PROTOCOL.md). */
+#define CLOSE_TRY_AGAIN 1013
 #define CLOSE_ID_TAKEN 4001
 #define CLOSE_BAD_ID 4002
 
-/* Bus channels: one per peer, one per room. A bus message is "<peer to skip>\n<client JSON>". */
 #define PEER_CHANNEL "sb:peer:"
 #define ROOM_CHANNEL "sb:room:"
+#define CHANNEL_MAX (sizeof(ROOM_CHANNEL) + SB_ROOM_MAX)
 
 typedef struct room room_t;
 
+/* A peer lives as long as its connection or any directory answer it waits for. */
 typedef struct {
     sb_relay_t *relay;
     sb_conn_t *conn;
-    uint64_t conn_id; /* tells this connection from a later one with the same ID */
+    int refs;
+    int closed;     /* its connection has ended */
+    int registered; /* holds its ID (welcome sent) and its bus channel */
     char id[SB_ID_MAX + 1];
-    int registered;   /* holds its ID and its bus channel */
-    room_t **rooms;   /* rooms joined, at most max_rooms_per_peer */
+    room_t **rooms; /* rooms joined on this node, at most max_rooms_per_peer */
     size_t nrooms;
+    size_t joining; /* joins waiting for the directory */
 } peer_t;
 
+/* A room's members on this node. */
 struct room {
     char name[SB_ROOM_MAX + 1];
-    peer_t **members; /* local members, in joining order */
+    peer_t **members;
     size_t n, cap;
 };
 
 struct sb_relay {
     const sb_config_t *cfg;
     sb_bus_t *bus;
-    sb_map_t *peers; /* id -> peer_t, the peers connected to this node */
-    sb_map_t *rooms; /* name -> room_t, the rooms with members on this node */
+    sb_dir_t *dir;
+    sb_map_t *peers; /* id -> peer_t: peers of this node, registered or claiming */
+    sb_map_t *rooms; /* name -> room_t: rooms with members on this node */
     char node_id[SB_ID_MAX + 1];
+    size_t reasserting; /* directory answers still due after a bus reconnect */
     sb_relay_stats_t stats;
 };
+
+static peer_t *peer_ref(peer_t *p) {
+    p->refs++;
+    return p;
+}
+
+static void peer_unref(peer_t *p) {
+    if (--p->refs == 0) {
+        free(p->rooms);
+        free(p);
+    }
+}
 
 /* Sends a built message and frees it; NULL (out of memory) sends nothing. */
 static int send_owned(sb_conn_t *c, char *msg, size_t len) {
@@ -65,121 +89,137 @@ static void send_error(sb_conn_t *c, const char *code, const char *message, cons
     send_owned(c, msg, len);
 }
 
-/* Publishes client JSON on a channel, prefixed with the peer that must not receive it. */
+static sb_str_t no_mid(void) { return (sb_str_t){NULL, 0}; }
+
+static void channel_name(char *out, const char *prefix, const char *name) {
+    snprintf(out, CHANNEL_MAX, "%s%s", prefix, name);
+}
+
+/* Publishes client JSON on a channel for the other nodes. */
 static void publish(sb_relay_t *r, const char *channel, const char *skip, const char *json,
                     size_t len, sb_bus_done_fn done, void *arg) {
-    size_t slen = strlen(skip);
-    char *env = malloc(slen + 1 + len);
+    size_t nlen = strlen(r->node_id), slen = strlen(skip), total = nlen + 1 + slen + 1 + len;
+    char *env = malloc(total);
     if (env == NULL) {
         if (done)
             done(arg, -1);
         return;
     }
-    memcpy(env, skip, slen);
-    env[slen] = '\n';
-    memcpy(env + slen + 1, json, len);
-    r->bus->ops->publish(r->bus, channel, env, slen + 1 + len, done, arg);
+    memcpy(env, r->node_id, nlen);
+    env[nlen] = '\n';
+    memcpy(env + nlen + 1, skip, slen);
+    env[nlen + 1 + slen] = '\n';
+    memcpy(env + nlen + slen + 2, json, len);
+    r->bus->ops->publish(r->bus, channel, env, total, done, arg);
     free(env);
 }
 
-static void channel_name(char *out, size_t cap, const char *prefix, const char *name) {
-    snprintf(out, cap, "%s%s", prefix, name);
+/* Sends json to this node's members of room, except the peer named skip. */
+static int fan_out(room_t *room, const char *skip, const char *json, size_t len) {
+    int delivered = 0;
+    /* Sends never remove members here: a dropped connection leaves on a later loop turn. */
+    for (size_t i = 0; room != NULL && i < room->n; i++)
+        if (strcmp(room->members[i]->id, skip) != 0 &&
+            sb_conn_send_text(room->members[i]->conn, json, len) == 0)
+            delivered++;
+    return delivered;
 }
 
-/* Where a relayed message went, remembered until the bus says whether anyone took it. */
+/* Tells every member of the room, here and on other nodes, that peer joined or left. */
+static void room_event(sb_relay_t *r, const char *room, const char *event, const char *peer) {
+    size_t len = 0;
+    char channel[CHANNEL_MAX];
+    char *msg = sb_msg_peer_event(event, room, peer, &len);
+    if (msg == NULL)
+        return;
+    fan_out(sb_map_get(r->rooms, room), peer, msg, len);
+    channel_name(channel, ROOM_CHANNEL, room);
+    publish(r, channel, peer, msg, len, NULL, NULL);
+    free(msg);
+}
+
+/* ---- relaying ---- */
+
+/* Where a relayed message went, kept until the bus says whether anyone took it. */
 typedef struct {
-    sb_relay_t *relay;
-    char from[SB_ID_MAX + 1];
-    uint64_t conn_id;
+    peer_t *sender;
     char to[SB_ID_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
-} pending_t;
+} pending_relay_t;
 
 static void relay_done(void *arg, int receivers) {
-    pending_t *p = arg;
-    sb_relay_t *r = p->relay;
-    peer_t *sender = sb_map_get(r->peers, p->from);
+    pending_relay_t *p = arg;
+    sb_relay_t *r = p->sender->relay;
     sb_str_t mid = {p->mid, strlen(p->mid)};
 
     if (receivers > 0)
         r->stats.relayed++;
     else
         r->stats.unavailable++;
-    /* The sender may have gone, or its ID may belong to a newer connection, meanwhile. */
-    if (sender != NULL && sender->conn_id == p->conn_id) {
-        if (receivers > 0) {
-            if (mid.len > 0) {
-                size_t len = 0;
-                char *msg = sb_msg_ack(mid, &len);
-                send_owned(sender->conn, msg, len);
-            }
-        } else {
-            send_error(sender->conn, receivers < 0 ? "unavailable" : "peer-unavailable",
-                       receivers < 0 ? "the message bus is unavailable; try again"
-                                     : "no peer with that ID is connected",
+    if (!p->sender->closed) {
+        if (receivers > 0 && mid.len > 0) {
+            size_t len = 0;
+            char *msg = sb_msg_ack(mid, &len);
+            send_owned(p->sender->conn, msg, len);
+        } else if (receivers == 0) {
+            send_error(p->sender->conn, "peer-unavailable", "no peer with that ID is connected",
+                       p->to, NULL, mid);
+        } else if (receivers < 0) {
+            send_error(p->sender->conn, "unavailable",
+                       "the cluster's message bus is unavailable; the message was not delivered",
                        p->to, NULL, mid);
         }
     }
+    peer_unref(p->sender);
     free(p);
 }
 
 static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m) {
     size_t len = 0;
     char *msg = sb_msg_relay(m->type, sender->id, m->payload, m->mid, &len);
-    pending_t *p = calloc(1, sizeof(*p));
+    pending_relay_t *p = calloc(1, sizeof(*p));
     if (msg == NULL || p == NULL) {
         free(msg);
         free(p);
         send_error(sender->conn, "unavailable", "out of memory", m->to, NULL, m->mid);
         return;
     }
-    p->relay = r;
-    p->conn_id = sender->conn_id;
-    memcpy(p->from, sender->id, sizeof(p->from));
+    p->sender = peer_ref(sender);
     memcpy(p->to, m->to, sizeof(p->to));
-    memcpy(p->mid, m->mid.p ? m->mid.p : "", m->mid.len);
+    if (m->mid.len > 0)
+        memcpy(p->mid, m->mid.p, m->mid.len);
 
     peer_t *local = sb_map_get(r->peers, m->to);
-    if (local != NULL) {
+    if (local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
         relay_done(p, sb_conn_send_text(local->conn, msg, len) == 0 ? 1 : 0);
+    } else if (local != NULL) {
+        relay_done(p, 0); /* still claiming its ID: not connected yet */
     } else {
-        char channel[sizeof(PEER_CHANNEL) + SB_ID_MAX];
-        channel_name(channel, sizeof(channel), PEER_CHANNEL, m->to);
+        char channel[CHANNEL_MAX];
+        channel_name(channel, PEER_CHANNEL, m->to);
         publish(r, channel, "", msg, len, relay_done, p);
     }
     free(msg);
 }
 
-static int in_room(const peer_t *peer, const room_t *room) {
-    for (size_t i = 0; i < peer->nrooms; i++)
-        if (peer->rooms[i] == room)
-            return 1;
-    return 0;
-}
+/* ---- rooms ---- */
 
-static void room_event(sb_relay_t *r, room_t *room, const char *event, const char *peer) {
-    size_t len = 0;
-    char channel[sizeof(ROOM_CHANNEL) + SB_ROOM_MAX];
-    char *msg = sb_msg_peer_event(event, room->name, peer, &len);
-    if (msg == NULL)
-        return;
-    channel_name(channel, sizeof(channel), ROOM_CHANNEL, room->name);
-    publish(r, channel, peer, msg, len, NULL, NULL);
-    free(msg);
-}
-
-static room_t *room_open(sb_relay_t *r, const char *name) {
+static room_t *local_room(sb_relay_t *r, const char *name, int create) {
     room_t *room = sb_map_get(r->rooms, name);
-    if (room != NULL)
+    if (room != NULL || !create)
         return room;
     room = calloc(1, sizeof(*room));
     if (room == NULL)
         return NULL;
     snprintf(room->name, sizeof(room->name), "%s", name);
-    char channel[sizeof(ROOM_CHANNEL) + SB_ROOM_MAX];
-    channel_name(channel, sizeof(channel), ROOM_CHANNEL, name);
-    if (sb_map_put(r->rooms, name, room) != 0 || r->bus->ops->subscribe(r->bus, channel) != 0) {
+    char channel[CHANNEL_MAX];
+    channel_name(channel, ROOM_CHANNEL, name);
+    if (sb_map_put(r->rooms, name, room) != 0) {
+        free(room);
+        return NULL;
+    }
+    if (r->bus->ops->subscribe(r->bus, channel) != 0) {
         sb_map_remove(r->rooms, name);
         free(room);
         return NULL;
@@ -188,11 +228,36 @@ static room_t *room_open(sb_relay_t *r, const char *name) {
     return room;
 }
 
-static void room_close_if_empty(sb_relay_t *r, room_t *room) {
+static int is_member(const peer_t *peer, const room_t *room) {
+    for (size_t i = 0; i < peer->nrooms; i++)
+        if (peer->rooms[i] == room)
+            return 1;
+    return 0;
+}
+
+/* Records peer as a member on this node. Returns 0, or -1 when out of memory. */
+static int add_member(sb_relay_t *r, room_t *room, peer_t *peer) {
+    if (peer->rooms == NULL &&
+        (peer->rooms = calloc(r->cfg->max_rooms_per_peer, sizeof(*peer->rooms))) == NULL)
+        return -1;
+    if (room->n == room->cap) {
+        size_t cap = room->cap ? room->cap * 2 : 4;
+        peer_t **members = realloc(room->members, cap * sizeof(*members));
+        if (members == NULL)
+            return -1;
+        room->members = members;
+        room->cap = cap;
+    }
+    room->members[room->n++] = peer;
+    peer->rooms[peer->nrooms++] = room;
+    return 0;
+}
+
+static void close_room_if_empty(sb_relay_t *r, room_t *room) {
     if (room->n > 0)
         return;
-    char channel[sizeof(ROOM_CHANNEL) + SB_ROOM_MAX];
-    channel_name(channel, sizeof(channel), ROOM_CHANNEL, room->name);
+    char channel[CHANNEL_MAX];
+    channel_name(channel, ROOM_CHANNEL, room->name);
     r->bus->ops->unsubscribe(r->bus, channel);
     sb_map_remove(r->rooms, room->name);
     r->stats.rooms--;
@@ -200,8 +265,9 @@ static void room_close_if_empty(sb_relay_t *r, room_t *room) {
     free(room);
 }
 
-/* Removes peer from room (both sides) and tells the others. */
-static void room_remove(sb_relay_t *r, room_t *room, peer_t *peer) {
+/* Takes peer out of room, in the directory and here, and tells the others. */
+static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer) {
+    char name[SB_ROOM_MAX + 1];
     for (size_t i = 0; i < room->n; i++)
         if (room->members[i] == peer) {
             memmove(&room->members[i], &room->members[i + 1],
@@ -214,76 +280,117 @@ static void room_remove(sb_relay_t *r, room_t *room, peer_t *peer) {
             peer->rooms[i] = peer->rooms[--peer->nrooms];
             break;
         }
-    room_event(r, room, "peer-left", peer->id);
-    room_close_if_empty(r, room);
+    memcpy(name, room->name, sizeof(name));
+    r->dir->ops->leave(r->dir, name, peer->id);
+    close_room_if_empty(r, room);
+    room_event(r, name, "peer-left", peer->id);
+}
+
+typedef struct {
+    peer_t *peer;
+    char room[SB_ROOM_MAX + 1];
+    char mid[SB_MID_MAX * 6 + 3];
+    int reassert; /* re-recording a membership after an outage, no answer to send */
+} pending_join_t;
+
+static void join_done(void *arg, int result, int added, const char *const *members, size_t n) {
+    pending_join_t *p = arg;
+    peer_t *peer = p->peer;
+    sb_relay_t *r = peer->relay;
+    sb_str_t mid = {p->mid, strlen(p->mid)};
+
+    if (p->reassert) {
+        r->reasserting--;
+    } else {
+        peer->joining--;
+    }
+    if (peer->closed) {
+        if (result == SB_DIR_OK && added)
+            r->dir->ops->leave(r->dir, p->room, peer->id); /* it left while we asked */
+        goto out;
+    }
+    if (p->reassert) {
+        if (result == SB_DIR_OK && added) /* others saw it leave meanwhile: it is back */
+            room_event(r, p->room, "peer-joined", peer->id);
+        goto out;
+    }
+    if (result == SB_DIR_FULL) {
+        send_error(peer->conn, "room-full", "this room has as many peers as allowed", NULL,
+                   p->room, mid);
+        goto out;
+    }
+    room_t *room = result == SB_DIR_OK ? local_room(r, p->room, 1) : NULL;
+    if (room == NULL || (!is_member(peer, room) && add_member(r, room, peer) != 0)) {
+        if (result == SB_DIR_OK && added)
+            r->dir->ops->leave(r->dir, p->room, peer->id);
+        if (room != NULL)
+            close_room_if_empty(r, room);
+        send_error(peer->conn, "unavailable",
+                   result == SB_DIR_UNAVAILABLE ? "the cluster's directory is unavailable"
+                                                : "out of memory",
+                   NULL, p->room, mid);
+        goto out;
+    }
+    /* The answer lists the others; they hear of the newcomer after it has its answer. */
+    const char **others = malloc((n + 1) * sizeof(*others));
+    size_t k = 0, len = 0;
+    if (others != NULL)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(members[i], peer->id) != 0)
+                others[k++] = members[i];
+    char *msg = others ? sb_msg_joined(p->room, others, k, mid, &len) : NULL;
+    free(others);
+    send_owned(peer->conn, msg, len);
+    if (added)
+        room_event(r, p->room, "peer-joined", peer->id);
+out:
+    peer_unref(peer);
+    free(p);
+}
+
+static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t mid,
+                       int reassert) {
+    pending_join_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        if (!reassert)
+            send_error(peer->conn, "unavailable", "out of memory", NULL, room, mid);
+        return;
+    }
+    p->peer = peer_ref(peer);
+    p->reassert = reassert;
+    snprintf(p->room, sizeof(p->room), "%s", room);
+    if (mid.len > 0)
+        memcpy(p->mid, mid.p, mid.len);
+    if (reassert)
+        r->reasserting++;
+    else
+        peer->joining++;
+    /* A re-recorded membership was within the limit when it was made. */
+    r->dir->ops->join(r->dir, room, peer->id, reassert ? (size_t)-1 : r->cfg->max_room_peers,
+                      join_done, p);
 }
 
 static void join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m) {
     room_t *room = sb_map_get(r->rooms, m->room);
-    int member = room != NULL && in_room(peer, room);
-
-    if (!member && peer->nrooms >= r->cfg->max_rooms_per_peer) {
+    if ((room == NULL || !is_member(peer, room)) &&
+        peer->nrooms + peer->joining >= r->cfg->max_rooms_per_peer) {
         send_error(peer->conn, "too-many-rooms", "this peer is in as many rooms as allowed",
                    NULL, m->room, m->mid);
         return;
     }
-    if (!member && room != NULL && room->n >= r->cfg->max_room_peers) {
-        send_error(peer->conn, "room-full", "this room has as many peers as allowed", NULL,
-                   m->room, m->mid);
-        return;
-    }
-    if (room == NULL && (room = room_open(r, m->room)) == NULL) {
-        send_error(peer->conn, "unavailable", "out of memory", NULL, m->room, m->mid);
-        return;
-    }
-    if (!member) {
-        if (peer->rooms == NULL)
-            peer->rooms = calloc(r->cfg->max_rooms_per_peer, sizeof(*peer->rooms));
-        if (room->n == room->cap) {
-            size_t cap = room->cap ? room->cap * 2 : 4;
-            peer_t **members = realloc(room->members, cap * sizeof(*members));
-            if (members != NULL)
-                room->members = members, room->cap = cap;
-        }
-        if (peer->rooms == NULL || room->n == room->cap) {
-            room_close_if_empty(r, room);
-            send_error(peer->conn, "unavailable", "out of memory", NULL, m->room, m->mid);
-            return;
-        }
-    }
-
-    /* The answer lists the others; they hear of the newcomer after it has its answer. */
-    const char **ids = malloc((room->n + 1) * sizeof(*ids));
-    size_t n = 0, len = 0;
-    if (ids == NULL) {
-        room_close_if_empty(r, room);
-        send_error(peer->conn, "unavailable", "out of memory", NULL, m->room, m->mid);
-        return;
-    }
-    for (size_t i = 0; i < room->n; i++)
-        if (room->members[i] != peer)
-            ids[n++] = room->members[i]->id;
-    char *msg = sb_msg_joined(room->name, ids, n, m->mid, &len);
-    free(ids);
-    if (!member) {
-        room->members[room->n++] = peer;
-        peer->rooms[peer->nrooms++] = room;
-    }
-    send_owned(peer->conn, msg, len);
-    if (!member)
-        room_event(r, room, "peer-joined", peer->id);
+    start_join(r, peer, m->room, m->mid, 0);
 }
 
 static void leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m) {
     room_t *room = sb_map_get(r->rooms, m->room);
-    if (room == NULL || !in_room(peer, room)) {
+    if (room == NULL || !is_member(peer, room)) {
         send_error(peer->conn, "not-joined", "this peer is not in that room", NULL, m->room,
                    m->mid);
         return;
     }
     size_t len = 0;
     char *msg = sb_msg_left(m->room, m->mid, &len);
-    room_remove(r, room, peer);
+    remove_member(r, room, peer);
     send_owned(peer->conn, msg, len);
 }
 
@@ -293,11 +400,15 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len) {
     sb_msg_t m;
     char err[160];
 
-    if (peer == NULL || !peer->registered)
+    if (peer == NULL)
         return; /* refused at open; its close is on the way */
     if (sb_msg_parse(data, len, &m, err, sizeof(err)) != 0) {
         r->stats.bad_requests++;
         send_error(c, "bad-request", err, NULL, NULL, m.mid);
+        return;
+    }
+    if (!peer->registered) {
+        send_error(c, "unavailable", "wait for welcome before sending", NULL, NULL, m.mid);
         return;
     }
     switch (m.type) {
@@ -312,6 +423,8 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len) {
         break;
     }
 }
+
+/* ---- peer IDs ---- */
 
 /* A random, unguessable ID: 96 bits in base64url, 16 characters. */
 static int random_id(char out[17]) {
@@ -341,18 +454,62 @@ static int query_id(const char *query, char *out, size_t cap, int *too_long) {
     return 0;
 }
 
-static void refuse(sb_relay_t *r, sb_conn_t *c, const char *code, const char *message,
-                   uint16_t close_code) {
-    (void)r;
-    send_error(c, code, message, NULL, NULL, (sb_str_t){NULL, 0});
+static void refuse(sb_conn_t *c, const char *code, const char *message, uint16_t close_code) {
+    send_error(c, code, message, NULL, NULL, no_mid());
     sb_conn_close(c, close_code, code);
+}
+
+/* Drops peer from the local map if it is the one registered under its ID. */
+static void forget(sb_relay_t *r, peer_t *peer) {
+    if (sb_map_get(r->peers, peer->id) == peer)
+        sb_map_remove(r->peers, peer->id);
+}
+
+static void register_peer(sb_relay_t *r, peer_t *peer) {
+    char channel[CHANNEL_MAX];
+    size_t len = 0;
+    channel_name(channel, PEER_CHANNEL, peer->id);
+    if (r->bus->ops->subscribe(r->bus, channel) != 0) {
+        r->dir->ops->release(r->dir, peer->id);
+        forget(r, peer);
+        sb_conn_close(peer->conn, SB_WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    peer->registered = 1;
+    r->stats.peers++;
+    char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
+    send_owned(peer->conn, msg, len);
+    sb_log(SB_LOG_DEBUG, "conn %llu %s: peer %s", (unsigned long long)sb_conn_id(peer->conn),
+           sb_conn_peer(peer->conn), peer->id);
+}
+
+static void claim_done(void *arg, int result) {
+    peer_t *peer = arg;
+    sb_relay_t *r = peer->relay;
+
+    if (peer->closed) {
+        /* Gone while we asked: give the ID back unless a newer connection here has it. */
+        if (result == SB_DIR_OK && sb_map_get(r->peers, peer->id) == NULL)
+            r->dir->ops->release(r->dir, peer->id);
+    } else if (result == SB_DIR_OK) {
+        register_peer(r, peer);
+    } else {
+        forget(r, peer);
+        if (result == SB_DIR_TAKEN) {
+            r->stats.ids_taken++;
+            refuse(peer->conn, "id-taken", "another connection holds this id", CLOSE_ID_TAKEN);
+        } else {
+            refuse(peer->conn, "unavailable", "the cluster's directory is unavailable; retry",
+                   CLOSE_TRY_AGAIN);
+        }
+    }
+    peer_unref(peer);
 }
 
 static void on_open(void *app, sb_conn_t *c) {
     sb_relay_t *r = app;
     peer_t *peer = calloc(1, sizeof(*peer));
     int too_long = 0;
-    size_t len = 0;
 
     if (peer == NULL) {
         sb_conn_close(c, SB_WS_CLOSE_INTERNAL, "out of memory");
@@ -360,45 +517,29 @@ static void on_open(void *app, sb_conn_t *c) {
     }
     peer->relay = r;
     peer->conn = c;
-    peer->conn_id = sb_conn_id(c);
+    peer->refs = 1; /* the connection's */
     sb_conn_set_data(c, peer);
 
     if (query_id(sb_conn_query(c), peer->id, sizeof(peer->id), &too_long)) {
         if (too_long || !sb_peer_id_valid(peer->id, strlen(peer->id))) {
-            refuse(r, c, "bad-id", "id must be 1-64 characters of [A-Za-z0-9_.-]", CLOSE_BAD_ID);
+            refuse(c, "bad-id", "id must be 1-64 characters of [A-Za-z0-9_.-]", CLOSE_BAD_ID);
             return;
         }
-        if (sb_map_get(r->peers, peer->id) != NULL) {
-            r->stats.ids_taken++;
-            refuse(r, c, "id-taken", "another connection holds this id", CLOSE_ID_TAKEN);
-            return;
-        }
-    } else {
-        do {
-            if (random_id(peer->id) != 0) {
-                sb_conn_close(c, SB_WS_CLOSE_INTERNAL, "no randomness");
-                return;
-            }
-        } while (sb_map_get(r->peers, peer->id) != NULL);
+    } else if (random_id(peer->id) != 0) {
+        sb_conn_close(c, SB_WS_CLOSE_INTERNAL, "no randomness");
+        return;
     }
-
-    char channel[sizeof(PEER_CHANNEL) + SB_ID_MAX];
-    channel_name(channel, sizeof(channel), PEER_CHANNEL, peer->id);
+    /* Held or being claimed by a connection of this node. */
+    if (sb_map_get(r->peers, peer->id) != NULL) {
+        r->stats.ids_taken++;
+        refuse(c, "id-taken", "another connection holds this id", CLOSE_ID_TAKEN);
+        return;
+    }
     if (sb_map_put(r->peers, peer->id, peer) != 0) {
         sb_conn_close(c, SB_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    if (r->bus->ops->subscribe(r->bus, channel) != 0) {
-        sb_map_remove(r->peers, peer->id);
-        sb_conn_close(c, SB_WS_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    peer->registered = 1;
-    r->stats.peers++;
-    char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
-    send_owned(c, msg, len);
-    sb_log(SB_LOG_DEBUG, "conn %llu %s: peer %s", (unsigned long long)sb_conn_id(c),
-           sb_conn_peer(c), peer->id);
+    r->dir->ops->claim(r->dir, peer->id, claim_done, peer_ref(peer));
 }
 
 static void on_close(void *app, sb_conn_t *c) {
@@ -407,53 +548,89 @@ static void on_close(void *app, sb_conn_t *c) {
     if (peer == NULL)
         return;
     sb_conn_set_data(c, NULL);
+    peer->closed = 1;
+    while (peer->nrooms > 0)
+        remove_member(r, peer->rooms[peer->nrooms - 1], peer);
     if (peer->registered) {
-        while (peer->nrooms > 0)
-            room_remove(r, peer->rooms[peer->nrooms - 1], peer);
-        char channel[sizeof(PEER_CHANNEL) + SB_ID_MAX];
-        channel_name(channel, sizeof(channel), PEER_CHANNEL, peer->id);
+        char channel[CHANNEL_MAX];
+        channel_name(channel, PEER_CHANNEL, peer->id);
         r->bus->ops->unsubscribe(r->bus, channel);
-        sb_map_remove(r->peers, peer->id);
+        r->dir->ops->release(r->dir, peer->id);
         r->stats.peers--;
     }
-    free(peer->rooms);
-    free(peer);
+    forget(r, peer);
+    peer_unref(peer);
 }
 
-/* A message from the bus: to one local peer, or to the local members of a room. */
+/* ---- the bus ---- */
+
+/* A message from another node: to one of our peers, or to our members of a room. */
 static int deliver(void *ctx, const char *channel, const char *msg, size_t len) {
     sb_relay_t *r = ctx;
-    const char *nl = memchr(msg, '\n', len);
+    const char *nl1 = memchr(msg, '\n', len);
+    const char *nl2 = nl1 ? memchr(nl1 + 1, '\n', len - (size_t)(nl1 + 1 - msg)) : NULL;
     char skip[SB_ID_MAX + 1];
-    int delivered = 0;
 
-    if (nl == NULL || (size_t)(nl - msg) > SB_ID_MAX)
+    if (nl2 == NULL || (size_t)(nl2 - nl1 - 1) > SB_ID_MAX)
         return 0;
-    snprintf(skip, sizeof(skip), "%.*s", (int)(nl - msg), msg);
-    const char *json = nl + 1;
+    /* Our own publications: already delivered here. */
+    if ((size_t)(nl1 - msg) == strlen(r->node_id) && memcmp(msg, r->node_id, strlen(r->node_id)) == 0)
+        return 0;
+    snprintf(skip, sizeof(skip), "%.*s", (int)(nl2 - nl1 - 1), nl1 + 1);
+    const char *json = nl2 + 1;
     size_t jlen = len - (size_t)(json - msg);
 
     if (strncmp(channel, PEER_CHANNEL, strlen(PEER_CHANNEL)) == 0) {
         peer_t *peer = sb_map_get(r->peers, channel + strlen(PEER_CHANNEL));
-        return peer != NULL && sb_conn_send_text(peer->conn, json, jlen) == 0;
+        return peer != NULL && peer->registered && sb_conn_send_text(peer->conn, json, jlen) == 0;
     }
-    if (strncmp(channel, ROOM_CHANNEL, strlen(ROOM_CHANNEL)) == 0) {
-        room_t *room = sb_map_get(r->rooms, channel + strlen(ROOM_CHANNEL));
-        /* Sends never remove members here: a dropped connection leaves on a later turn. */
-        for (size_t i = 0; room != NULL && i < room->n; i++)
-            if (strcmp(room->members[i]->id, skip) != 0 &&
-                sb_conn_send_text(room->members[i]->conn, json, jlen) == 0)
-                delivered++;
-    }
-    return delivered;
+    if (strncmp(channel, ROOM_CHANNEL, strlen(ROOM_CHANNEL)) == 0)
+        return fan_out(sb_map_get(r->rooms, channel + strlen(ROOM_CHANNEL)), skip, json, jlen);
+    return 0;
 }
 
-sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, const char *node_id) {
+/* ---- after an outage ---- */
+
+static void reclaim_done(void *arg, int result) {
+    peer_t *peer = arg;
+    sb_relay_t *r = peer->relay;
+    r->reasserting--;
+    if (!peer->closed && result == SB_DIR_TAKEN) {
+        /* Another node took the ID over while we were cut off: it is theirs now. */
+        r->stats.ids_taken++;
+        sb_log(SB_LOG_INFO, "peer %s: its ID was taken over during the outage", peer->id);
+        refuse(peer->conn, "id-taken", "another connection took this id over", CLOSE_ID_TAKEN);
+    }
+    peer_unref(peer);
+}
+
+void sb_relay_reassert(sb_relay_t *r) {
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (sb_map_next(r->peers, &cursor, &key, &value)) {
+        peer_t *peer = value;
+        if (!peer->registered || peer->closed)
+            continue;
+        r->reasserting++;
+        r->dir->ops->claim(r->dir, peer->id, reclaim_done, peer_ref(peer));
+        for (size_t i = 0; i < peer->nrooms; i++)
+            start_join(r, peer, peer->rooms[i]->name, no_mid(), 1);
+    }
+}
+
+int sb_relay_reasserting(const sb_relay_t *r) { return r->reasserting > 0; }
+
+/* ---- life cycle ---- */
+
+sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir,
+                         const char *node_id) {
     sb_relay_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->cfg = cfg;
     r->bus = bus;
+    r->dir = dir;
     snprintf(r->node_id, sizeof(r->node_id), "%s", node_id);
     r->peers = sb_map_new();
     r->rooms = sb_map_new();

@@ -4,6 +4,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "dir.h"
 #include "server.h"
 
 typedef struct sb_relay sb_relay_t;
@@ -18,10 +19,19 @@ typedef struct {
     uint64_t rooms;            /* rooms with local members now */
 } sb_relay_stats_t;
 
-/* Creates a relay publishing on bus (which it does not own, but whose deliver callback it
- * sets). cfg must outlive it. node_id names this node in welcome messages. Returns NULL when
- * out of memory. */
-sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, const char *node_id);
+/* Creates a relay publishing on bus and keeping IDs and rooms in dir (it owns neither, but sets
+ * the bus's deliver callback). cfg must outlive it. node_id names this node in welcome
+ * messages and bus messages. Returns NULL when out of memory. */
+sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir,
+                         const char *node_id);
+
+/* After the bus and directory come back from an outage (which may have lost their data):
+ * claims every local peer's ID again, closing with id-taken a peer whose ID another node took
+ * meanwhile, and records every local room membership again. */
+void sb_relay_reassert(sb_relay_t *r);
+
+/* 1 while the answers to sb_relay_reassert are still due. */
+int sb_relay_reasserting(const sb_relay_t *r);
 
 /* Frees the relay. Free the server first: closing its connections calls into the relay. */
 void sb_relay_free(sb_relay_t *r);

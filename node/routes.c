@@ -90,6 +90,16 @@ int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer
             respond(out, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL, head);
         return 0;
     }
+    if (sb_str_eq(&req->path, "/readyz", 0)) {
+        char why[160];
+        if (!get && !head)
+            respond_error(s, out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
+        else if (sb_server_ready(s, why, sizeof(why)))
+            respond(out, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL, head);
+        else
+            respond_error(s, out, 503, why, NULL, head);
+        return 0;
+    }
     const char *www = sb_server_config(s)->www;
     if (www[0] != '\0') {
         if (sb_static_answer(www, req, out) >= 400)

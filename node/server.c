@@ -31,6 +31,8 @@ struct sb_server {
     int stopping;
     char address[80];
     sb_stats_t stats;
+    sb_ready_fn ready;
+    void *ready_ctx;
 };
 
 static void unlink_conn(sb_conn_t **list, sb_conn_t *c) {
@@ -256,6 +258,19 @@ void sb_server_free(sb_server_t *s) {
     if (s->deadline)
         event_free(s->deadline);
     free(s);
+}
+
+void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx) {
+    s->ready = fn;
+    s->ready_ctx = ctx;
+}
+
+int sb_server_ready(sb_server_t *s, char *why, size_t len) {
+    if (s->stopping) {
+        snprintf(why, len, "shutting down");
+        return 0;
+    }
+    return s->ready ? s->ready(s->ready_ctx, why, len) : 1;
 }
 
 const char *sb_server_address(const sb_server_t *s) { return s->address; }

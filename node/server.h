@@ -52,6 +52,12 @@ void sb_server_shutdown(sb_server_t *s);
 /* Frees the server and every connection left. Call after the event loop has returned. */
 void sb_server_free(sb_server_t *s);
 
+/* Readiness for /readyz: returns 1 when ready, or 0 and a reason in why. Without one set, a
+ * server is always ready. */
+typedef int (*sb_ready_fn)(void *ctx, char *why, size_t len);
+void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx);
+int sb_server_ready(sb_server_t *s, char *why, size_t len);
+
 /* The address actually bound, as HOST:PORT ([HOST]:PORT for IPv6). */
 const char *sb_server_address(const sb_server_t *s);
 

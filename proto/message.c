@@ -115,6 +115,9 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
                 return fail(err, errlen, "duplicate field '%s'", field_names[known]);
             f[known].p = json + vstart;
             f[known].len = pos - vstart;
+            /* Keep a valid mid as soon as it is seen, so that an error found later carries it. */
+            if (known == F_MID && mid_valid(&f[F_MID]))
+                m->mid = f[F_MID];
         }
         sb_json_skip_ws(json, len, &pos);
     }
@@ -125,12 +128,10 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
     if (pos != len)
         return fail(err, errlen, "invalid JSON at byte %zu: data after the object", pos);
 
-    if (f[F_MID].len > 0) {
-        if (!mid_valid(&f[F_MID]))
-            return fail(err, errlen, "'mid' must be a string of at most %d bytes or a number",
-                        SB_MID_MAX);
-        m->mid = f[F_MID];
-    }
+    if (f[F_MID].len > 0 && m->mid.len == 0)
+        return fail(err, errlen, "'mid' must be a string of at most %d bytes or a number of at "
+                                 "most %d characters",
+                    SB_MID_MAX, SB_MID_MAX);
 
     char type[16];
     if (f[F_TYPE].len == 0)

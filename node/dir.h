@@ -1,0 +1,44 @@
+/* The directory: who holds which peer ID and who is in which room, across every node. */
+#ifndef SB_DIR_H
+#define SB_DIR_H
+
+#include <stddef.h>
+
+typedef struct sb_dir sb_dir_t;
+
+enum {
+    SB_DIR_OK = 0,
+    SB_DIR_TAKEN = 1,        /* claim: a live connection elsewhere holds the ID */
+    SB_DIR_FULL = 2,         /* join: the room is at its limit */
+    SB_DIR_UNAVAILABLE = -1, /* the directory cannot answer now (Redis down) */
+};
+
+/* The outcome of a claim. */
+typedef void (*sb_dir_claim_fn)(void *arg, int result);
+
+/* The outcome of a join: on SB_DIR_OK, members lists everyone in the room (the joiner
+ * included) and added says whether the joiner was not a member before. Valid during the call. */
+typedef void (*sb_dir_join_fn)(void *arg, int result, int added, const char *const *members,
+                               size_t n);
+
+/* Callbacks may run before the call returns (the embedded directory) or later (Redis). */
+typedef struct {
+    /* Claims id for this node: free IDs, IDs this node holds, and IDs of dead nodes. */
+    void (*claim)(sb_dir_t *d, const char *id, sb_dir_claim_fn done, void *arg);
+    /* Gives id up, if this node still holds it. */
+    void (*release)(sb_dir_t *d, const char *id);
+    /* Adds peer (of this node) to room unless the room has limit members already. */
+    void (*join)(sb_dir_t *d, const char *room, const char *peer, size_t limit,
+                 sb_dir_join_fn done, void *arg);
+    void (*leave)(sb_dir_t *d, const char *room, const char *peer);
+    void (*free)(sb_dir_t *d);
+} sb_dir_ops_t;
+
+struct sb_dir {
+    const sb_dir_ops_t *ops;
+};
+
+/* The embedded directory of a single node. */
+sb_dir_t *sb_dir_memory_new(void);
+
+#endif

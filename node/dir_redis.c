@@ -1,0 +1,354 @@
+/* The cluster directory in Redis: peer ID claims, room members, node liveness, dead-node sweeps.
+ *
+ * Keys (all upkeep is per node, never per peer):
+ *   sb:alive:<node>          liveness, refreshed every second, expiring after --node-ttl
+ *   sb:nodes                 set of nodes that have registered
+ *   sb:id:<peer>             the node holding a peer ID
+ *   sb:node:<node>:ids       the peer IDs a node holds (for its sweep)
+ *   sb:members:<room>        hash peer -> node
+ *   sb:node:<node>:members   "<room>\t<peer>" entries of a node (for its sweep)
+ * Every check-and-set is one Lua script, so two nodes never both win. */
+#include "dir_redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "map.h"
+#include "message.h"
+
+/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. A dead node's ID is taken over. */
+static const char CLAIM[] =
+    "local owner = redis.call('GET', KEYS[1])\n"
+    "if owner and owner ~= ARGV[1] and redis.call('EXISTS', 'sb:alive:' .. owner) == 1 then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "redis.call('SADD', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. */
+static const char RELEASE[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "redis.call('SREM', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, limit, "<room>\t<peer>".
+ * Returns {added, members...}, or nil when the room is full. */
+static const char JOIN[] =
+    "local added = 0\n"
+    "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
+    "  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and\n"
+    "     redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then\n"
+    "    return false\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "  redis.call('SADD', KEYS[2], ARGV[4])\n"
+    "  added = 1\n"
+    "end\n"
+    "local reply = redis.call('HKEYS', KEYS[1])\n"
+    "table.insert(reply, 1, added)\n"
+    "return reply\n";
+
+/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, "<room>\t<peer>". */
+static const char LEAVE[] =
+    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], "
+    "ARGV[1]) end\n"
+    "redis.call('SREM', KEYS[2], ARGV[3])\n"
+    "return 1\n";
+
+/* KEYS: sb:alive:<node>. ARGV: node, ttl in ms. Returns 1 when the node was not registered
+ * (first start, a Redis that lost its data, or a sweep after the node fell silent): the node
+ * must then record its peers and rooms again. */
+static const char ALIVE[] = "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
+                            "return redis.call('SADD', 'sb:nodes', ARGV[1])\n";
+
+/* Removes every node whose liveness key has expired: its room members (telling each room
+ * peer-left over the room's channel, as "\n<peer>\n<json>": no origin node, skip the peer) and
+ * its ID claims. Atomic, so whichever node runs it first does the work, once. Returns the
+ * nodes removed. */
+static const char SWEEP[] =
+    "local removed = {}\n"
+    "for _, node in ipairs(redis.call('SMEMBERS', 'sb:nodes')) do\n"
+    "  if redis.call('EXISTS', 'sb:alive:' .. node) == 0 then\n"
+    "    local mkey = 'sb:node:' .. node .. ':members'\n"
+    "    for _, entry in ipairs(redis.call('SMEMBERS', mkey)) do\n"
+    "      local tab = string.find(entry, '\\t', 1, true)\n"
+    "      local room, peer = string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n"
+    "      if redis.call('HGET', 'sb:members:' .. room, peer) == node then\n"
+    "        redis.call('HDEL', 'sb:members:' .. room, peer)\n"
+    "        redis.call('PUBLISH', 'sb:room:' .. room, '\\n' .. peer .. '\\n' ..\n"
+    "          '{\"type\":\"peer-left\",\"room\":\"' .. room .. '\",\"peer\":\"' .. peer .. '\"}')\n"
+    "      end\n"
+    "    end\n"
+    "    local ikey = 'sb:node:' .. node .. ':ids'\n"
+    "    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do\n"
+    "      if redis.call('GET', 'sb:id:' .. id) == node then redis.call('DEL', 'sb:id:' .. id) end\n"
+    "    end\n"
+    "    redis.call('DEL', mkey, ikey)\n"
+    "    redis.call('SREM', 'sb:nodes', node)\n"
+    "    table.insert(removed, node)\n"
+    "  end\n"
+    "end\n"
+    "return removed\n";
+
+typedef struct {
+    sb_dir_t base;
+    struct event_base *evbase;
+    sb_redis_t *cmd;
+    const char *node;
+    double ttl;
+    struct event *timer;
+    int registered;      /* the last liveness refresh succeeded */
+    sb_map_t *releases;  /* IDs given up while Redis was unreachable: to release later */
+    sb_map_t *leaves;    /* "<room>\t<peer>" left while unreachable: to remove later */
+    sb_dir_redis_lost_fn on_lost;
+    void *ctx;
+} redis_dir_t;
+
+static int ready(const redis_dir_t *d) { return sb_redis_state(d->cmd) == SB_REDIS_READY; }
+
+/* Runs a script: EVAL script nkeys keys... args... */
+static int eval(redis_dir_t *d, const char *script, int nkeys, const char **args, int nargs,
+                sb_redis_reply_fn cb, void *arg) {
+    const char *argv[12];
+    size_t lens[12];
+    char numkeys[4];
+    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = numkeys;
+    for (int i = 0; i < nargs; i++)
+        argv[3 + i] = args[i];
+    for (int i = 0; i < 3 + nargs; i++)
+        lens[i] = strlen(argv[i]);
+    return sb_redis_command(d->cmd, 3 + nargs, argv, lens, cb, arg);
+}
+
+static void log_error(void *arg, const sb_redis_reply_t *reply) {
+    const char *what = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        sb_log(SB_LOG_ERROR, "redis %s: %.*s", what, (int)reply->len, reply->str);
+}
+
+typedef struct {
+    sb_dir_claim_fn done;
+    void *arg;
+} claim_t;
+
+static void on_claimed(void *arg, const sb_redis_reply_t *reply) {
+    claim_t *c = arg;
+    int result = SB_DIR_UNAVAILABLE;
+    log_error("claim", reply);
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        result = reply->integer == 1 ? SB_DIR_OK : SB_DIR_TAKEN;
+    c->done(c->arg, result);
+    free(c);
+}
+
+static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *arg) {
+    redis_dir_t *d = (redis_dir_t *)base;
+    char key[96], ids[160];
+    claim_t *c = malloc(sizeof(*c));
+    if (c == NULL || !ready(d)) {
+        free(c);
+        done(arg, SB_DIR_UNAVAILABLE);
+        return;
+    }
+    c->done = done;
+    c->arg = arg;
+    snprintf(key, sizeof(key), "sb:id:%s", id);
+    snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
+    sb_map_remove(d->releases, id); /* claimed again: no longer to be released */
+    const char *args[] = {key, ids, d->node, id};
+    if (eval(d, CLAIM, 2, args, 4, on_claimed, c) != 0) {
+        free(c);
+        done(arg, SB_DIR_UNAVAILABLE);
+    }
+}
+
+static int send_release(redis_dir_t *d, const char *id) {
+    char key[96], ids[160];
+    snprintf(key, sizeof(key), "sb:id:%s", id);
+    snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
+    const char *args[] = {key, ids, d->node, id};
+    return eval(d, RELEASE, 2, args, 4, log_error, "release");
+}
+
+static void release(sb_dir_t *base, const char *id) {
+    redis_dir_t *d = (redis_dir_t *)base;
+    if (send_release(d, id) != 0)
+        sb_map_put(d->releases, id, d); /* out of memory here only delays the release */
+}
+
+typedef struct {
+    sb_dir_join_fn done;
+    void *arg;
+} join_t;
+
+static void on_joined(void *arg, const sb_redis_reply_t *reply) {
+    join_t *j = arg;
+    log_error("join", reply);
+    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+        j->done(j->arg, SB_DIR_FULL, 0, NULL, 0);
+    } else if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+               reply->element[0]->type == REDIS_REPLY_INTEGER) {
+        size_t n = reply->elements - 1;
+        const char **members = malloc((n + 1) * sizeof(*members));
+        size_t k = 0;
+        for (size_t i = 0; members && i < n; i++)
+            if (reply->element[i + 1]->type == REDIS_REPLY_STRING)
+                members[k++] = reply->element[i + 1]->str;
+        if (members)
+            j->done(j->arg, SB_DIR_OK, reply->element[0]->integer == 1, members, k);
+        else
+            j->done(j->arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+        free(members);
+    } else {
+        j->done(j->arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+    }
+    free(j);
+}
+
+static void join(sb_dir_t *base, const char *room, const char *peer, size_t limit,
+                 sb_dir_join_fn done, void *arg) {
+    redis_dir_t *d = (redis_dir_t *)base;
+    char key[96], set[160], entry[SB_ROOM_MAX + SB_ID_MAX + 2], lim[24];
+    join_t *j = malloc(sizeof(*j));
+    if (j == NULL || !ready(d)) {
+        free(j);
+        done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+        return;
+    }
+    j->done = done;
+    j->arg = arg;
+    snprintf(key, sizeof(key), "sb:members:%s", room);
+    snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
+    snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
+    snprintf(lim, sizeof(lim), "%zu", limit > 1000000000 ? (size_t)1000000000 : limit);
+    sb_map_remove(d->leaves, entry);
+    const char *args[] = {key, set, peer, d->node, lim, entry};
+    if (eval(d, JOIN, 2, args, 6, on_joined, j) != 0) {
+        free(j);
+        done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+    }
+}
+
+static int send_leave(redis_dir_t *d, const char *entry) {
+    char key[96], set[160], room[SB_ROOM_MAX + 1];
+    const char *tab = strchr(entry, '\t');
+    snprintf(room, sizeof(room), "%.*s", (int)(tab - entry), entry);
+    snprintf(key, sizeof(key), "sb:members:%s", room);
+    snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
+    const char *args[] = {key, set, tab + 1, d->node, entry};
+    return eval(d, LEAVE, 2, args, 5, log_error, "leave");
+}
+
+static void leave(sb_dir_t *base, const char *room, const char *peer) {
+    redis_dir_t *d = (redis_dir_t *)base;
+    char entry[SB_ROOM_MAX + SB_ID_MAX + 2];
+    snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
+    if (send_leave(d, entry) != 0)
+        sb_map_put(d->leaves, entry, d);
+}
+
+/* Sends what was given up while Redis was unreachable. */
+static void replay(redis_dir_t *d, sb_map_t *pending, int (*send)(redis_dir_t *, const char *)) {
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (sb_map_next(pending, &cursor, &key, &value)) {
+        char copy[SB_ROOM_MAX + SB_ID_MAX + 2];
+        snprintf(copy, sizeof(copy), "%s", key);
+        if (send(d, copy) != 0)
+            return;
+        sb_map_remove(pending, copy);
+        cursor = 0; /* the map changed: start over */
+    }
+}
+
+static void on_alive(void *arg, const sb_redis_reply_t *reply) {
+    redis_dir_t *d = arg;
+    log_error("liveness", reply);
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        d->registered = 0;
+        return;
+    }
+    if (!d->registered)
+        sb_log(SB_LOG_INFO, "cluster: node %s registered", d->node);
+    d->registered = 1;
+    if (reply->integer == 1 && d->on_lost)
+        d->on_lost(d->ctx); /* Redis did not know us: record our peers and rooms again */
+}
+
+static void on_swept(void *arg, const sb_redis_reply_t *reply) {
+    (void)arg;
+    log_error("sweep", reply);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            sb_log(SB_LOG_WARN, "cluster: node %s stopped refreshing its liveness; removed its "
+                                "peers and room members",
+                   reply->element[i]->str);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+    redis_dir_t *d = arg;
+    char key[96], ttl[24];
+    (void)fd;
+    (void)what;
+    if (!ready(d)) {
+        d->registered = 0;
+        return;
+    }
+    replay(d, d->releases, send_release);
+    replay(d, d->leaves, send_leave);
+    snprintf(key, sizeof(key), "sb:alive:%s", d->node);
+    snprintf(ttl, sizeof(ttl), "%ld", (long)(d->ttl * 1000));
+    const char *args[] = {key, d->node, ttl};
+    eval(d, ALIVE, 1, args, 3, on_alive, d);
+    eval(d, SWEEP, 0, NULL, 0, on_swept, d);
+}
+
+static void dir_free(sb_dir_t *base) {
+    redis_dir_t *d = (redis_dir_t *)base;
+    if (d->timer)
+        event_free(d->timer);
+    sb_map_free(d->releases);
+    sb_map_free(d->leaves);
+    free(d);
+}
+
+static const sb_dir_ops_t ops = {claim, release, join, leave, dir_free};
+
+sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node,
+                           double ttl, sb_dir_redis_lost_fn on_lost, void *ctx) {
+    redis_dir_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->base.ops = &ops;
+    d->evbase = base;
+    d->cmd = cmd;
+    d->node = node;
+    d->ttl = ttl;
+    d->on_lost = on_lost;
+    d->ctx = ctx;
+    d->releases = sb_map_new();
+    d->leaves = sb_map_new();
+    d->timer = event_new(base, -1, EV_PERSIST, on_tick, d);
+    struct timeval tv = {1, 0};
+    if (!d->releases || !d->leaves || !d->timer || event_add(d->timer, &tv) != 0) {
+        dir_free(&d->base);
+        return NULL;
+    }
+    return &d->base;
+}
+
+void sb_dir_redis_refresh(sb_dir_t *base) { on_tick(-1, 0, base); }
+
+int sb_dir_redis_registered(const sb_dir_t *base) {
+    const redis_dir_t *d = (const redis_dir_t *)base;
+    return d->registered && ready(d);
+}

@@ -1,0 +1,72 @@
+/* One connection to Redis (RESP2) on the event loop: pipelined commands or pub/sub, reconnecting. */
+#ifndef SB_REDIS_H
+#define SB_REDIS_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h> /* for struct redisReply and REDIS_REPLY_*; only redis.c calls it */
+
+#include "redis_url.h"
+
+/* The reply type others read (never free or keep). */
+typedef struct redisReply sb_redis_reply_t;
+
+typedef enum {
+    SB_REDIS_CLOSED,     /* not connected; a reconnect is scheduled unless stopped */
+    SB_REDIS_CONNECTING, /* TCP connect, AUTH and SELECT under way */
+    SB_REDIS_READY,      /* commands are accepted */
+} sb_redis_state_t;
+
+typedef struct sb_redis sb_redis_t;
+
+/* A command's reply, or NULL when the connection was lost first (the command may or may not
+ * have run). The reply is valid only during the call. */
+typedef void (*sb_redis_reply_fn)(void *arg, const sb_redis_reply_t *reply);
+
+/* A pub/sub message; valid only during the call. */
+typedef void (*sb_redis_message_fn)(void *ctx, const char *channel, size_t chlen, const char *msg,
+                                    size_t len);
+
+/* The connection became ready (up = 1) or was lost (up = 0, why says what happened). */
+typedef void (*sb_redis_state_fn)(void *ctx, sb_redis_t *r, int up, const char *why);
+
+typedef struct {
+    const char *name;         /* for logs and CLIENT SETNAME: "pub" or "sub" */
+    const char *node_id;      /* for CLIENT SETNAME */
+    int pubsub;               /* 1: a subscriber connection; messages go to on_message */
+    double connect_timeout;   /* seconds for TCP connect plus AUTH/SELECT */
+    double command_timeout;   /* seconds the oldest reply may be late before reconnecting */
+    double backoff_cap;       /* largest reconnect delay, seconds */
+    sb_redis_state_fn on_state;
+    sb_redis_message_fn on_message;
+    void *ctx;
+} sb_redis_opts_t;
+
+/* Creates a connection (not yet connecting). url and opts->name/node_id must outlive it. */
+sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
+                         const sb_redis_opts_t *opts);
+
+/* Starts connecting; reconnects on every loss, with jittered exponential backoff. */
+void sb_redis_start(sb_redis_t *r);
+
+/* Drops the connection (failing pending commands with NULL) and reconnects. */
+void sb_redis_reset(sb_redis_t *r, const char *why);
+
+/* Fails pending commands, closes, and frees. No callbacks run afterwards. */
+void sb_redis_free(sb_redis_t *r);
+
+sb_redis_state_t sb_redis_state(const sb_redis_t *r);
+
+/* Queues a command (argv[i] of lens[i] bytes; binary-safe, nothing is formatted from data).
+ * Commands queued in one loop turn go out in one write. Returns 0, or -1 when the connection is
+ * not ready (cb is then not called). On a pub/sub connection cb must be NULL: replies to
+ * SUBSCRIBE and UNSUBSCRIBE are confirmations, not answers. */
+int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
+                     sb_redis_reply_fn cb, void *arg);
+
+/* Checks once, blocking, that Redis at url answers PING after AUTH and SELECT: for a clear
+ * error at start. Returns 0, or -1 with err filled. */
+int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen);
+
+#endif

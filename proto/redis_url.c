@@ -1,0 +1,115 @@
+/* Parses redis://[[user]:password@]host[:port][/db] URLs (the node's --redis option), no I/O. */
+#include "redis_url.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies [s, s+n) into out (cap bytes) with %XX decoded. Returns 0 or -1. */
+static int decode(const char *s, size_t n, char *out, size_t cap) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int h = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int l = h >= 0 ? hexval(s[i + 2]) : -1;
+            if (l < 0)
+                return -1;
+            c = (char)(h << 4 | l);
+            i += 2;
+        }
+        if (c == '\0' || k + 1 >= cap)
+            return -1;
+        out[k++] = c;
+    }
+    out[k] = '\0';
+    return 0;
+}
+
+static int fail(char *err, size_t errlen, const char *why) {
+    snprintf(err, errlen, "bad Redis URL: %s (want redis://[[user]:password@]host[:port][/db])",
+             why);
+    return -1;
+}
+
+/* Parses a decimal number in [lo, hi] spanning exactly [s, s+n). */
+static int number(const char *s, size_t n, int lo, int hi, int *out) {
+    long v = 0;
+    if (n == 0 || n > 6)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t errlen) {
+    static const char scheme[] = "redis://";
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return fail(err, errlen, "it must start with redis://");
+    const char *p = url + sizeof(scheme) - 1;
+    const char *end = p + strlen(p);
+
+    /* The path: /db, then nothing else. */
+    const char *slash = strchr(p, '/');
+    if (slash != NULL) {
+        if (slash + 1 < end && number(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &out->db))
+            return fail(err, errlen, "the database must be a number");
+        end = slash;
+    }
+    /* Credentials: everything before the last '@' (a password may contain '@'). */
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL)
+            return fail(err, errlen, "credentials must be user:password or :password");
+        if (decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) != 0 ||
+            decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof(out->password)))
+            return fail(err, errlen, "the user or password is too long or badly encoded");
+        p = at + 1;
+    }
+    /* Host and port. */
+    const char *host = p, *hend;
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close == NULL)
+            return fail(err, errlen, "an IPv6 address needs its closing ]");
+        host = p + 1;
+        hend = close;
+        p = close + 1;
+    } else {
+        hend = memchr(p, ':', (size_t)(end - p));
+        if (hend == NULL)
+            hend = end;
+        p = hend;
+    }
+    if (hend == host || (size_t)(hend - host) >= sizeof(out->host))
+        return fail(err, errlen, "the host is missing or too long");
+    memcpy(out->host, host, (size_t)(hend - host));
+    out->host[hend - host] = '\0';
+    if (p < end) {
+        if (*p != ':' || number(p + 1, (size_t)(end - p - 1), 1, 65535, &out->port) != 0)
+            return fail(err, errlen, "the port must be a number from 1 to 65535");
+    }
+    return 0;
+}
