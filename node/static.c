@@ -119,8 +119,10 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
                         content_type(real), (long long)st.st_size);
     if (head || st.st_size == 0)
         close(fd);
-    else if (evbuffer_add_file(out, fd, 0, st.st_size) != 0) /* takes fd */
-        return 500;
+    else if (evbuffer_add_file(out, fd, 0, st.st_size) != 0) { /* takes fd on success */
+        close(fd);
+        return 500; /* the headers went out: the short body tells the client */
+    }
     return 200;
 missing:
     sb_http_respond(out, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1,
