@@ -93,6 +93,9 @@ static const char SWEEP[] =
     "end\n"
     "return removed\n";
 
+/* Room and peer names are at most 64 bytes, node IDs too: every key fits. */
+#define KEY_MAX 256
+
 typedef struct {
     sb_dir_t base;
     struct event_base *evbase;
@@ -149,7 +152,7 @@ static void on_claimed(void *arg, const sb_redis_reply_t *reply) {
 
 static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *arg) {
     redis_dir_t *d = (redis_dir_t *)base;
-    char key[96], ids[160];
+    char key[KEY_MAX], ids[KEY_MAX];
     claim_t *c = malloc(sizeof(*c));
     if (c == NULL || !ready(d)) {
         free(c);
@@ -169,7 +172,7 @@ static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *ar
 }
 
 static int send_release(redis_dir_t *d, const char *id) {
-    char key[96], ids[160];
+    char key[KEY_MAX], ids[KEY_MAX];
     snprintf(key, sizeof(key), "sb:id:%s", id);
     snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
     const char *args[] = {key, ids, d->node, id};
@@ -214,7 +217,7 @@ static void on_joined(void *arg, const sb_redis_reply_t *reply) {
 static void join(sb_dir_t *base, const char *room, const char *peer, size_t limit,
                  sb_dir_join_fn done, void *arg) {
     redis_dir_t *d = (redis_dir_t *)base;
-    char key[96], set[160], entry[SB_ROOM_MAX + SB_ID_MAX + 2], lim[24];
+    char key[KEY_MAX], set[KEY_MAX], entry[SB_ROOM_MAX + SB_ID_MAX + 2], lim[24];
     join_t *j = malloc(sizeof(*j));
     if (j == NULL || !ready(d)) {
         free(j);
@@ -236,7 +239,7 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
 }
 
 static int send_leave(redis_dir_t *d, const char *entry) {
-    char key[96], set[160], room[SB_ROOM_MAX + 1];
+    char key[KEY_MAX], set[KEY_MAX], room[SB_ROOM_MAX + 1];
     const char *tab = strchr(entry, '\t');
     snprintf(room, sizeof(room), "%.*s", (int)(tab - entry), entry);
     snprintf(key, sizeof(key), "sb:members:%s", room);
@@ -296,7 +299,7 @@ static void on_swept(void *arg, const sb_redis_reply_t *reply) {
 
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     redis_dir_t *d = arg;
-    char key[96], ttl[24];
+    char key[KEY_MAX], ttl[24];
     (void)fd;
     (void)what;
     if (!ready(d)) {

@@ -86,7 +86,7 @@ static void fail_pending(sb_redis_t *r) {
 static void drop(sb_redis_t *r, const char *why) {
     if (r->dispatching) {
         if (r->drop_why[0] == '\0')
-            snprintf(r->drop_why, sizeof(r->drop_why), "%s", why);
+            snprintf(r->drop_why, sizeof(r->drop_why), "%.127s", why);
         return;
     }
     int was_ready = r->state == SB_REDIS_READY;

@@ -385,6 +385,13 @@ def check_error_response(resp, conn, status, close_timeout=3.0):
     check(extra == 0, f"{extra} bytes after the {status} response's Content-Length body")
 
 
+def check_healthz(port, timeout=5.0):
+    """GET /healthz answers 200 with the body "ok\\n"."""
+    resp, conn = http(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=timeout)
+    conn.close()
+    eq((resp.status, resp.body), (200, b"ok\n"), "GET /healthz")
+
+
 def accept_key(key):
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
 
@@ -612,9 +619,10 @@ class Context:
     need no special options, and node() to start one with its own options (stopped and checked
     when the test ends)."""
 
-    def __init__(self, binary, shared_args):
+    def __init__(self, binary, shared_args, echo=True):
         self.binary = binary
         self.shared_args = shared_args
+        self.echo = echo  # whether the shared node runs with --echo
         self._shared = None
         self.own = []
         self.all_nodes = []
@@ -622,7 +630,7 @@ class Context:
     @property
     def shared(self):
         if self._shared is None or not self._shared.alive():
-            self._shared = Node(self.binary, self.shared_args).start()
+            self._shared = Node(self.binary, self.shared_args, echo=self.echo).start()
             self.all_nodes.append(self._shared)
         return self._shared
 
@@ -646,9 +654,10 @@ def arun(coro, timeout=20.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def main(tests, shared_args=(), test_timeout=25.0):
+def main(tests, shared_args=(), test_timeout=25.0, echo=True):
     """Runs each test function (named test_*), prints PASS/FAIL lines and a summary, and exits
-    with status 1 if any failed. The binary to test is sys.argv[1]."""
+    with status 1 if any failed. The binary to test is sys.argv[1]. echo=False runs the shared
+    node in relay mode (without --echo)."""
     if len(sys.argv) != 2:
         print(f"usage: {sys.argv[0]} PATH-TO-SWITCHBOARD", file=sys.stderr)
         sys.exit(2)
@@ -656,7 +665,7 @@ def main(tests, shared_args=(), test_timeout=25.0):
     if not os.access(binary, os.X_OK):
         print(f"not an executable: {binary}", file=sys.stderr)
         sys.exit(2)
-    ctx = Context(binary, list(shared_args))
+    ctx = Context(binary, list(shared_args), echo=echo)
     signal.signal(signal.SIGALRM, _alarm)
     passed = failed = 0
     t_start = time.monotonic()
