@@ -9,6 +9,10 @@
 // sanitizer report, which is part of every test's verdict.
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -33,20 +37,22 @@ export const CHROMIUM_ARGS = [
 ];
 
 export const TEST_TIMEOUT_MS = 30_000;
-export const FILE_TIMEOUT_MS = 60_000;
+export const FILE_TIMEOUT_MS = 150_000;
 const NODE_READY_MS = 10_000;
 const NODE_STOP_MS = 10_000;
 const BROWSER_LAUNCH_MS = 15_000;
 const BROWSER_CLOSE_MS = 10_000;
 const SANITIZER_MARKS = ['AddressSanitizer', 'runtime error', 'LeakSanitizer'];
 
-// Nodes still running, so the file-level timeout can kill them before exiting.
+// Nodes and redis-servers still running, so the file-level timeout can kill them before exiting.
 const liveNodes = new Set();
+const liveRedis = new Set();
 
 // However this process ends, no node outlives it (child.kill is synchronous, so this works in an
 // exit handler); Playwright does the same for the browsers it launched.
 process.on('exit', () => {
     for (const n of liveNodes) n.kill();
+    for (const r of liveRedis) r.kill();
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
@@ -186,6 +192,55 @@ export async function startNode(binary, args = []) {
         throw err;
     }
     return node;
+}
+
+// A port nothing listens on right now (the kernel's pick for port 0, released at once).
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const srv = createServer();
+        srv.on('error', reject);
+        srv.listen(0, '127.0.0.1', () => {
+            const { port } = srv.address();
+            srv.close(() => resolve(port));
+        });
+    });
+}
+
+// Starts Debian's redis-server on a free loopback port, with no persistence, in a temporary
+// directory; resolves once it accepts connections. stop() shuts it down and removes the directory.
+export async function startRedis() {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const child = spawn('/usr/bin/redis-server', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => (log += d));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const redis = {
+        port,
+        url: `redis://127.0.0.1:${port}`,
+        kill: () => child.kill('SIGKILL'),
+        async stop() {
+            liveRedis.delete(redis);
+            child.kill('SIGTERM');
+            await withTimeout(exited, 5_000, 'redis-server to exit').catch(() => child.kill('SIGKILL'));
+            rmSync(dir, { recursive: true, force: true });
+        },
+    };
+    liveRedis.add(redis);
+    const ready = new Promise((resolve, reject) => {
+        child.on('error', (err) => reject(new Error(`cannot run redis-server: ${err.message}`)));
+        child.stdout.on('data', () => /Ready to accept connections/.test(log) && resolve());
+        exited.then((code) => reject(new Error(`redis-server exited (${code}): ${log.slice(-500)}`)));
+    });
+    try {
+        await withTimeout(ready, 10_000, 'redis-server to accept connections');
+    } catch (err) {
+        await redis.stop();
+        throw err;
+    }
+    return redis;
 }
 
 // Launches headless Chromium with CHROMIUM_ARGS. Playwright gives every launch a fresh temporary
@@ -409,6 +464,7 @@ export function assertClose(ev, code, wasClean, what = 'close event') {
 class TestContext {
     constructor() {
         this.nodes = [];
+        this.redises = [];
         this.browsers = [];
         this.contexts = 0;
         this.pages = 0;
@@ -421,6 +477,13 @@ class TestContext {
         const node = await startNode(this.binary, args);
         this.nodes.push(node);
         return node;
+    }
+
+    // Starts a redis-server for this test (stopped after the nodes).
+    async redis() {
+        const redis = await startRedis();
+        this.redises.push(redis);
+        return redis;
     }
 
     async browser() {
@@ -471,6 +534,7 @@ class TestContext {
                 errors.push(err); // stop() memoizes: the test may have seen this one already
             }
         }
+        for (const r of this.redises) await r.stop();
         return errors;
     }
 }

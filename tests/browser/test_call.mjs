@@ -76,10 +76,10 @@ async function chat(from, to, text) {
     await from.page.locator('#chat-log li.me', { hasText: text }).waitFor({ timeout: STEP_MS });
 }
 
-suite.test('demo: A calls B by click, both connect, chat both ways, hang up reaches B', async (t) => {
-    const [node, browser] = await Promise.all([t.node(NODE_ARGS), t.browser()]);
+// A calls B through the demo's UI; A's page is served by nodeA, B's by nodeB.
+async function demoCall(t, browser, nodeA, nodeB) {
     const room = randomName('e2e');
-    const [a, b] = await Promise.all([openDemo(t, browser, node, room), openDemo(t, browser, node, room)]);
+    const [a, b] = await Promise.all([openDemo(t, browser, nodeA, room), openDemo(t, browser, nodeB, room)]);
     assertDeepEqual(await a.page.evaluate(() => window.switchboardDemo.iceServers), [], "A's iceServers");
 
     // B's arrival shows up in A's list as a Call button; A clicks it.
@@ -118,11 +118,29 @@ suite.test('demo: A calls B by click, both connect, chat both ways, hang up reac
     assertEqual(sb.endReason, 'remote-bye', "B's end reason");
     assertEqual(sb.lastBye?.from, a.id, "sender of the bye B saw");
 
-    for (const [who, side] of [['A', a], ['B', b]]) {
+    for (const [who, side, node] of [['A', a, nodeA], ['B', b, nodeB]]) {
         assertDeepEqual(await side.page.evaluate(() => window.__cspViolations), [], `${who}'s CSP violations`);
         const outside = side.requests.filter((u) => !u.startsWith(node.httpUrl('/')) && !u.startsWith('data:'));
         assertDeepEqual(outside, [], `${who}'s requests outside the node`);
     }
+    return [a, b];
+}
+
+suite.test('demo: A calls B by click, both connect, chat both ways, hang up reaches B', async (t) => {
+    const [node, browser] = await Promise.all([t.node(NODE_ARGS), t.browser()]);
+    await demoCall(t, browser, node, node);
+});
+
+suite.test('demo across two nodes on one Redis: the same call, A and B on different nodes', async (t) => {
+    const [redis, browser] = await Promise.all([t.redis(), t.browser()]);
+    const cluster = ['--redis', redis.url, ...NODE_ARGS];
+    const [n1, n2] = await Promise.all([
+        t.node(['--node-id', 'n1', ...cluster]),
+        t.node(['--node-id', 'n2', ...cluster]),
+    ]);
+    const [a, b] = await demoCall(t, browser, n1, n2);
+    assertEqual(await a.page.evaluate(() => window.switchboardDemo.node), 'n1', "A's node");
+    assertEqual(await b.page.evaluate(() => window.switchboardDemo.node), 'n2', "B's node");
 });
 
 // --- switchboard.js on its own ---
