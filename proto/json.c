@@ -25,42 +25,43 @@ static int hex(char c) {
 }
 
 /* A string literal: control characters must be escaped, escapes must be known, and the raw
- * bytes must be UTF-8. */
+ * bytes must be UTF-8. On failure *pos is the offending byte. */
 static int skip_string(const char *buf, size_t len, size_t *pos) {
-    size_t i = *pos + 1, start = i;
+    size_t i = *pos + 1;
     sb_utf8_t v;
     sb_utf8_reset(&v);
-    for (;;) {
-        if (i >= len)
-            goto fail;
+    for (; i < len; i++) {
         unsigned char c = (unsigned char)buf[i];
-        if (c == '"')
-            break;
+        if ((c == '"' || c == '\\') && !sb_utf8_complete(&v))
+            break; /* a code point cut short */
+        if (c == '"') {
+            *pos = i + 1;
+            return 0;
+        }
         if (c < 0x20)
-            goto fail;
+            break;
         if (c == '\\') {
-            if (i + 1 >= len)
-                goto fail;
-            char e = buf[i + 1];
+            char e = i + 1 < len ? buf[i + 1] : '\0';
             if (e == 'u') {
-                if (i + 5 >= len || hex(buf[i + 2]) < 0 || hex(buf[i + 3]) < 0 ||
-                    hex(buf[i + 4]) < 0 || hex(buf[i + 5]) < 0)
-                    goto fail;
-                i += 6;
-            } else if (strchr("\"\\/bfnrt", e) != NULL && e != '\0') {
-                i += 2;
+                size_t k = 2;
+                while (k < 6 && i + k < len && hex(buf[i + k]) >= 0)
+                    k++;
+                if (k < 6) {
+                    i += k;
+                    break;
+                }
+                i += 5;
+            } else if (e != '\0' && strchr("\"\\/bfnrt", e) != NULL) {
+                i++;
             } else {
-                goto fail;
+                i++;
+                break;
             }
             continue;
         }
-        i++;
+        if (sb_utf8_feed(&v, &c, 1) != 0)
+            break;
     }
-    if (sb_utf8_feed(&v, (const uint8_t *)buf + start, i - start) != 0 || !sb_utf8_complete(&v))
-        goto fail;
-    *pos = i + 1;
-    return 0;
-fail:
     *pos = i < len ? i : len;
     return -1;
 }
@@ -101,10 +102,9 @@ fail:
 }
 
 static int skip_literal(const char *buf, size_t len, size_t *pos, const char *word) {
-    size_t n = strlen(word);
-    if (len - *pos < n || memcmp(buf + *pos, word, n) != 0)
-        return -1;
-    *pos += n;
+    for (; *word; word++, (*pos)++)
+        if (*pos >= len || buf[*pos] != *word)
+            return -1; /* *pos is the first byte that differs */
     return 0;
 }
 
@@ -169,6 +169,10 @@ static int skip(const char *buf, size_t len, size_t *pos, int depth) {
 }
 
 int sb_json_skip_value(const char *buf, size_t len, size_t *pos) { return skip(buf, len, pos, 0); }
+
+int sb_json_skip_nested(const char *buf, size_t len, size_t *pos, int depth) {
+    return skip(buf, len, pos, depth);
+}
 
 /* Appends code point cp as UTF-8. */
 static int put_utf8(char *out, size_t cap, size_t *n, uint32_t cp) {

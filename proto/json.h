@@ -13,6 +13,10 @@
  * Returns 0, or -1 when the bytes are not a valid value (*pos then marks the offending byte). */
 int sb_json_skip_value(const char *buf, size_t len, size_t *pos);
 
+/* The same for a value that sits depth containers deep in a document the caller is walking, so
+ * that the whole document stays within SB_JSON_MAX_DEPTH. */
+int sb_json_skip_nested(const char *buf, size_t len, size_t *pos, int depth);
+
 /* Skips JSON white space from *pos. */
 void sb_json_skip_ws(const char *buf, size_t len, size_t *pos);
 

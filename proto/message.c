@@ -96,18 +96,17 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
             return fail(err, errlen, "invalid JSON at byte %zu", pos);
         sb_str_t klit = {json + kstart, pos - kstart};
         char key[16];
-        int known = -1;
-        if (sb_json_decode_string(&klit, key, sizeof(key)) >= 0)
-            for (int i = 0; i < NUM_FIELDS; i++)
-                if (strcmp(key, field_names[i]) == 0)
-                    known = i;
+        int known = -1, klen = sb_json_decode_string(&klit, key, sizeof(key));
+        for (int i = 0; klen >= 0 && i < NUM_FIELDS; i++)
+            if ((size_t)klen == strlen(field_names[i]) && memcmp(key, field_names[i], (size_t)klen) == 0)
+                known = i; /* compared with its length: a decoded \u0000 cannot cut a key short */
         sb_json_skip_ws(json, len, &pos);
         if (pos >= len || json[pos] != ':')
             return fail(err, errlen, "invalid JSON at byte %zu", pos);
         pos++;
         sb_json_skip_ws(json, len, &pos);
         size_t vstart = pos;
-        if (sb_json_skip_value(json, len, &pos) != 0)
+        if (sb_json_skip_nested(json, len, &pos, 1) != 0) /* inside the message object */
             return fail(err, errlen, "invalid JSON at byte %zu", pos);
         if (known >= 0) {
             /* Two values for one field could be read two ways: refuse rather than guess. */
@@ -138,11 +137,10 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
         return fail(err, errlen, "missing field 'type'");
     if (!is_string(&f[F_TYPE]))
         return fail(err, errlen, "'type' must be a string");
-    int found = -1;
-    if (sb_json_decode_string(&f[F_TYPE], type, sizeof(type)) >= 0)
-        for (size_t i = 0; i < NUM_TYPES; i++)
-            if (strcmp(type, type_names[i]) == 0)
-                found = (int)i;
+    int found = -1, tlen = sb_json_decode_string(&f[F_TYPE], type, sizeof(type));
+    for (size_t i = 0; tlen >= 0 && i < NUM_TYPES; i++)
+        if ((size_t)tlen == strlen(type_names[i]) && memcmp(type, type_names[i], (size_t)tlen) == 0)
+            found = (int)i;
     if (found < 0)
         return fail(err, errlen, "unknown type: expected offer, answer, candidate, bye, join or "
                                  "leave");
@@ -186,8 +184,8 @@ static void put(out_t *o, const char *s, size_t n) {
 
 static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
 
-/* Writes "name":"escaped value". */
-static void put_string_field(out_t *o, const char *name, const char *value) {
+/* Writes value as a JSON string literal. */
+static void put_string(out_t *o, const char *value) {
     size_t cap = strlen(value) * 6 + 3;
     char stack[512], *buf = cap <= sizeof(stack) ? stack : malloc(cap);
     if (buf == NULL) {
@@ -195,12 +193,17 @@ static void put_string_field(out_t *o, const char *name, const char *value) {
         return;
     }
     sb_json_escape(value, buf, cap);
-    puts_(o, ",\"");
-    puts_(o, name);
-    puts_(o, "\":");
     puts_(o, buf);
     if (buf != stack)
         free(buf);
+}
+
+/* Writes ,"name":"escaped value". */
+static void put_string_field(out_t *o, const char *name, const char *value) {
+    puts_(o, ",\"");
+    puts_(o, name);
+    puts_(o, "\":");
+    put_string(o, value);
 }
 
 static void put_raw_field(out_t *o, const char *name, sb_str_t json) {
@@ -277,13 +280,9 @@ char *sb_msg_joined(const char *room, const char *const *peers, size_t npeers, s
     put_string_field(&o, "room", room);
     puts_(&o, ",\"peers\":[");
     for (size_t i = 0; i < npeers; i++) {
-        char buf[SB_ID_MAX * 6 + 3];
         if (i > 0)
             puts_(&o, ",");
-        if (sb_json_escape(peers[i], buf, sizeof(buf)) < 0)
-            o.failed = 1;
-        else
-            puts_(&o, buf);
+        put_string(&o, peers[i]);
     }
     puts_(&o, "]");
     put_raw_field(&o, "mid", mid);
