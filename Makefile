@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS ?=
 FUZZ_SECONDS ?= 300
 
-.PHONY: all build run test test-build fuzz format clean
+.PHONY: all build run test test-build fuzz format clean cluster
 
 all: build
 
@@ -34,7 +34,7 @@ test-build:
 
 # Long fuzz runs (FUZZ_SECONDS each), keeping the corpus in build-test/tests/corpus/.
 fuzz: test-build
-	@for f in ws http utf8; do \
+	@for f in ws http utf8 message; do \
 		mkdir -p build-test/tests/corpus/$$f && \
 		./build-test/tests/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
 			build-test/tests/corpus/$$f tests/fuzz/seeds/$$f || exit 1; \
@@ -45,3 +45,11 @@ format:
 
 clean:
 	rm -rf build build-test
+
+# A local cluster in the foreground: redis-server, N nodes (default 3) and HAProxy balancing them on
+# BIND:PORT (default 0.0.0.0:8080), all in a temp dir; Ctrl-C stops it all and removes the dir.
+# ARGS="--log-level debug" goes to every node. See deploy/local/README.md.
+cluster:
+	@bash deploy/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@exec env N='$(N)' PORT='$(PORT)' BIND='$(BIND)' bash deploy/local/cluster.sh $(ARGS)

@@ -42,37 +42,12 @@ static const char *content_type(const char *path) {
     return "application/octet-stream";
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes the path and checks every segment: no "." or "..", no hidden files, no NUL
  * or backslash. Returns 0 with the decoded path in out, -1 when it is not a servable path. */
 static int clean_path(const sb_str_t *path, char *out, size_t cap) {
-    size_t n = 0;
-    if (path->len == 0 || path->p[0] != '/')
+    if (path->len == 0 || path->p[0] != '/' ||
+        sb_percent_decode(path->p, path->len, out, cap) < 0 || strchr(out, '\\') != NULL)
         return -1;
-    for (size_t i = 0; i < path->len; i++) {
-        char c = path->p[i];
-        if (c == '%') {
-            int hi = i + 2 < path->len ? hexval(path->p[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(path->p[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (c == '\0' || c == '\\' || n + 1 >= cap)
-            return -1;
-        out[n++] = c;
-    }
-    out[n] = '\0';
     /* A segment may not start with '.': this refuses ".", "..", and files like .git. */
     for (const char *p = out; (p = strchr(p, '/')) != NULL; p++)
         if (p[1] == '.')

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "str.h"
 #include "utf8.h"
 
 void sb_json_skip_ws(const char *buf, size_t len, size_t *pos) {
@@ -13,16 +14,6 @@ void sb_json_skip_ws(const char *buf, size_t len, size_t *pos) {
 }
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-static int hex(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* A string literal: control characters must be escaped, escapes must be known, and the raw
  * bytes must be UTF-8. On failure *pos is the offending byte. */
@@ -44,7 +35,7 @@ static int skip_string(const char *buf, size_t len, size_t *pos) {
             char e = i + 1 < len ? buf[i + 1] : '\0';
             if (e == 'u') {
                 size_t k = 2;
-                while (k < 6 && i + k < len && hex(buf[i + k]) >= 0)
+                while (k < 6 && i + k < len && sb_hex_digit(buf[i + k]) >= 0)
                     k++;
                 if (k < 6) {
                     i += k;
@@ -199,7 +190,7 @@ static int put_utf8(char *out, size_t cap, size_t *n, uint32_t cp) {
 static int read_hex4(const char *p, uint32_t *cp) {
     *cp = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hex(p[i]);
+        int h = sb_hex_digit(p[i]);
         if (h < 0)
             return -1;
         *cp = *cp << 4 | (uint32_t)h;

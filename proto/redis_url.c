@@ -1,39 +1,10 @@
 /* Parses redis://[[user]:password@]host[:port][/db] URLs (the node's --redis option), no I/O. */
 #include "redis_url.h"
 
+#include "str.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Copies [s, s+n) into out (cap bytes) with %XX decoded. Returns 0 or -1. */
-static int decode(const char *s, size_t n, char *out, size_t cap) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int h = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int l = h >= 0 ? hexval(s[i + 2]) : -1;
-            if (l < 0)
-                return -1;
-            c = (char)(h << 4 | l);
-            i += 2;
-        }
-        if (c == '\0' || k + 1 >= cap)
-            return -1;
-        out[k++] = c;
-    }
-    out[k] = '\0';
-    return 0;
-}
 
 static int fail(char *err, size_t errlen, const char *why) {
     snprintf(err, errlen, "bad Redis URL: %s (want redis://[[user]:password@]host[:port][/db])",
@@ -83,8 +54,9 @@ int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t e
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon == NULL)
             return fail(err, errlen, "credentials must be user:password or :password");
-        if (decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) != 0 ||
-            decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof(out->password)))
+        if (sb_percent_decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) < 0 ||
+            sb_percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
+                              sizeof(out->password)) < 0)
             return fail(err, errlen, "the user or password is too long or badly encoded");
         p = at + 1;
     }

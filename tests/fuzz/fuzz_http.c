@@ -1,4 +1,5 @@
 /* libFuzzer target for proto/http: request-head parsing and the WebSocket handshake check. */
+#include "check.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,19 +11,7 @@
 
 #include "http.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            violated(#cond, __LINE__);                                                             \
-    } while (0)
-
-static void violated(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_http.c:%d: property violated: %s\n", line, what);
-    abort();
-}
 
 /* RFC 7230 section 3.2.6 tchar, written out rather than shared with proto/http.c. */
 static int tchar(unsigned char c)

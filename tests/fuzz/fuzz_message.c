@@ -1,4 +1,5 @@
 /* libFuzzer target for proto/message and proto/json: sb_msg_parse checked against cJSON. */
+#include "check.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stddef.h>
@@ -11,19 +12,7 @@
 #include "message.h"
 #include "utf8.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            violated(#cond, __LINE__);                                                             \
-    } while (0)
-
-static void violated(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_message.c:%d: property violated: %s\n", line, what);
-    abort();
-}
 
 static const char sender[] = "fuzz-sender_1.x";
 

@@ -1,4 +1,5 @@
 /* libFuzzer target for proto/utf8: sb_utf8_valid and sb_utf8_feed against a reference decoder. */
+#include "check.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -7,19 +8,7 @@
 
 #include "utf8.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            violated(#cond, __LINE__);                                                             \
-    } while (0)
-
-static void violated(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_utf8.c:%d: property violated: %s\n", line, what);
-    abort();
-}
 
 /* The reference works on code point values rather than byte ranges, so it shares no table with
  * proto/utf8.c. A prefix is valid while some continuation could still make it well-formed: the

@@ -1,4 +1,5 @@
 /* libFuzzer target for proto/ws: whole vs split feeding, event invariants, writer round trips. */
+#include "check.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,7 +9,6 @@
 #include "utf8.h"
 #include "ws.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
  * Input layout. Byte 0 bit 7 picks the test:
@@ -27,17 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * raw stream's events and outcome must also match a reference reader (model below).
  */
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            violated(#cond, __LINE__);                                                             \
-    } while (0)
-
-static void violated(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_ws.c:%d: property violated: %s\n", line, what);
-    abort();
-}
 
 /* A growable byte buffer: the log of events a run produced, or a stream of frames. */
 typedef struct {
