@@ -17,9 +17,13 @@ enum {
 typedef void (*sb_dir_claim_fn)(void *arg, int result);
 
 /* The outcome of a join: on SB_DIR_OK, members lists everyone in the room (the joiner
- * included) and added says whether the joiner was not a member before. Valid during the call. */
+ * included), nodes the node of each (NULL when all are on this node), and added says whether
+ * the joiner was not a member before. Valid during the call. */
 typedef void (*sb_dir_join_fn)(void *arg, int result, int added, const char *const *members,
-                               size_t n);
+                               const char *const *nodes, size_t n);
+
+/* Whether a live connection somewhere holds a peer ID (1) or not (0). */
+typedef void (*sb_dir_held_fn)(void *arg, int held);
 
 /* Callbacks may run before the call returns (the embedded directory) or later (Redis). */
 typedef struct {
@@ -27,9 +31,15 @@ typedef struct {
     void (*claim)(sb_dir_t *d, const char *id, sb_dir_claim_fn done, void *arg);
     /* Gives id up, if this node still holds it. */
     void (*release)(sb_dir_t *d, const char *id);
-    /* Adds peer (of this node) to room unless the room has limit members already. */
+    /* Asks whether id is held by a live connection on any node. */
+    void (*held)(sb_dir_t *d, const char *id, sb_dir_held_fn done, void *arg);
+    /* Adds peer (of this node) to room unless the room has limit members already. When it was
+     * not a member, members on other nodes are sent peer-joined, in the same step: a member
+     * that joins at the same time either is listed to the joiner or hears of it. */
     void (*join)(sb_dir_t *d, const char *room, const char *peer, size_t limit,
                  sb_dir_join_fn done, void *arg);
+    /* Removes peer (of this node) from room; members on other nodes are sent peer-left, in the
+     * same step. The members on this node are the caller's to tell. */
     void (*leave)(sb_dir_t *d, const char *room, const char *peer);
     void (*free)(sb_dir_t *d);
 } sb_dir_ops_t;

@@ -24,6 +24,10 @@ static void claim(sb_dir_t *d, const char *id, sb_dir_claim_fn done, void *arg) 
         done(arg, sb_map_put(m->ids, id, m) == 0 ? SB_DIR_OK : SB_DIR_UNAVAILABLE);
 }
 
+static void held(sb_dir_t *d, const char *id, sb_dir_held_fn done, void *arg) {
+    done(arg, sb_map_get(((memory_dir_t *)d)->ids, id) != NULL);
+}
+
 static void release(sb_dir_t *d, const char *id) {
     sb_map_remove(((memory_dir_t *)d)->ids, id);
 }
@@ -38,7 +42,7 @@ static void join(sb_dir_t *d, const char *name, const char *peer, size_t limit,
         room = calloc(1, sizeof(*room));
         if (room == NULL || sb_map_put(m->rooms, name, room) != 0) {
             free(room);
-            done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+            done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
             return;
         }
     }
@@ -47,26 +51,26 @@ static void join(sb_dir_t *d, const char *name, const char *peer, size_t limit,
             added = 0;
     if (added) {
         if (room->n >= limit) {
-            done(arg, SB_DIR_FULL, 0, NULL, 0);
+            done(arg, SB_DIR_FULL, 0, NULL, NULL, 0);
             return;
         }
         if (room->n == room->cap) {
             size_t cap = room->cap ? room->cap * 2 : 4;
             char **ids = realloc(room->ids, cap * sizeof(*ids));
             if (ids == NULL) {
-                done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+                done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
                 return;
             }
             room->ids = ids;
             room->cap = cap;
         }
         if ((room->ids[room->n] = strdup(peer)) == NULL) {
-            done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+            done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
             return;
         }
         room->n++;
     }
-    done(arg, SB_DIR_OK, added, (const char *const *)room->ids, room->n);
+    done(arg, SB_DIR_OK, added, (const char *const *)room->ids, NULL, room->n);
 }
 
 static void leave(sb_dir_t *d, const char *name, const char *peer) {
@@ -105,7 +109,7 @@ static void dir_free(sb_dir_t *d) {
     free(m);
 }
 
-static const sb_dir_ops_t ops = {claim, release, join, leave, dir_free};
+static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_free};
 
 sb_dir_t *sb_dir_memory_new(void) {
     memory_dir_t *m = calloc(1, sizeof(*m));

@@ -7,9 +7,11 @@
  *   sb:node:<node>:ids       the peer IDs a node holds (for its sweep)
  *   sb:members:<room>        hash peer -> node
  *   sb:node:<node>:members   "<room>\t<peer>" entries of a node (for its sweep)
- * Every check-and-set is one Lua script, so two nodes never both win. */
+ * Every check-and-set is one Lua script, so two nodes never both win. Room events for other
+ * nodes' members are published by those scripts on the members' peer channels (sb:peer:<id>). */
 #include "dir_redis.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +36,12 @@ static const char RELEASE[] =
     "redis.call('SREM', KEYS[2], ARGV[2])\n"
     "return 1\n";
 
-/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, limit, "<room>\t<peer>".
- * Returns {added, members...}, or nil when the room is full. */
+/* Room events for the members on other nodes go to their peer channels, which they subscribed
+ * before their welcome, from inside the script that changes the room: a member joining at the
+ * same moment is either in the list the script sees, or sees the change in its own answer. */
+
+/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, limit, "<room>\t<peer>",
+ * room. Returns {added, peer1, node1, peer2, node2, ...}, or nil when the room is full. */
 static const char JOIN[] =
     "local added = 0\n"
     "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
@@ -47,16 +53,42 @@ static const char JOIN[] =
     "  redis.call('SADD', KEYS[2], ARGV[4])\n"
     "  added = 1\n"
     "end\n"
-    "local reply = redis.call('HKEYS', KEYS[1])\n"
-    "table.insert(reply, 1, added)\n"
-    "return reply\n";
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "if added == 1 then\n"
+    "  local event = '{\"type\":\"peer-joined\",\"room\":\"' .. ARGV[5] .. '\",\"peer\":\"' ..\n"
+    "    ARGV[1] .. '\"}'\n"
+    "  for i = 1, #all, 2 do\n"
+    "    if all[i + 1] ~= ARGV[2] then redis.call('PUBLISH', 'sb:peer:' .. all[i], event) end\n"
+    "  end\n"
+    "end\n"
+    "table.insert(all, 1, added)\n"
+    "return all\n";
 
-/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, "<room>\t<peer>". */
+/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, "<room>\t<peer>", room,
+ * announce. Tells the others when it removed the member, or always with announce "1" (a leave
+ * that waited out an outage: Redis may have lost the member, not the others' memory of it). */
 static const char LEAVE[] =
-    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], "
-    "ARGV[1]) end\n"
+    "local removed = 0\n"
+    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "  removed = 1\n"
+    "end\n"
     "redis.call('SREM', KEYS[2], ARGV[3])\n"
-    "return 1\n";
+    "if removed == 1 or ARGV[5] == '1' then\n"
+    "  local event = '{\"type\":\"peer-left\",\"room\":\"' .. ARGV[4] .. '\",\"peer\":\"' ..\n"
+    "    ARGV[1] .. '\"}'\n"
+    "  local all = redis.call('HGETALL', KEYS[1])\n"
+    "  for i = 1, #all, 2 do\n"
+    "    if all[i + 1] ~= ARGV[2] then redis.call('PUBLISH', 'sb:peer:' .. all[i], event) end\n"
+    "  end\n"
+    "end\n"
+    "return removed\n";
+
+/* KEYS: sb:id:<peer>. Returns 1 when a live node holds the ID. */
+static const char HELD[] =
+    "local owner = redis.call('GET', KEYS[1])\n"
+    "if owner and redis.call('EXISTS', 'sb:alive:' .. owner) == 1 then return 1 end\n"
+    "return 0\n";
 
 /* KEYS: sb:alive:<node>. ARGV: node, ttl in ms. Returns 1 when the node was not registered
  * (first start, a Redis that lost its data, or a sweep after the node fell silent): the node
@@ -64,10 +96,9 @@ static const char LEAVE[] =
 static const char ALIVE[] = "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
                             "return redis.call('SADD', 'sb:nodes', ARGV[1])\n";
 
-/* Removes every node whose liveness key has expired: its room members (telling each room
- * peer-left over the room's channel, as "\n<peer>\n<json>": no origin node, skip the peer) and
- * its ID claims. Atomic, so whichever node runs it first does the work, once. Returns the
- * nodes removed. */
+/* Removes every node whose liveness key has expired: its room members (telling every remaining
+ * member, on whatever node, peer-left) and its ID claims. Atomic, so whichever node runs it
+ * first does the work, once. Returns the nodes removed. */
 static const char SWEEP[] =
     "local removed = {}\n"
     "for _, node in ipairs(redis.call('SMEMBERS', 'sb:nodes')) do\n"
@@ -76,10 +107,15 @@ static const char SWEEP[] =
     "    for _, entry in ipairs(redis.call('SMEMBERS', mkey)) do\n"
     "      local tab = string.find(entry, '\\t', 1, true)\n"
     "      local room, peer = string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n"
-    "      if redis.call('HGET', 'sb:members:' .. room, peer) == node then\n"
-    "        redis.call('HDEL', 'sb:members:' .. room, peer)\n"
-    "        redis.call('PUBLISH', 'sb:room:' .. room, '\\n' .. peer .. '\\n' ..\n"
-    "          '{\"type\":\"peer-left\",\"room\":\"' .. room .. '\",\"peer\":\"' .. peer .. '\"}')\n"
+    "      local hash = 'sb:members:' .. room\n"
+    "      if redis.call('HGET', hash, peer) == node then\n"
+    "        redis.call('HDEL', hash, peer)\n"
+    "        local event = '{\"type\":\"peer-left\",\"room\":\"' .. room .. '\",\"peer\":\"' ..\n"
+    "          peer .. '\"}'\n"
+    "        local all = redis.call('HGETALL', hash)\n"
+    "        for i = 1, #all, 2 do\n"
+    "          if all[i + 1] ~= node then redis.call('PUBLISH', 'sb:peer:' .. all[i], event) end\n"
+    "        end\n"
     "      end\n"
     "    end\n"
     "    local ikey = 'sb:node:' .. node .. ':ids'\n"
@@ -92,6 +128,10 @@ static const char SWEEP[] =
     "  end\n"
     "end\n"
     "return removed\n";
+
+/* How many times a leave that waited out an outage is announced: once right away, and again
+ * over the next seconds, after the other nodes have recorded their members again. */
+#define LEAVE_REPLAYS 3
 
 /* Room and peer names are at most 64 bytes, node IDs too: every key fits. */
 #define KEY_MAX 256
@@ -154,7 +194,9 @@ static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *ar
     redis_dir_t *d = (redis_dir_t *)base;
     char key[KEY_MAX], ids[KEY_MAX];
     claim_t *c = malloc(sizeof(*c));
-    if (c == NULL || !ready(d)) {
+    /* Until this node's liveness key is written, other nodes would take its claims for a dead
+     * node's and take them over: no claims before then. */
+    if (c == NULL || !ready(d) || !d->registered) {
         free(c);
         done(arg, SB_DIR_UNAVAILABLE);
         return;
@@ -194,22 +236,27 @@ static void on_joined(void *arg, const sb_redis_reply_t *reply) {
     join_t *j = arg;
     log_error("join", reply);
     if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-        j->done(j->arg, SB_DIR_FULL, 0, NULL, 0);
-    } else if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        j->done(j->arg, SB_DIR_FULL, 0, NULL, NULL, 0);
+    } else if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements % 2 == 1 &&
                reply->element[0]->type == REDIS_REPLY_INTEGER) {
-        size_t n = reply->elements - 1;
+        size_t n = reply->elements / 2, k = 0;
         const char **members = malloc((n + 1) * sizeof(*members));
-        size_t k = 0;
-        for (size_t i = 0; members && i < n; i++)
-            if (reply->element[i + 1]->type == REDIS_REPLY_STRING)
-                members[k++] = reply->element[i + 1]->str;
-        if (members)
-            j->done(j->arg, SB_DIR_OK, reply->element[0]->integer == 1, members, k);
+        const char **nodes = malloc((n + 1) * sizeof(*nodes));
+        for (size_t i = 0; members && nodes && i < n; i++) {
+            const sb_redis_reply_t *p = reply->element[1 + 2 * i], *q = reply->element[2 + 2 * i];
+            if (p->type == REDIS_REPLY_STRING && q->type == REDIS_REPLY_STRING) {
+                members[k] = p->str;
+                nodes[k++] = q->str;
+            }
+        }
+        if (members && nodes)
+            j->done(j->arg, SB_DIR_OK, reply->element[0]->integer == 1, members, nodes, k);
         else
-            j->done(j->arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+            j->done(j->arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
         free(members);
+        free(nodes);
     } else {
-        j->done(j->arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+        j->done(j->arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
     }
     free(j);
 }
@@ -219,9 +266,9 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     redis_dir_t *d = (redis_dir_t *)base;
     char key[KEY_MAX], set[KEY_MAX], entry[SB_ROOM_MAX + SB_ID_MAX + 2], lim[24];
     join_t *j = malloc(sizeof(*j));
-    if (j == NULL || !ready(d)) {
+    if (j == NULL || !ready(d) || !d->registered) {
         free(j);
-        done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+        done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
         return;
     }
     j->done = done;
@@ -231,44 +278,95 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
     snprintf(lim, sizeof(lim), "%zu", limit > 1000000000 ? (size_t)1000000000 : limit);
     sb_map_remove(d->leaves, entry);
-    const char *args[] = {key, set, peer, d->node, lim, entry};
-    if (eval(d, JOIN, 2, args, 6, on_joined, j) != 0) {
+    const char *args[] = {key, set, peer, d->node, lim, entry, room};
+    if (eval(d, JOIN, 2, args, 7, on_joined, j) != 0) {
         free(j);
-        done(arg, SB_DIR_UNAVAILABLE, 0, NULL, 0);
+        done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
     }
 }
 
-static int send_leave(redis_dir_t *d, const char *entry) {
+static int send_leave(redis_dir_t *d, const char *entry, int announce) {
     char key[KEY_MAX], set[KEY_MAX], room[SB_ROOM_MAX + 1];
     const char *tab = strchr(entry, '\t');
     snprintf(room, sizeof(room), "%.*s", (int)(tab - entry), entry);
     snprintf(key, sizeof(key), "sb:members:%s", room);
     snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
-    const char *args[] = {key, set, tab + 1, d->node, entry};
-    return eval(d, LEAVE, 2, args, 5, log_error, "leave");
+    const char *args[] = {key, set, tab + 1, d->node, entry, room, announce ? "1" : "0"};
+    return eval(d, LEAVE, 2, args, 7, log_error, "leave");
 }
 
 static void leave(sb_dir_t *base, const char *room, const char *peer) {
     redis_dir_t *d = (redis_dir_t *)base;
     char entry[SB_ROOM_MAX + SB_ID_MAX + 2];
     snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
-    if (send_leave(d, entry) != 0)
-        sb_map_put(d->leaves, entry, d);
+    if (send_leave(d, entry, 0) != 0)
+        sb_map_put(d->leaves, entry, (void *)(intptr_t)LEAVE_REPLAYS);
 }
 
-/* Sends what was given up while Redis was unreachable. */
-static void replay(redis_dir_t *d, sb_map_t *pending, int (*send)(redis_dir_t *, const char *)) {
+typedef struct {
+    sb_dir_held_fn done;
+    void *arg;
+} held_t;
+
+static void on_held(void *arg, const sb_redis_reply_t *reply) {
+    held_t *h = arg;
+    log_error("held", reply);
+    /* Unknown counts as held: the caller then says "unavailable", not "not connected". */
+    h->done(h->arg, reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer == 1);
+    free(h);
+}
+
+static void held(sb_dir_t *base, const char *id, sb_dir_held_fn done, void *arg) {
+    redis_dir_t *d = (redis_dir_t *)base;
+    char key[KEY_MAX];
+    held_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        done(arg, 1);
+        return;
+    }
+    h->done = done;
+    h->arg = arg;
+    snprintf(key, sizeof(key), "sb:id:%s", id);
+    const char *args[] = {key};
+    if (eval(d, HELD, 1, args, 1, on_held, h) != 0) {
+        free(h);
+        done(arg, 1);
+    }
+}
+
+/* Sends the releases that waited out an outage. */
+static void replay_releases(redis_dir_t *d) {
     size_t cursor = 0;
     const char *key;
     void *value;
-    while (sb_map_next(pending, &cursor, &key, &value)) {
-        char copy[SB_ROOM_MAX + SB_ID_MAX + 2];
-        snprintf(copy, sizeof(copy), "%s", key);
-        if (send(d, copy) != 0)
+    while (sb_map_next(d->releases, &cursor, &key, &value)) {
+        char id[SB_ID_MAX + 1];
+        snprintf(id, sizeof(id), "%s", key);
+        if (send_release(d, id) != 0)
             return;
-        sb_map_remove(pending, copy);
+        sb_map_remove(d->releases, id);
         cursor = 0; /* the map changed: start over */
     }
+}
+
+/* Announces the leaves that waited out an outage, LEAVE_REPLAYS times each. */
+static void replay_leaves(redis_dir_t *d) {
+    size_t n = sb_map_size(d->leaves), k = 0, cursor = 0;
+    const char *key;
+    void *value;
+    char(*entries)[SB_ROOM_MAX + SB_ID_MAX + 2] = n ? malloc(n * sizeof(*entries)) : NULL;
+    while (entries && k < n && sb_map_next(d->leaves, &cursor, &key, &value))
+        snprintf(entries[k++], sizeof(entries[0]), "%s", key);
+    for (size_t i = 0; i < k; i++) {
+        intptr_t left = (intptr_t)sb_map_get(d->leaves, entries[i]);
+        if (send_leave(d, entries[i], 1) != 0)
+            break;
+        if (left <= 1)
+            sb_map_remove(d->leaves, entries[i]);
+        else
+            sb_map_put(d->leaves, entries[i], (void *)(left - 1));
+    }
+    free(entries);
 }
 
 static void on_alive(void *arg, const sb_redis_reply_t *reply) {
@@ -306,8 +404,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         d->registered = 0;
         return;
     }
-    replay(d, d->releases, send_release);
-    replay(d, d->leaves, send_leave);
+    if (d->registered) {
+        replay_releases(d);
+        replay_leaves(d);
+    }
     snprintf(key, sizeof(key), "sb:alive:%s", d->node);
     snprintf(ttl, sizeof(ttl), "%ld", (long)(d->ttl * 1000));
     const char *args[] = {key, d->node, ttl};
@@ -324,7 +424,7 @@ static void dir_free(sb_dir_t *base) {
     free(d);
 }
 
-static const sb_dir_ops_t ops = {claim, release, join, leave, dir_free};
+static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_free};
 
 sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node,
                            double ttl, sb_dir_redis_lost_fn on_lost, void *ctx) {

@@ -1,9 +1,9 @@
 /* The signaling relay (protocol v1): peer IDs, relaying by ID with delivery feedback, rooms.
  *
  * Local state is the peers connected to this node and the rooms they are in; cluster-wide
- * state (who holds an ID, who is in a room) is the directory's. Messages for peers elsewhere
- * go over the bus. A bus message is "<origin node>\n<peer to skip>\n<client JSON>": a node
- * delivers to its own peers directly and skips its own messages when the bus echoes them. */
+ * state (who holds an ID, who is in a room) is the directory's. A message for a peer on
+ * another node is published, as the recipient's JSON, on that peer's bus channel. Room events
+ * reach this node's members from here, and other nodes' members from the directory. */
 #include "relay.h"
 
 #include <stdio.h>
@@ -20,13 +20,12 @@
 #include "ws.h"
 
 /* Close codes of the protocol (PROTOCOL.md). */
-#define CLOSE_TRY_AGAIN 1013
+#define CLOSE_TRY_AGAIN 4003
 #define CLOSE_ID_TAKEN 4001
 #define CLOSE_BAD_ID 4002
 
 #define PEER_CHANNEL "sb:peer:"
-#define ROOM_CHANNEL "sb:room:"
-#define CHANNEL_MAX (sizeof(ROOM_CHANNEL) + SB_ROOM_MAX)
+#define CHANNEL_MAX (sizeof(PEER_CHANNEL) + SB_ID_MAX)
 
 typedef struct room room_t;
 
@@ -95,25 +94,6 @@ static void channel_name(char *out, const char *prefix, const char *name) {
     snprintf(out, CHANNEL_MAX, "%s%s", prefix, name);
 }
 
-/* Publishes client JSON on a channel for the other nodes. */
-static void publish(sb_relay_t *r, const char *channel, const char *skip, const char *json,
-                    size_t len, sb_bus_done_fn done, void *arg) {
-    size_t nlen = strlen(r->node_id), slen = strlen(skip), total = nlen + 1 + slen + 1 + len;
-    char *env = malloc(total);
-    if (env == NULL) {
-        if (done)
-            done(arg, -1);
-        return;
-    }
-    memcpy(env, r->node_id, nlen);
-    env[nlen] = '\n';
-    memcpy(env + nlen + 1, skip, slen);
-    env[nlen + 1 + slen] = '\n';
-    memcpy(env + nlen + slen + 2, json, len);
-    r->bus->ops->publish(r->bus, channel, env, total, done, arg);
-    free(env);
-}
-
 /* Sends json to this node's members of room, except the peer named skip. */
 static int fan_out(room_t *room, const char *skip, const char *json, size_t len) {
     int delivered = 0;
@@ -125,16 +105,14 @@ static int fan_out(room_t *room, const char *skip, const char *json, size_t len)
     return delivered;
 }
 
-/* Tells every member of the room, here and on other nodes, that peer joined or left. */
+/* Tells this node's members of the room that peer joined or left (the directory tells the
+ * members on other nodes). */
 static void room_event(sb_relay_t *r, const char *room, const char *event, const char *peer) {
     size_t len = 0;
-    char channel[CHANNEL_MAX];
     char *msg = sb_msg_peer_event(event, room, peer, &len);
     if (msg == NULL)
         return;
     fan_out(sb_map_get(r->rooms, room), peer, msg, len);
-    channel_name(channel, ROOM_CHANNEL, room);
-    publish(r, channel, peer, msg, len, NULL, NULL);
     free(msg);
 }
 
@@ -147,31 +125,45 @@ typedef struct {
     char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
 } pending_relay_t;
 
-static void relay_done(void *arg, int receivers) {
-    pending_relay_t *p = arg;
+/* Tells the sender the outcome: 1 delivered, 0 no such peer, -1 the cluster could not
+ * deliver it (bus down, or the recipient's node not receiving just now). */
+static void answer_sender(pending_relay_t *p, int outcome) {
     sb_relay_t *r = p->sender->relay;
     sb_str_t mid = {p->mid, strlen(p->mid)};
 
-    if (receivers > 0)
+    if (outcome > 0)
         r->stats.relayed++;
     else
         r->stats.unavailable++;
     if (!p->sender->closed) {
-        if (receivers > 0 && mid.len > 0) {
+        if (outcome > 0 && mid.len > 0) {
             size_t len = 0;
             char *msg = sb_msg_ack(mid, &len);
             send_owned(p->sender->conn, msg, len);
-        } else if (receivers == 0) {
+        } else if (outcome == 0) {
             send_error(p->sender->conn, "peer-unavailable", "no peer with that ID is connected",
                        p->to, NULL, mid);
-        } else if (receivers < 0) {
+        } else if (outcome < 0) {
             send_error(p->sender->conn, "unavailable",
-                       "the cluster's message bus is unavailable; the message was not delivered",
-                       p->to, NULL, mid);
+                       "the cluster could not deliver the message just now; try again", p->to,
+                       NULL, mid);
         }
     }
     peer_unref(p->sender);
     free(p);
+}
+
+static void held_done(void *arg, int held) { answer_sender(arg, held ? -1 : 0); }
+
+static void relay_done(void *arg, int receivers) {
+    pending_relay_t *p = arg;
+    sb_relay_t *r = p->sender->relay;
+    /* Nobody took it: either the peer is not connected, or its node is subscribing again after
+     * a reconnect. The directory knows which. */
+    if (receivers == 0)
+        r->dir->ops->held(r->dir, p->to, held_done, p);
+    else
+        answer_sender(p, receivers > 0 ? 1 : -1);
 }
 
 static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m) {
@@ -192,13 +184,13 @@ static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m) {
     peer_t *local = sb_map_get(r->peers, m->to);
     if (local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
-        relay_done(p, sb_conn_send_text(local->conn, msg, len) == 0 ? 1 : 0);
+        answer_sender(p, sb_conn_send_text(local->conn, msg, len) == 0 ? 1 : 0);
     } else if (local != NULL) {
-        relay_done(p, 0); /* still claiming its ID: not connected yet */
+        answer_sender(p, 0); /* still claiming its ID: not connected yet */
     } else {
         char channel[CHANNEL_MAX];
         channel_name(channel, PEER_CHANNEL, m->to);
-        publish(r, channel, "", msg, len, relay_done, p);
+        r->bus->ops->publish(r->bus, channel, msg, len, relay_done, p);
     }
     free(msg);
 }
@@ -213,14 +205,7 @@ static room_t *local_room(sb_relay_t *r, const char *name, int create) {
     if (room == NULL)
         return NULL;
     snprintf(room->name, sizeof(room->name), "%s", name);
-    char channel[CHANNEL_MAX];
-    channel_name(channel, ROOM_CHANNEL, name);
     if (sb_map_put(r->rooms, name, room) != 0) {
-        free(room);
-        return NULL;
-    }
-    if (r->bus->ops->subscribe(r->bus, channel) != 0) {
-        sb_map_remove(r->rooms, name);
         free(room);
         return NULL;
     }
@@ -256,9 +241,6 @@ static int add_member(sb_relay_t *r, room_t *room, peer_t *peer) {
 static void close_room_if_empty(sb_relay_t *r, room_t *room) {
     if (room->n > 0)
         return;
-    char channel[CHANNEL_MAX];
-    channel_name(channel, ROOM_CHANNEL, room->name);
-    r->bus->ops->unsubscribe(r->bus, channel);
     sb_map_remove(r->rooms, room->name);
     r->stats.rooms--;
     free(room->members);
@@ -293,7 +275,18 @@ typedef struct {
     int reassert; /* re-recording a membership after an outage, no answer to send */
 } pending_join_t;
 
-static void join_done(void *arg, int result, int added, const char *const *members, size_t n) {
+/* 1 when peer id, which the directory lists on this node, is still in room here: a member
+ * that left while the directory answered is not listed (its leave was told here only). */
+static int still_here(sb_relay_t *r, const char *room_name, const char *id) {
+    room_t *room = sb_map_get(r->rooms, room_name);
+    for (size_t i = 0; room != NULL && i < room->n; i++)
+        if (strcmp(room->members[i]->id, id) == 0)
+            return 1;
+    return 0;
+}
+
+static void join_done(void *arg, int result, int added, const char *const *members,
+                      const char *const *nodes, size_t n) {
     pending_join_t *p = arg;
     peer_t *peer = p->peer;
     sb_relay_t *r = peer->relay;
@@ -336,7 +329,9 @@ static void join_done(void *arg, int result, int added, const char *const *membe
     size_t k = 0, len = 0;
     if (others != NULL)
         for (size_t i = 0; i < n; i++)
-            if (strcmp(members[i], peer->id) != 0)
+            if (strcmp(members[i], peer->id) != 0 &&
+                (nodes == NULL || strcmp(nodes[i], r->node_id) != 0 ||
+                 still_here(r, p->room, members[i])))
                 others[k++] = members[i];
     char *msg = others ? sb_msg_joined(p->room, others, k, mid, &len) : NULL;
     free(others);
@@ -564,29 +559,13 @@ static void on_close(void *app, sb_conn_t *c) {
 
 /* ---- the bus ---- */
 
-/* A message from another node: to one of our peers, or to our members of a room. */
+/* A message from another node for one of our peers: relayed, or a room event. */
 static int deliver(void *ctx, const char *channel, const char *msg, size_t len) {
     sb_relay_t *r = ctx;
-    const char *nl1 = memchr(msg, '\n', len);
-    const char *nl2 = nl1 ? memchr(nl1 + 1, '\n', len - (size_t)(nl1 + 1 - msg)) : NULL;
-    char skip[SB_ID_MAX + 1];
-
-    if (nl2 == NULL || (size_t)(nl2 - nl1 - 1) > SB_ID_MAX)
+    if (strncmp(channel, PEER_CHANNEL, strlen(PEER_CHANNEL)) != 0)
         return 0;
-    /* Our own publications: already delivered here. */
-    if ((size_t)(nl1 - msg) == strlen(r->node_id) && memcmp(msg, r->node_id, strlen(r->node_id)) == 0)
-        return 0;
-    snprintf(skip, sizeof(skip), "%.*s", (int)(nl2 - nl1 - 1), nl1 + 1);
-    const char *json = nl2 + 1;
-    size_t jlen = len - (size_t)(json - msg);
-
-    if (strncmp(channel, PEER_CHANNEL, strlen(PEER_CHANNEL)) == 0) {
-        peer_t *peer = sb_map_get(r->peers, channel + strlen(PEER_CHANNEL));
-        return peer != NULL && peer->registered && sb_conn_send_text(peer->conn, json, jlen) == 0;
-    }
-    if (strncmp(channel, ROOM_CHANNEL, strlen(ROOM_CHANNEL)) == 0)
-        return fan_out(sb_map_get(r->rooms, channel + strlen(ROOM_CHANNEL)), skip, json, jlen);
-    return 0;
+    peer_t *peer = sb_map_get(r->peers, channel + strlen(PEER_CHANNEL));
+    return peer != NULL && peer->registered && sb_conn_send_text(peer->conn, msg, len) == 0;
 }
 
 /* ---- after an outage ---- */

@@ -10,12 +10,14 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -607,6 +609,320 @@ def expect_close(conn, code, timeout=5.0, reply=True, closed_within=3.0):
 
 
 # ---------------------------------------------------------------------------------------------
+# Services a cluster test runs beside its nodes: redis-server and haproxy (Debian's)
+
+REDIS_SERVER = "/usr/bin/redis-server"
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on right now (the kernel's pick)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def get_status(port, path, timeout=2.0):
+    """GET path on a new connection; returns (status, body). Connection failures raise."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+    resp, conn = http(port, request, timeout=timeout)
+    conn.close()
+    return resp.status, resp.body
+
+
+def wait_status(port, path, want, timeout, interval=0.05):
+    """Polls GET path until it answers status want; returns the seconds it took. Raises Failure
+    with the last answer after timeout seconds."""
+    t0 = time.monotonic()
+    last = None
+    while True:
+        try:
+            last = get_status(port, path)
+            if last[0] == want:
+                return time.monotonic() - t0
+        except (OSError, Closed, Failure) as e:
+            last = f"{type(e).__name__}: {e}"
+        if time.monotonic() - t0 > timeout:
+            raise Failure(f"GET {path} on port {port}: not {want} within {timeout} s "
+                          f"(last answer {last!r})")
+        time.sleep(interval)
+
+
+class RedisError(Exception):
+    """An error reply from Redis."""
+
+
+class RedisClient:
+    """One RESP2 connection to Redis. command(*args) sends a command and returns its reply:
+    bytes, int, list, None, or "OK"-style status strings as str; an error reply raises
+    RedisError. read_reply() reads one more reply (pub/sub pushes)."""
+
+    def __init__(self, port, password=None, user=None, timeout=5.0):
+        self.conn = Conn(port, timeout=timeout)
+        self.timeout = timeout
+        if password is not None:
+            self.command(*(["AUTH"] + ([user] if user else []) + [password]))
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, *args):
+        out = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(f"${len(b)}\r\n".encode() + b + b"\r\n")
+        self.conn.send(b"".join(out))
+
+    def read_reply(self, timeout=None):
+        t = self.timeout if timeout is None else timeout
+        line = self.conn.recv_until(b"\r\n", timeout=t)[:-2]
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.conn.recv_exact(n + 2, timeout=t)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            out = []
+            for _ in range(n):
+                try:
+                    out.append(self.read_reply(timeout))
+                except RedisError as e:  # an error inside an array (EXEC, scripts)
+                    out.append(e)
+            return out
+        raise Failure(f"bad RESP line from Redis: {line!r}")
+
+    def command(self, *args, timeout=None):
+        self.send(*args)
+        return self.read_reply(timeout)
+
+
+class Service:
+    """A helper process (not the node under test) whose stdout and stderr go to a log file,
+    with a temporary directory as its working directory."""
+
+    name = "service"
+
+    def __init__(self):
+        self.proc = None
+        self.dir = tempfile.mkdtemp(prefix=f"switchboard-{self.name}-")
+        self.log_path = os.path.join(self.dir, f"{self.name}.log")
+
+    def spawn(self, cmd):
+        # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: a service
+        # started from a worker thread (run_in_executor) would be killed with that thread.
+        check(threading.current_thread() is threading.main_thread(),
+              f"start {self.name} from the main thread")
+        with open(self.log_path, "ab") as log:
+            log.write(("$ " + " ".join(cmd) + "\n").encode())
+            log.flush()
+            self.proc = subprocess.Popen(cmd, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, preexec_fn=_die_with_parent)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=60):
+        text = self.log().splitlines()
+        head = f"--- {self.name} log ({self.log_path}), last {min(lines, len(text))} of {len(text)} lines ---"
+        return "\n".join([head] + text[-lines:] + [f"--- end of {self.name} log ---"])
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        """Ends the process: SIGTERM, then SIGKILL if it is still there 5 s later."""
+        if self.alive():
+            self.proc.terminate()
+            if self.wait_exit(5.0) is None:
+                self.kill()
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.wait_exit(5.0)
+
+    def remove_log(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisServer(Service):
+    """Debian's redis-server on 127.0.0.1 with nothing persisted, on a port of its own (kept
+    across restarts). password and user are the credentials command() uses; args are passed to
+    redis-server (e.g. "--requirepass", "pw")."""
+
+    name = "redis"
+
+    def __init__(self, args=(), password=None, user=None, port=None):
+        super().__init__()
+        self.args = list(args)
+        self.password = password
+        self.user = user
+        self.port = port or free_port()
+
+    def url(self, user=None, password=None):
+        cred = ""
+        if password is not None:
+            cred = f"{user or ''}:{password}@"
+        return f"redis://{cred}{HOST}:{self.port}"
+
+    def start(self, timeout=5.0):
+        """Starts redis-server and waits (at most timeout seconds) until it answers PING."""
+        self.spawn([REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "",
+                    "--appendonly", "no", "--dir", self.dir] + self.args)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise Failure(f"redis-server exited with status {self.proc.returncode}\n"
+                              + self.log_tail())
+            try:
+                if self.command("PING", timeout=1.0) == "PONG":
+                    return self
+            except (OSError, Closed, RedisError) as e:
+                last = e
+            time.sleep(0.02)
+        self.kill()
+        raise Failure(f"redis-server not answering PING within {timeout} s ({last})\n"
+                      + self.log_tail())
+
+    def client(self, timeout=5.0):
+        return RedisClient(self.port, self.password, self.user, timeout=timeout)
+
+    def command(self, *args, timeout=5.0):
+        """Runs one command on a new connection and returns its reply."""
+        with self.client(timeout=timeout) as c:
+            return c.command(*args)
+
+    def shutdown(self, timeout=5.0):
+        """SHUTDOWN NOSAVE: Redis closes every connection and exits (with no data kept)."""
+        if not self.alive():
+            return
+        try:
+            with self.client() as c:
+                c.send("SHUTDOWN", "NOSAVE")
+                try:
+                    c.read_reply(timeout=timeout)
+                except (Closed, OSError):
+                    pass  # no reply: the connection just ends
+        except (OSError, Closed):
+            pass
+        if self.wait_exit(timeout) is None:
+            self.kill()
+            raise Failure(f"redis-server still running {timeout} s after SHUTDOWN NOSAVE")
+
+    def stop(self):
+        if self.alive():
+            try:
+                self.shutdown()
+            except Exception:
+                self.kill()
+
+
+class HAProxy(Service):
+    """Debian's haproxy in the foreground (-db) with a given configuration; the configuration
+    may use {stats} for the path of an admin socket (see stat())."""
+
+    name = "haproxy"
+
+    def __init__(self, config, port):
+        super().__init__()
+        self.port = port
+        self.stats_path = os.path.join(self.dir, "stats.sock")
+        self.config_path = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.config_path, "w") as f:
+            f.write(config.replace("{stats}", self.stats_path))
+
+    def start(self, timeout=5.0):
+        """Checks the configuration (haproxy -c), starts haproxy and waits until it accepts
+        connections on its port."""
+        check_run = subprocess.run([HAPROXY, "-c", "-f", self.config_path], cwd=self.dir,
+                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        if check_run.returncode != 0:
+            raise Failure("haproxy -c refused the configuration:\n"
+                          + (check_run.stdout + check_run.stderr).decode("utf-8", "replace"))
+        self.spawn([HAPROXY, "-db", "-f", self.config_path])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise Failure(f"haproxy exited with status {self.proc.returncode}\n"
+                              + self.log_tail())
+            try:
+                socket.create_connection((HOST, self.port), timeout=1.0).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.kill()
+        raise Failure(f"haproxy not accepting connections within {timeout} s\n" + self.log_tail())
+
+    def admin(self, command, timeout=2.0):
+        """Sends one command to the admin socket; returns its text answer."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.stats_path)
+            s.sendall(command.encode() + b"\n")
+            out = bytearray()
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return out.decode("utf-8", "replace")
+                out += data
+        finally:
+            s.close()
+
+    def server_states(self, backend):
+        """{server name: status} of a backend's servers ("UP", "DOWN", "UP 1/2", ...)."""
+        lines = self.admin("show stat").splitlines()
+        check(lines and lines[0].startswith("# "), f"haproxy show stat: {lines[:2]}")
+        cols = lines[0][2:].split(",")
+        out = {}
+        for line in lines[1:]:
+            row = dict(zip(cols, line.split(",")))
+            if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
+                out[row["svname"]] = row.get("status")
+        return out
+
+    def wait_states(self, backend, want, timeout):
+        """Polls until server_states(backend) equals want; returns the seconds it took."""
+        t0 = time.monotonic()
+        while True:
+            got = self.server_states(backend)
+            if got == want:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise Failure(f"haproxy servers of {backend}: expected {want} within {timeout} s, "
+                              f"got {got}")
+            time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------------
 # Runner
 
 
@@ -626,6 +942,7 @@ class Context:
         self._shared = None
         self.own = []
         self.all_nodes = []
+        self.services = []  # this test's helper processes (see service())
 
     @property
     def shared(self):
@@ -643,6 +960,13 @@ class Context:
         self.own.append(n)
         self.all_nodes.append(n)
         return n.start()
+
+    def service(self, svc):
+        """Adopts a helper process (a Service: Redis, HAProxy) for this test: it is stopped
+        after the test's nodes, and its log is printed if the test fails. Returns svc."""
+        self.services.append(svc)
+        self.all_nodes.append(svc)
+        return svc
 
 
 def _alarm(signum, frame_):
@@ -685,6 +1009,7 @@ def main(tests, shared_args=(), test_timeout=25.0, echo=True):
     for test in tests:
         name = test.__name__[5:] if test.__name__.startswith("test_") else test.__name__
         ctx.own = []
+        ctx.services = []
         shared_before = ctx._shared
         err = None
         t0 = time.monotonic()
@@ -710,6 +1035,15 @@ def main(tests, shared_args=(), test_timeout=25.0, echo=True):
                     err = f"{type(e).__name__}: {e}"
             finally:
                 n.kill()
+        # Helper processes go after the nodes that used them.
+        for svc in reversed(ctx.services):
+            try:
+                svc.stop()
+            except Exception as e:
+                if err is None:
+                    err = f"{type(e).__name__}: {e}"
+            finally:
+                svc.kill()
         # The shared node must have survived the test.
         if ctx._shared is not None and not ctx._shared.alive():
             if err is None:
@@ -720,7 +1054,7 @@ def main(tests, shared_args=(), test_timeout=25.0, echo=True):
                 err += f"; {e}"
         if err is not None and os.environ.get("SB_TEST_VERBOSE"):
             traceback.print_exc()
-        involved = list(ctx.own)
+        involved = list(ctx.own) + list(ctx.services)
         for n in (shared_before, ctx._shared):
             if n is not None and n not in involved:
                 involved.append(n)
