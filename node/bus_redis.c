@@ -29,15 +29,16 @@ typedef struct {
     sb_map_t *channels; /* every channel this node wants, subscribed or to be */
     char check_channel[96];
     struct event *check_timer;
-    double sub_up_since;   /* when the subscriber became ready, 0 while it is not */
-    double last_echo;      /* when our own check message last came back */
+    double sub_up_since; /* when the subscriber became ready, 0 while it is not */
+    double last_echo;    /* when our own check message last came back */
     unsigned long check_seq;
-    int ready;             /* last readiness reported */
+    int ready; /* last readiness reported */
     sb_bus_redis_ready_fn on_ready;
     void *ctx;
 } redis_bus_t;
 
-static double now(const redis_bus_t *b) {
+static double now(const redis_bus_t *b)
+{
     struct timeval tv;
     event_base_gettimeofday_cached(b->evbase, &tv);
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -45,7 +46,8 @@ static double now(const redis_bus_t *b) {
 
 /* Ready: both connections up, and a check message has made the whole trip since the
  * subscriber (re)connected, so every subscription sent before it is in place. */
-static void update_ready(redis_bus_t *b) {
+static void update_ready(redis_bus_t *b)
+{
     int ready = sb_redis_state(b->pub) == SB_REDIS_READY &&
                 sb_redis_state(b->sub) == SB_REDIS_READY && b->sub_up_since > 0 &&
                 b->last_echo >= b->sub_up_since;
@@ -57,7 +59,8 @@ static void update_ready(redis_bus_t *b) {
         b->on_ready(b->ctx, ready);
 }
 
-static void subscribe_cmd(redis_bus_t *b, const char *verb, const char **channels, size_t n) {
+static void subscribe_cmd(redis_bus_t *b, const char *verb, const char **channels, size_t n)
+{
     const char *argv[SUBSCRIBE_BATCH + 1];
     size_t lens[SUBSCRIBE_BATCH + 1];
     argv[0] = verb;
@@ -70,7 +73,8 @@ static void subscribe_cmd(redis_bus_t *b, const char *verb, const char **channel
         sb_redis_reset(b->sub, "cannot queue SUBSCRIBE");
 }
 
-static void resubscribe(redis_bus_t *b) {
+static void resubscribe(redis_bus_t *b)
+{
     const char *batch[SUBSCRIBE_BATCH];
     size_t n = 0, cursor = 0;
     const char *key;
@@ -88,7 +92,8 @@ static void resubscribe(redis_bus_t *b) {
         subscribe_cmd(b, "SUBSCRIBE", batch, n);
 }
 
-static void on_state(void *ctx, sb_redis_t *r, int up, const char *why) {
+static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
+{
     redis_bus_t *b = ctx;
     (void)why;
     if (r == b->sub) {
@@ -99,8 +104,8 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why) {
     update_ready(b);
 }
 
-static void on_message(void *ctx, const char *channel, size_t chlen, const char *msg,
-                       size_t len) {
+static void on_message(void *ctx, const char *channel, size_t chlen, const char *msg, size_t len)
+{
     redis_bus_t *b = ctx;
     char name[160];
 
@@ -117,7 +122,8 @@ static void on_message(void *ctx, const char *channel, size_t chlen, const char 
         b->base.deliver(b->base.ctx, name, msg, len);
 }
 
-static void on_check(evutil_socket_t fd, short what, void *arg) {
+static void on_check(evutil_socket_t fd, short what, void *arg)
+{
     redis_bus_t *b = arg;
     double t = now(b);
     (void)fd;
@@ -140,7 +146,8 @@ static void on_check(evutil_socket_t fd, short what, void *arg) {
     update_ready(b);
 }
 
-static int subscribe(sb_bus_t *base, const char *channel) {
+static int subscribe(sb_bus_t *base, const char *channel)
+{
     redis_bus_t *b = (redis_bus_t *)base;
     if (sb_map_get(b->channels, channel) != NULL)
         return 0;
@@ -151,7 +158,8 @@ static int subscribe(sb_bus_t *base, const char *channel) {
     return 0;
 }
 
-static void unsubscribe(sb_bus_t *base, const char *channel) {
+static void unsubscribe(sb_bus_t *base, const char *channel)
+{
     redis_bus_t *b = (redis_bus_t *)base;
     if (sb_map_remove(b->channels, channel) == NULL)
         return;
@@ -164,7 +172,8 @@ typedef struct {
     void *arg;
 } publish_t;
 
-static void on_published(void *arg, const sb_redis_reply_t *reply) {
+static void on_published(void *arg, const sb_redis_reply_t *reply)
+{
     publish_t *p = arg;
     int receivers = -1;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
@@ -174,7 +183,8 @@ static void on_published(void *arg, const sb_redis_reply_t *reply) {
 }
 
 static void publish(sb_bus_t *base, const char *channel, const char *msg, size_t len,
-                    sb_bus_done_fn done, void *arg) {
+                    sb_bus_done_fn done, void *arg)
+{
     redis_bus_t *b = (redis_bus_t *)base;
     const char *argv[3] = {"PUBLISH", channel, msg};
     size_t lens[3] = {7, strlen(channel), len};
@@ -195,7 +205,8 @@ static void publish(sb_bus_t *base, const char *channel, const char *msg, size_t
     }
 }
 
-static void bus_free(sb_bus_t *base) {
+static void bus_free(sb_bus_t *base)
+{
     redis_bus_t *b = (redis_bus_t *)base;
     if (b->check_timer)
         event_free(b->check_timer);
@@ -207,8 +218,9 @@ static void bus_free(sb_bus_t *base) {
 
 static const sb_bus_ops_t ops = {subscribe, unsubscribe, publish, bus_free};
 
-sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url,
-                           const char *node_id, sb_bus_redis_ready_fn on_ready, void *ctx) {
+sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node_id,
+                           sb_bus_redis_ready_fn on_ready, void *ctx)
+{
     redis_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;

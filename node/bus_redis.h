@@ -13,8 +13,8 @@ typedef void (*sb_bus_redis_ready_fn)(void *ctx, int ready);
 
 /* Creates the bus and starts connecting (url and node_id must outlive it). Publishing while
  * Redis is unreachable fails at once (receivers -1). Returns NULL when out of memory. */
-sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url,
-                           const char *node_id, sb_bus_redis_ready_fn on_ready, void *ctx);
+sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node_id,
+                           sb_bus_redis_ready_fn on_ready, void *ctx);
 
 /* The command connection, shared with the Redis directory. */
 sb_redis_t *sb_bus_redis_commands(sb_bus_t *b);

@@ -1,4 +1,5 @@
-/* The node's configuration: one table of options, each with a flag, an environment variable and a default. */
+/* The node's configuration: one table of options, each with a flag, an environment variable and a
+ * default. */
 #include "config.h"
 
 #include <errno.h>
@@ -32,7 +33,8 @@ static const option_t options[] = {
     {"node-ttl", "SWITCHBOARD_NODE_TTL", OPT_SECONDS, OFF(node_ttl), "3",
      "seconds without a liveness refresh after which other nodes remove this node's peers"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
-     "directory served at / (the demo and client); auto: the installed share/switchboard/www, else the source tree's www/; \"\": none"},
+     "directory served at / (the demo and client); auto: the installed share/switchboard/www, else "
+     "the source tree's www/; \"\": none"},
     {"node-id", "SWITCHBOARD_NODE_ID", OPT_STRING, OFF(node_id), "",
      "this node's name in welcome messages, 1-64 of [A-Za-z0-9_.-] (default: host name and a "
      "random suffix)"},
@@ -65,7 +67,8 @@ static const option_t options[] = {
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static void usage(void) {
+static void usage(void)
+{
     printf("Usage: switchboard [OPTION]...\n"
            "A WebRTC signaling node: relays offers, answers and ICE candidates between peers\n"
            "connected over WebSockets at /ws; serves the demo at / and liveness at /healthz.\n\n"
@@ -82,7 +85,8 @@ static void usage(void) {
 }
 
 /* Parses "64k", "1m", "1048576": bytes with an optional binary suffix. */
-static int parse_bytes(const char *s, unsigned long long *out) {
+static int parse_bytes(const char *s, unsigned long long *out)
+{
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -102,7 +106,8 @@ static int parse_bytes(const char *s, unsigned long long *out) {
 }
 
 static int set_option(sb_config_t *cfg, const option_t *o, const char *value, const char *from,
-                      char *err, size_t errlen) {
+                      char *err, size_t errlen)
+{
     char *field = (char *)cfg + o->offset;
     unsigned long long n;
     char *end;
@@ -132,8 +137,7 @@ static int set_option(sb_config_t *cfg, const option_t *o, const char *value, co
     case OPT_FLAG:
         if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
             *(int *)field = 1;
-        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
-                 strcmp(value, "no") == 0)
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
             *(int *)field = 0;
         else
             goto bad;
@@ -151,14 +155,16 @@ bad:
     return -1;
 }
 
-static const option_t *find_flag(const char *name, size_t len) {
+static const option_t *find_flag(const char *name, size_t len)
+{
     for (size_t i = 0; i < NUM_OPTIONS; i++)
         if (strlen(options[i].flag) == len && strncmp(options[i].flag, name, len) == 0)
             return &options[i];
     return NULL;
 }
 
-int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t errlen) {
+int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         char from[80];
@@ -210,7 +216,8 @@ int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t er
     return 0;
 }
 
-void sb_config_free(sb_config_t *cfg) {
+void sb_config_free(sb_config_t *cfg)
+{
     for (size_t i = 0; i < NUM_OPTIONS; i++)
         if (options[i].type == OPT_STRING) {
             char **p = (char **)((char *)cfg + options[i].offset);

@@ -5,13 +5,13 @@
 #include <stddef.h>
 
 typedef struct {
-    char *listen;             /* HOST:PORT or [HOST]:PORT; port 0 picks a free port */
-    int echo;                 /* echo each text message back instead of relaying it */
-    char *www;                /* directory served at /, "" for none; made absolute at start */
-    char *node_id;            /* this node's name in welcome messages; generated when "" */
-    char *ice_servers;        /* JSON array given to clients for RTCPeerConnection */
-    char *redis;              /* redis:// URL of the cluster bus, "" for the embedded bus */
-    double node_ttl;          /* seconds after which a silent node counts as dead */
+    char *listen;      /* HOST:PORT or [HOST]:PORT; port 0 picks a free port */
+    int echo;          /* echo each text message back instead of relaying it */
+    char *www;         /* directory served at /, "" for none; made absolute at start */
+    char *node_id;     /* this node's name in welcome messages; generated when "" */
+    char *ice_servers; /* JSON array given to clients for RTCPeerConnection */
+    char *redis;       /* redis:// URL of the cluster bus, "" for the embedded bus */
+    double node_ttl;   /* seconds after which a silent node counts as dead */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */

@@ -1,4 +1,5 @@
-/* One client connection: HTTP request head, WebSocket upgrade, framing, pings, closing handshake. */
+/* One client connection: HTTP request head, WebSocket upgrade, framing, pings, closing handshake.
+ */
 #include "conn.h"
 
 #include <stdlib.h>
@@ -31,10 +32,10 @@ struct sb_conn {
     struct bufferevent *bev;
     struct event *timer; /* one deadline at a time, its meaning set by the phase */
     phase_t phase;
-    int was_open;        /* the handler saw on_open, so it gets on_close */
+    int was_open; /* the handler saw on_open, so it gets on_close */
     sb_ws_reader_t reader;
-    double last_read;    /* event-loop time of the last bytes received */
-    double ping_sent;    /* when the outstanding ping was sent, 0 when none */
+    double last_read; /* event-loop time of the last bytes received */
+    double ping_sent; /* when the outstanding ping was sent, 0 when none */
     int subprotocol;
     char *query;
     void *data;
@@ -44,13 +45,15 @@ struct sb_conn {
 
 static uint64_t next_id = 1;
 
-static double now(const sb_conn_t *c) {
+static double now(const sb_conn_t *c)
+{
     struct timeval tv;
     event_base_gettimeofday_cached(sb_server_base(c->srv), &tv);
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-static void arm(sb_conn_t *c, double seconds) {
+static void arm(sb_conn_t *c, double seconds)
+{
     if (seconds < 0.001)
         seconds = 0.001;
     struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
@@ -60,7 +63,8 @@ static void arm(sb_conn_t *c, double seconds) {
 static const sb_config_t *cfg(const sb_conn_t *c) { return sb_server_config(c->srv); }
 
 /* Tells the handler, once, that an open WebSocket has ended. */
-static void end_ws(sb_conn_t *c) {
+static void end_ws(sb_conn_t *c)
+{
     if (!c->was_open)
         return;
     c->was_open = 0;
@@ -72,7 +76,8 @@ static void end_ws(sb_conn_t *c) {
 
 /* Ends the connection now: no more callbacks and no more sends; the server frees it, and the
  * handler hears of it, on the next loop turn, never in the middle of the handler's own work. */
-static void finish(sb_conn_t *c) {
+static void finish(sb_conn_t *c)
+{
     if (c->phase == PHASE_DEAD)
         return;
     c->phase = PHASE_DEAD;
@@ -84,7 +89,8 @@ static void finish(sb_conn_t *c) {
 
 /* Half-closes once everything queued is written, then waits briefly for the peer's EOF: closing
  * at once could reset the connection and lose the bytes still in flight. */
-static void linger(sb_conn_t *c) {
+static void linger(sb_conn_t *c)
+{
     c->phase = PHASE_LINGER;
     arm(c, cfg(c)->close_timeout);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -93,7 +99,8 @@ static void linger(sb_conn_t *c) {
 
 /* Queues a frame. Returns -1 (and drops the connection) when the client has stopped reading
  * and more than --max-output bytes are waiting for it. */
-static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len) {
+static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len)
+{
     uint8_t head[SB_WS_MAX_HEADER];
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t hlen = sb_ws_write_header(head, 1, opcode, len, NULL);
@@ -109,7 +116,8 @@ static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len) {
     return 0;
 }
 
-int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len) {
+int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len)
+{
     if (c->phase != PHASE_OPEN)
         return -1;
     if (send_frame(c, SB_WS_OP_TEXT, data, len) != 0)
@@ -118,7 +126,8 @@ int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len) {
     return 0;
 }
 
-void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason) {
+void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
+{
     uint8_t payload[SB_WS_MAX_CONTROL];
 
     if (c->phase == PHASE_HTTP) {
@@ -135,21 +144,23 @@ void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason) {
 
 /* A protocol violation fails the connection (RFC 6455 7.1.7): a close frame saying why, then the
  * TCP close at once; the framing may be lost, so nothing more is parsed. */
-static void fail_ws(sb_conn_t *c) {
+static void fail_ws(sb_conn_t *c)
+{
     uint8_t payload[SB_WS_MAX_CONTROL];
     int was_open = c->phase == PHASE_OPEN;
 
     sb_server_stats(c->srv)->protocol_errors++;
     sb_log(SB_LOG_INFO, "conn %llu %s: closing with %u: %s", (unsigned long long)c->id, c->peer,
            c->reader.error_code, c->reader.error);
-    if (was_open && send_frame(c, SB_WS_OP_CLOSE, payload,
-                               sb_ws_close_payload(payload, c->reader.error_code,
-                                                   c->reader.error)) != 0)
+    if (was_open &&
+        send_frame(c, SB_WS_OP_CLOSE, payload,
+                   sb_ws_close_payload(payload, c->reader.error_code, c->reader.error)) != 0)
         return;
     linger(c);
 }
 
-static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev) {
+static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev)
+{
     const sb_handler_t *h = sb_server_handler(c->srv);
 
     switch (ev->type) {
@@ -184,7 +195,8 @@ static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev) {
 }
 
 /* Feeds the reader everything buffered, one event at a time. */
-static void read_ws(sb_conn_t *c) {
+static void read_ws(sb_conn_t *c)
+{
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
     while (c->phase == PHASE_OPEN || c->phase == PHASE_CLOSING) {
@@ -211,7 +223,8 @@ static void read_ws(sb_conn_t *c) {
     }
 }
 
-static void open_ws(sb_conn_t *c) {
+static void open_ws(sb_conn_t *c)
+{
     sb_stats_t *st = sb_server_stats(c->srv);
     c->phase = PHASE_OPEN;
     c->was_open = 1;
@@ -226,7 +239,8 @@ static void open_ws(sb_conn_t *c) {
 }
 
 /* Answers a request head that could not be read, then ends the connection. */
-static void refuse(sb_conn_t *c, int status, const char *why) {
+static void refuse(sb_conn_t *c, int status, const char *why)
+{
     char body[160];
     int n = snprintf(body, sizeof(body), "%d: %s\n", status, why);
     sb_server_stats(c->srv)->http_errors++;
@@ -235,7 +249,8 @@ static void refuse(sb_conn_t *c, int status, const char *why) {
     linger(c);
 }
 
-static void read_http(sb_conn_t *c) {
+static void read_http(sb_conn_t *c)
+{
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail = evbuffer_get_length(in);
     size_t look = avail < MAX_HEAD ? avail : MAX_HEAD;
@@ -270,7 +285,8 @@ static void read_http(sb_conn_t *c) {
     read_ws(c); /* frames sent right behind the request head */
 }
 
-static void on_read(struct bufferevent *bev, void *arg) {
+static void on_read(struct bufferevent *bev, void *arg)
+{
     sb_conn_t *c = arg;
     (void)bev;
     c->last_read = now(c);
@@ -290,13 +306,15 @@ static void on_read(struct bufferevent *bev, void *arg) {
 }
 
 /* Called when the output buffer has drained. */
-static void on_write(struct bufferevent *bev, void *arg) {
+static void on_write(struct bufferevent *bev, void *arg)
+{
     sb_conn_t *c = arg;
     if (c->phase == PHASE_LINGER)
         shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg) {
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
     sb_conn_t *c = arg;
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -307,7 +325,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
     }
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg) {
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
     sb_conn_t *c = arg;
     sb_stats_t *st = sb_server_stats(c->srv);
     (void)fd;
@@ -348,7 +367,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
-sb_conn_t *sb_conn_new(sb_server_t *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen) {
+sb_conn_t *sb_conn_new(sb_server_t *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen)
+{
     struct event_base *base = sb_server_base(s);
     sb_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -387,7 +407,8 @@ fail:
     return NULL;
 }
 
-void sb_conn_free(sb_conn_t *c) {
+void sb_conn_free(sb_conn_t *c)
+{
     if (c == NULL)
         return;
     c->phase = PHASE_DEAD;

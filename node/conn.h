@@ -11,7 +11,8 @@
 
 /* Takes ownership of fd, a freshly accepted socket. Returns NULL (fd closed) when out of memory.
  * The connection frees itself through sb_server_reap once it ends. */
-sb_conn_t *sb_conn_new(sb_server_t *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen);
+sb_conn_t *sb_conn_new(sb_server_t *s, evutil_socket_t fd, const struct sockaddr *addr,
+                       int socklen);
 
 /* Sends a text message on an open WebSocket. Returns 0, or -1 when the connection is not open
  * or was just dropped for having more than --max-output bytes queued. */

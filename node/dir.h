@@ -36,8 +36,8 @@ typedef struct {
     /* Adds peer (of this node) to room unless the room has limit members already. When it was
      * not a member, members on other nodes are sent peer-joined, in the same step: a member
      * that joins at the same time either is listed to the joiner or hears of it. */
-    void (*join)(sb_dir_t *d, const char *room, const char *peer, size_t limit,
-                 sb_dir_join_fn done, void *arg);
+    void (*join)(sb_dir_t *d, const char *room, const char *peer, size_t limit, sb_dir_join_fn done,
+                 void *arg);
     /* Removes peer (of this node) from room; members on other nodes are sent peer-left, in the
      * same step. The members on this node are the caller's to tell. */
     void (*leave)(sb_dir_t *d, const char *room, const char *peer);

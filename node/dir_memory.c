@@ -16,7 +16,8 @@ typedef struct {
     sb_map_t *rooms; /* room -> room_t */
 } memory_dir_t;
 
-static void claim(sb_dir_t *d, const char *id, sb_dir_claim_fn done, void *arg) {
+static void claim(sb_dir_t *d, const char *id, sb_dir_claim_fn done, void *arg)
+{
     memory_dir_t *m = (memory_dir_t *)d;
     if (sb_map_get(m->ids, id) != NULL)
         done(arg, SB_DIR_TAKEN);
@@ -24,16 +25,16 @@ static void claim(sb_dir_t *d, const char *id, sb_dir_claim_fn done, void *arg) 
         done(arg, sb_map_put(m->ids, id, m) == 0 ? SB_DIR_OK : SB_DIR_UNAVAILABLE);
 }
 
-static void held(sb_dir_t *d, const char *id, sb_dir_held_fn done, void *arg) {
+static void held(sb_dir_t *d, const char *id, sb_dir_held_fn done, void *arg)
+{
     done(arg, sb_map_get(((memory_dir_t *)d)->ids, id) != NULL);
 }
 
-static void release(sb_dir_t *d, const char *id) {
-    sb_map_remove(((memory_dir_t *)d)->ids, id);
-}
+static void release(sb_dir_t *d, const char *id) { sb_map_remove(((memory_dir_t *)d)->ids, id); }
 
-static void join(sb_dir_t *d, const char *name, const char *peer, size_t limit,
-                 sb_dir_join_fn done, void *arg) {
+static void join(sb_dir_t *d, const char *name, const char *peer, size_t limit, sb_dir_join_fn done,
+                 void *arg)
+{
     memory_dir_t *m = (memory_dir_t *)d;
     room_t *room = sb_map_get(m->rooms, name);
     int added = 1;
@@ -73,7 +74,8 @@ static void join(sb_dir_t *d, const char *name, const char *peer, size_t limit,
     done(arg, SB_DIR_OK, added, (const char *const *)room->ids, NULL, room->n);
 }
 
-static void leave(sb_dir_t *d, const char *name, const char *peer) {
+static void leave(sb_dir_t *d, const char *name, const char *peer)
+{
     memory_dir_t *m = (memory_dir_t *)d;
     room_t *room = sb_map_get(m->rooms, name);
     if (room == NULL)
@@ -92,7 +94,8 @@ static void leave(sb_dir_t *d, const char *name, const char *peer) {
     }
 }
 
-static void dir_free(sb_dir_t *d) {
+static void dir_free(sb_dir_t *d)
+{
     memory_dir_t *m = (memory_dir_t *)d;
     size_t cursor = 0;
     const char *key;
@@ -111,7 +114,8 @@ static void dir_free(sb_dir_t *d) {
 
 static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_free};
 
-sb_dir_t *sb_dir_memory_new(void) {
+sb_dir_t *sb_dir_memory_new(void)
+{
     memory_dir_t *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;

@@ -120,7 +120,8 @@ static const char SWEEP[] =
     "    end\n"
     "    local ikey = 'sb:node:' .. node .. ':ids'\n"
     "    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do\n"
-    "      if redis.call('GET', 'sb:id:' .. id) == node then redis.call('DEL', 'sb:id:' .. id) end\n"
+    "      if redis.call('GET', 'sb:id:' .. id) == node then redis.call('DEL', 'sb:id:' .. id) "
+    "end\n"
     "    end\n"
     "    redis.call('DEL', mkey, ikey)\n"
     "    redis.call('SREM', 'sb:nodes', node)\n"
@@ -143,9 +144,9 @@ typedef struct {
     const char *node;
     double ttl;
     struct event *timer;
-    int registered;      /* the last liveness refresh succeeded */
-    sb_map_t *releases;  /* IDs given up while Redis was unreachable: to release later */
-    sb_map_t *leaves;    /* "<room>\t<peer>" left while unreachable: to remove later */
+    int registered;     /* the last liveness refresh succeeded */
+    sb_map_t *releases; /* IDs given up while Redis was unreachable: to release later */
+    sb_map_t *leaves;   /* "<room>\t<peer>" left while unreachable: to remove later */
     sb_dir_redis_lost_fn on_lost;
     void *ctx;
 } redis_dir_t;
@@ -154,7 +155,8 @@ static int ready(const redis_dir_t *d) { return sb_redis_state(d->cmd) == SB_RED
 
 /* Runs a script: EVAL script nkeys keys... args... */
 static int eval(redis_dir_t *d, const char *script, int nkeys, const char **args, int nargs,
-                sb_redis_reply_fn cb, void *arg) {
+                sb_redis_reply_fn cb, void *arg)
+{
     const char *argv[12];
     size_t lens[12];
     char numkeys[4];
@@ -169,7 +171,8 @@ static int eval(redis_dir_t *d, const char *script, int nkeys, const char **args
     return sb_redis_command(d->cmd, 3 + nargs, argv, lens, cb, arg);
 }
 
-static void log_error(void *arg, const sb_redis_reply_t *reply) {
+static void log_error(void *arg, const sb_redis_reply_t *reply)
+{
     const char *what = arg;
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
         sb_log(SB_LOG_ERROR, "redis %s: %.*s", what, (int)reply->len, reply->str);
@@ -180,7 +183,8 @@ typedef struct {
     void *arg;
 } claim_t;
 
-static void on_claimed(void *arg, const sb_redis_reply_t *reply) {
+static void on_claimed(void *arg, const sb_redis_reply_t *reply)
+{
     claim_t *c = arg;
     int result = SB_DIR_UNAVAILABLE;
     log_error("claim", reply);
@@ -190,7 +194,8 @@ static void on_claimed(void *arg, const sb_redis_reply_t *reply) {
     free(c);
 }
 
-static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *arg) {
+static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *arg)
+{
     redis_dir_t *d = (redis_dir_t *)base;
     char key[KEY_MAX], ids[KEY_MAX];
     claim_t *c = malloc(sizeof(*c));
@@ -213,7 +218,8 @@ static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *ar
     }
 }
 
-static int send_release(redis_dir_t *d, const char *id) {
+static int send_release(redis_dir_t *d, const char *id)
+{
     char key[KEY_MAX], ids[KEY_MAX];
     snprintf(key, sizeof(key), "sb:id:%s", id);
     snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
@@ -221,7 +227,8 @@ static int send_release(redis_dir_t *d, const char *id) {
     return eval(d, RELEASE, 2, args, 4, log_error, "release");
 }
 
-static void release(sb_dir_t *base, const char *id) {
+static void release(sb_dir_t *base, const char *id)
+{
     redis_dir_t *d = (redis_dir_t *)base;
     if (send_release(d, id) != 0)
         sb_map_put(d->releases, id, d); /* out of memory here only delays the release */
@@ -232,7 +239,8 @@ typedef struct {
     void *arg;
 } join_t;
 
-static void on_joined(void *arg, const sb_redis_reply_t *reply) {
+static void on_joined(void *arg, const sb_redis_reply_t *reply)
+{
     join_t *j = arg;
     log_error("join", reply);
     if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
@@ -262,7 +270,8 @@ static void on_joined(void *arg, const sb_redis_reply_t *reply) {
 }
 
 static void join(sb_dir_t *base, const char *room, const char *peer, size_t limit,
-                 sb_dir_join_fn done, void *arg) {
+                 sb_dir_join_fn done, void *arg)
+{
     redis_dir_t *d = (redis_dir_t *)base;
     char key[KEY_MAX], set[KEY_MAX], entry[SB_ROOM_MAX + SB_ID_MAX + 2], lim[24];
     join_t *j = malloc(sizeof(*j));
@@ -285,7 +294,8 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     }
 }
 
-static int send_leave(redis_dir_t *d, const char *entry, int announce) {
+static int send_leave(redis_dir_t *d, const char *entry, int announce)
+{
     char key[KEY_MAX], set[KEY_MAX], room[SB_ROOM_MAX + 1];
     const char *tab = strchr(entry, '\t');
     snprintf(room, sizeof(room), "%.*s", (int)(tab - entry), entry);
@@ -295,7 +305,8 @@ static int send_leave(redis_dir_t *d, const char *entry, int announce) {
     return eval(d, LEAVE, 2, args, 7, log_error, "leave");
 }
 
-static void leave(sb_dir_t *base, const char *room, const char *peer) {
+static void leave(sb_dir_t *base, const char *room, const char *peer)
+{
     redis_dir_t *d = (redis_dir_t *)base;
     char entry[SB_ROOM_MAX + SB_ID_MAX + 2];
     snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
@@ -308,7 +319,8 @@ typedef struct {
     void *arg;
 } held_t;
 
-static void on_held(void *arg, const sb_redis_reply_t *reply) {
+static void on_held(void *arg, const sb_redis_reply_t *reply)
+{
     held_t *h = arg;
     log_error("held", reply);
     /* Unknown counts as held: the caller then says "unavailable", not "not connected". */
@@ -316,7 +328,8 @@ static void on_held(void *arg, const sb_redis_reply_t *reply) {
     free(h);
 }
 
-static void held(sb_dir_t *base, const char *id, sb_dir_held_fn done, void *arg) {
+static void held(sb_dir_t *base, const char *id, sb_dir_held_fn done, void *arg)
+{
     redis_dir_t *d = (redis_dir_t *)base;
     char key[KEY_MAX];
     held_t *h = malloc(sizeof(*h));
@@ -335,7 +348,8 @@ static void held(sb_dir_t *base, const char *id, sb_dir_held_fn done, void *arg)
 }
 
 /* Sends the releases that waited out an outage. */
-static void replay_releases(redis_dir_t *d) {
+static void replay_releases(redis_dir_t *d)
+{
     size_t cursor = 0;
     const char *key;
     void *value;
@@ -350,7 +364,8 @@ static void replay_releases(redis_dir_t *d) {
 }
 
 /* Announces the leaves that waited out an outage, LEAVE_REPLAYS times each. */
-static void replay_leaves(redis_dir_t *d) {
+static void replay_leaves(redis_dir_t *d)
+{
     size_t n = sb_map_size(d->leaves), k = 0, cursor = 0;
     const char *key;
     void *value;
@@ -369,7 +384,8 @@ static void replay_leaves(redis_dir_t *d) {
     free(entries);
 }
 
-static void on_alive(void *arg, const sb_redis_reply_t *reply) {
+static void on_alive(void *arg, const sb_redis_reply_t *reply)
+{
     redis_dir_t *d = arg;
     log_error("liveness", reply);
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
@@ -383,19 +399,22 @@ static void on_alive(void *arg, const sb_redis_reply_t *reply) {
         d->on_lost(d->ctx); /* Redis did not know us: record our peers and rooms again */
 }
 
-static void on_swept(void *arg, const sb_redis_reply_t *reply) {
+static void on_swept(void *arg, const sb_redis_reply_t *reply)
+{
     (void)arg;
     log_error("sweep", reply);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
-            sb_log(SB_LOG_WARN, "cluster: node %s stopped refreshing its liveness; removed its "
-                                "peers and room members",
+            sb_log(SB_LOG_WARN,
+                   "cluster: node %s stopped refreshing its liveness; removed its "
+                   "peers and room members",
                    reply->element[i]->str);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg) {
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
     redis_dir_t *d = arg;
     char key[KEY_MAX], ttl[24];
     (void)fd;
@@ -415,7 +434,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     eval(d, SWEEP, 0, NULL, 0, on_swept, d);
 }
 
-static void dir_free(sb_dir_t *base) {
+static void dir_free(sb_dir_t *base)
+{
     redis_dir_t *d = (redis_dir_t *)base;
     if (d->timer)
         event_free(d->timer);
@@ -426,8 +446,9 @@ static void dir_free(sb_dir_t *base) {
 
 static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_free};
 
-sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node,
-                           double ttl, sb_dir_redis_lost_fn on_lost, void *ctx) {
+sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node, double ttl,
+                           sb_dir_redis_lost_fn on_lost, void *ctx)
+{
     redis_dir_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return NULL;
@@ -451,7 +472,8 @@ sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char 
 
 void sb_dir_redis_refresh(sb_dir_t *base) { on_tick(-1, 0, base); }
 
-int sb_dir_redis_registered(const sb_dir_t *base) {
+int sb_dir_redis_registered(const sb_dir_t *base)
+{
     const redis_dir_t *d = (const redis_dir_t *)base;
     return d->registered && ready(d);
 }

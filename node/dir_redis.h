@@ -14,8 +14,8 @@ typedef void (*sb_dir_redis_lost_fn)(void *ctx);
 /* Creates the directory over the command connection cmd (shared with the bus; it must outlive
  * the directory, as must node). Every second it refreshes this node's liveness key, which
  * expires after ttl seconds, and sweeps nodes whose key has expired. */
-sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node,
-                           double ttl, sb_dir_redis_lost_fn on_lost, void *ctx);
+sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node, double ttl,
+                           sb_dir_redis_lost_fn on_lost, void *ctx);
 
 /* Refreshes liveness now (for example as soon as the connection is back). */
 void sb_dir_redis_refresh(sb_dir_t *d);

@@ -12,7 +12,8 @@ static const char *const names[] = {"debug", "info", "warn", "error"};
 
 void sb_log_set_level(int level) { min_level = level; }
 
-int sb_log_level_parse(const char *name) {
+int sb_log_level_parse(const char *name)
+{
     for (int i = 0; i < 4; i++)
         if (strcmp(name, names[i]) == 0)
             return i;
@@ -21,7 +22,8 @@ int sb_log_level_parse(const char *name) {
 
 int sb_log_enabled(int level) { return level >= min_level; }
 
-void sb_log(int level, const char *fmt, ...) {
+void sb_log(int level, const char *fmt, ...)
+{
     if (level < min_level)
         return;
     struct timeval tv;

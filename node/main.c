@@ -23,7 +23,8 @@
 #include "relay.h"
 #include "server.h"
 
-static void on_signal(evutil_socket_t sig, short what, void *arg) {
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
     sb_server_t *s = arg;
     (void)what;
     sb_log(SB_LOG_INFO, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -32,7 +33,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 
 /* Each connection is a descriptor: raise the soft limit as far as the hard one allows, and
  * serve no more connections than it leaves room for (a few descriptors stay for the node). */
-static void fit_fd_limit(sb_config_t *cfg) {
+static void fit_fd_limit(sb_config_t *cfg)
+{
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
@@ -50,7 +52,8 @@ static void fit_fd_limit(sb_config_t *cfg) {
 }
 
 /* Replaces a string option with a new value. */
-static int replace(char **field, const char *value) {
+static int replace(char **field, const char *value)
+{
     char *copy = strdup(value);
     if (copy == NULL)
         return -1;
@@ -61,7 +64,8 @@ static int replace(char **field, const char *value) {
 
 /* Makes --www an absolute, resolved path ("" for none). "auto" looks beside the binary for an
  * installed share/switchboard/www, then in the source tree. */
-static int resolve_www(sb_config_t *cfg, char *err, size_t errlen) {
+static int resolve_www(sb_config_t *cfg, char *err, size_t errlen)
+{
     char real[PATH_MAX], exe[PATH_MAX], candidate[PATH_MAX + 64];
 
     if (cfg->www[0] == '\0')
@@ -90,12 +94,14 @@ static int resolve_www(sb_config_t *cfg, char *err, size_t errlen) {
 }
 
 /* Checks --ice-servers is a JSON array of objects with urls, and stores it compactly. */
-static int check_ice_servers(sb_config_t *cfg, char *err, size_t errlen) {
+static int check_ice_servers(sb_config_t *cfg, char *err, size_t errlen)
+{
     cJSON *root = cJSON_Parse(cfg->ice_servers), *server;
     int rc = -1;
     if (root == NULL || !cJSON_IsArray(root))
         goto out;
-    cJSON_ArrayForEach(server, root) {
+    cJSON_ArrayForEach(server, root)
+    {
         cJSON *urls = cJSON_GetObjectItemCaseSensitive(server, "urls");
         if (!cJSON_IsObject(server) || urls == NULL ||
             !(cJSON_IsString(urls) || cJSON_IsArray(urls)))
@@ -108,15 +114,17 @@ static int check_ice_servers(sb_config_t *cfg, char *err, size_t errlen) {
     }
 out:
     if (rc != 0)
-        snprintf(err, errlen, "--ice-servers must be a JSON array of objects with \"urls\", "
-                              "for example [{\"urls\":\"stun:stun.l.google.com:19302\"}]");
+        snprintf(err, errlen,
+                 "--ice-servers must be a JSON array of objects with \"urls\", "
+                 "for example [{\"urls\":\"stun:stun.l.google.com:19302\"}]");
     cJSON_Delete(root);
     return rc;
 }
 
 /* Names this node: --node-id, or the host name (cut to the ID alphabet) and a random suffix, so
  * that a restarted node is told from its former self. */
-static int name_node(sb_config_t *cfg, char *err, size_t errlen) {
+static int name_node(sb_config_t *cfg, char *err, size_t errlen)
+{
     char host[64] = "node", id[SB_ID_MAX + 1];
     unsigned char rnd[3];
 
@@ -149,19 +157,22 @@ typedef struct {
     sb_relay_t *relay;
 } cluster_t;
 
-static void on_bus_ready(void *ctx, int ready) {
+static void on_bus_ready(void *ctx, int ready)
+{
     cluster_t *c = ctx;
     if (ready && c->dir)
         sb_dir_redis_refresh(c->dir); /* register at once rather than on the next tick */
 }
 
-static void on_dir_lost(void *ctx) {
+static void on_dir_lost(void *ctx)
+{
     cluster_t *c = ctx;
     if (c->relay)
         sb_relay_reassert(c->relay);
 }
 
-static int cluster_ready(void *ctx, char *why, size_t len) {
+static int cluster_ready(void *ctx, char *why, size_t len)
+{
     cluster_t *c = ctx;
     if (!sb_bus_redis_ready(c->bus))
         snprintf(why, len, "cannot publish and receive through Redis");
@@ -174,7 +185,8 @@ static int cluster_ready(void *ctx, char *why, size_t len) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     sb_config_t cfg;
     char err[256];
     int rc = EXIT_FAILURE;
@@ -252,9 +264,11 @@ int main(int argc, char **argv) {
         sb_log(SB_LOG_ERROR, "cannot install signal handlers");
         goto out;
     }
-    sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s)%s%s", SB_VERSION,
-           cfg.node_id, sb_server_address(server),
-           cfg.echo ? "echo mode" : cluster.relay ? "relay, Redis bus" : "relay, embedded bus",
+    sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s)%s%s", SB_VERSION, cfg.node_id,
+           sb_server_address(server),
+           cfg.echo        ? "echo mode"
+           : cluster.relay ? "relay, Redis bus"
+                           : "relay, embedded bus",
            cfg.www[0] ? ", serving " : "", cfg.www);
     event_base_dispatch(base);
     sb_log(SB_LOG_INFO, "stopped");

@@ -30,7 +30,8 @@ struct sb_map {
     } while (0)
 
 /* SipHash-1-3 (the variant Redis uses for its dictionaries). */
-static uint64_t siphash(const uint8_t *in, size_t len, uint64_t k0, uint64_t k1) {
+static uint64_t siphash(const uint8_t *in, size_t len, uint64_t k0, uint64_t k1)
+{
     uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
     uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
     uint64_t b = (uint64_t)len << 56, m;
@@ -53,11 +54,13 @@ static uint64_t siphash(const uint8_t *in, size_t len, uint64_t k0, uint64_t k1)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static size_t slot(const sb_map_t *m, const char *key) {
+static size_t slot(const sb_map_t *m, const char *key)
+{
     return (size_t)siphash((const uint8_t *)key, strlen(key), m->k0, m->k1) & (m->nbuckets - 1);
 }
 
-sb_map_t *sb_map_new(void) {
+sb_map_t *sb_map_new(void)
+{
     sb_map_t *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
@@ -74,7 +77,8 @@ sb_map_t *sb_map_new(void) {
     return m;
 }
 
-void sb_map_free(sb_map_t *m) {
+void sb_map_free(sb_map_t *m)
+{
     if (m == NULL)
         return;
     for (size_t i = 0; i < m->nbuckets; i++)
@@ -86,20 +90,23 @@ void sb_map_free(sb_map_t *m) {
     free(m);
 }
 
-static entry_t **find(const sb_map_t *m, const char *key) {
+static entry_t **find(const sb_map_t *m, const char *key)
+{
     entry_t **p = &m->buckets[slot(m, key)];
     while (*p && strcmp((*p)->key, key) != 0)
         p = &(*p)->next;
     return p;
 }
 
-void *sb_map_get(const sb_map_t *m, const char *key) {
+void *sb_map_get(const sb_map_t *m, const char *key)
+{
     entry_t *e = *find(m, key);
     return e ? e->value : NULL;
 }
 
 /* Doubles the table when it averages more than one entry a bucket. */
-static void grow(sb_map_t *m) {
+static void grow(sb_map_t *m)
+{
     size_t n = m->nbuckets * 2;
     entry_t **b = calloc(n, sizeof(*b));
     if (b == NULL)
@@ -118,7 +125,8 @@ static void grow(sb_map_t *m) {
     free(old);
 }
 
-int sb_map_put(sb_map_t *m, const char *key, void *value) {
+int sb_map_put(sb_map_t *m, const char *key, void *value)
+{
     entry_t **p = find(m, key);
     if (*p) {
         (*p)->value = value;
@@ -137,7 +145,8 @@ int sb_map_put(sb_map_t *m, const char *key, void *value) {
     return 0;
 }
 
-void *sb_map_remove(sb_map_t *m, const char *key) {
+void *sb_map_remove(sb_map_t *m, const char *key)
+{
     entry_t **p = find(m, key), *e = *p;
     if (e == NULL)
         return NULL;
@@ -150,7 +159,8 @@ void *sb_map_remove(sb_map_t *m, const char *key) {
 
 size_t sb_map_size(const sb_map_t *m) { return m->size; }
 
-int sb_map_next(const sb_map_t *m, size_t *cursor, const char **key, void **value) {
+int sb_map_next(const sb_map_t *m, size_t *cursor, const char **key, void **value)
+{
     /* The cursor packs the bucket index (high bits) and the position in its chain (low 16 bits;
      * chains stay short since the table grows at one entry per bucket). */
     size_t bucket = *cursor >> 16, depth = *cursor & 0xFFFF;

@@ -44,13 +44,15 @@ struct sb_redis {
     int ever_up;
 };
 
-static double now(const sb_redis_t *r) {
+static double now(const sb_redis_t *r)
+{
     struct timeval tv;
     event_base_gettimeofday_cached(r->base, &tv);
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-static struct timeval to_tv(double s) {
+static struct timeval to_tv(double s)
+{
     struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
     return tv;
 }
@@ -58,7 +60,8 @@ static struct timeval to_tv(double s) {
 static void connect_now(sb_redis_t *r);
 
 /* Equal jitter: half the capped exponential delay, plus up to as much again at random. */
-static double backoff(sb_redis_t *r) {
+static double backoff(sb_redis_t *r)
+{
     double d = 0.1;
     for (int i = 0; i < r->attempt && d < r->o.backoff_cap; i++)
         d *= 2;
@@ -70,7 +73,8 @@ static double backoff(sb_redis_t *r) {
     return d / 2 + (d / 2) * ((double)rnd / 4294967295.0);
 }
 
-static void fail_pending(sb_redis_t *r) {
+static void fail_pending(sb_redis_t *r)
+{
     while (r->head) {
         pending_t *p = r->head;
         r->head = p->next;
@@ -83,7 +87,8 @@ static void fail_pending(sb_redis_t *r) {
 }
 
 /* Closes the connection, fails what was pending, and schedules the next attempt. */
-static void drop(sb_redis_t *r, const char *why) {
+static void drop(sb_redis_t *r, const char *why)
+{
     if (r->dispatching) {
         if (r->drop_why[0] == '\0')
             snprintf(r->drop_why, sizeof(r->drop_why), "%.127s", why);
@@ -112,12 +117,14 @@ static void drop(sb_redis_t *r, const char *why) {
         r->o.on_state(r->o.ctx, r, 0, why);
 }
 
-void sb_redis_reset(sb_redis_t *r, const char *why) {
+void sb_redis_reset(sb_redis_t *r, const char *why)
+{
     if (r->state != SB_REDIS_CLOSED)
         drop(r, why);
 }
 
-static void push(sb_redis_t *r, sb_redis_reply_fn cb, void *arg, pending_t *p) {
+static void push(sb_redis_t *r, sb_redis_reply_fn cb, void *arg, pending_t *p)
+{
     p->cb = cb;
     p->arg = arg;
     p->sent = now(r);
@@ -131,7 +138,8 @@ static void push(sb_redis_t *r, sb_redis_reply_fn cb, void *arg, pending_t *p) {
 
 /* Writes a command; pushes its callback unless it is a pub/sub confirmation. */
 static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
-                        int expect_reply, sb_redis_reply_fn cb, void *arg) {
+                        int expect_reply, sb_redis_reply_fn cb, void *arg)
+{
     char *cmd = NULL;
     pending_t *p = expect_reply ? malloc(sizeof(*p)) : NULL;
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
@@ -149,13 +157,15 @@ static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t
 }
 
 int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
-                     sb_redis_reply_fn cb, void *arg) {
+                     sb_redis_reply_fn cb, void *arg)
+{
     if (r->state != SB_REDIS_READY)
         return -1;
     return send_command(r, argc, argv, lens, !r->o.pubsub, cb, arg);
 }
 
-static void on_handshake(void *arg, const sb_redis_reply_t *reply) {
+static void on_handshake(void *arg, const sb_redis_reply_t *reply)
+{
     sb_redis_t *r = arg;
     if (reply == NULL)
         return; /* the connection dropped; drop() already handled it */
@@ -181,12 +191,14 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply) {
         r->o.on_state(r->o.ctx, r, 1, "connected");
 }
 
-static int is_str(const sb_redis_reply_t *e, const char *s) {
+static int is_str(const sb_redis_reply_t *e, const char *s)
+{
     size_t n = strlen(s);
     return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, s, n) == 0;
 }
 
-static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply) {
+static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
+{
     /* On a subscriber, once subscribed, everything is a push: messages and confirmations. */
     if (r->o.pubsub && r->head == NULL) {
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
@@ -213,7 +225,8 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply) {
     free(p);
 }
 
-static void on_read(struct bufferevent *bev, void *arg) {
+static void on_read(struct bufferevent *bev, void *arg)
+{
     sb_redis_t *r = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
@@ -249,7 +262,8 @@ static void on_read(struct bufferevent *bev, void *arg) {
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg) {
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
     sb_redis_t *r = arg;
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
@@ -294,7 +308,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
     }
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg) {
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
     sb_redis_t *r = arg;
     (void)fd;
     (void)what;
@@ -304,7 +319,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
         connect_now(r);
 }
 
-static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
     sb_redis_t *r = arg;
     (void)fd;
     (void)what;
@@ -318,7 +334,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
     evtimer_add(r->watchdog, &tv);
 }
 
-static void connect_now(sb_redis_t *r) {
+static void connect_now(sb_redis_t *r)
+{
     r->reader = redisReaderCreate();
     r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (r->reader == NULL || r->bev == NULL) {
@@ -331,13 +348,14 @@ static void connect_now(sb_redis_t *r) {
     bufferevent_enable(r->bev, EV_READ | EV_WRITE);
     struct timeval tv = to_tv(r->o.connect_timeout);
     evtimer_add(r->timer, &tv);
-    if (bufferevent_socket_connect_hostname(r->bev, NULL, AF_UNSPEC, r->url->host,
-                                            r->url->port) != 0)
+    if (bufferevent_socket_connect_hostname(r->bev, NULL, AF_UNSPEC, r->url->host, r->url->port) !=
+        0)
         drop(r, "cannot resolve or connect");
 }
 
 sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
-                         const sb_redis_opts_t *opts) {
+                         const sb_redis_opts_t *opts)
+{
     sb_redis_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
@@ -354,12 +372,14 @@ sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
     return r;
 }
 
-void sb_redis_start(sb_redis_t *r) {
+void sb_redis_start(sb_redis_t *r)
+{
     if (r->state == SB_REDIS_CLOSED && !evtimer_pending(r->timer, NULL))
         connect_now(r);
 }
 
-void sb_redis_free(sb_redis_t *r) {
+void sb_redis_free(sb_redis_t *r)
+{
     if (r == NULL)
         return;
     r->o.on_state = NULL; /* no callbacks from here on but the pending commands' */
@@ -379,7 +399,8 @@ void sb_redis_free(sb_redis_t *r) {
 
 sb_redis_state_t sb_redis_state(const sb_redis_t *r) { return r->state; }
 
-int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen) {
+int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen)
+{
     struct timeval tv = to_tv(timeout);
     redisContext *c = redisConnectWithTimeout(url->host, url->port, tv);
     redisReply *reply = NULL;

@@ -1,4 +1,5 @@
-/* One connection to Redis (RESP2) on the event loop: pipelined commands or pub/sub, reconnecting. */
+/* One connection to Redis (RESP2) on the event loop: pipelined commands or pub/sub, reconnecting.
+ */
 #ifndef SB_REDIS_H
 #define SB_REDIS_H
 
@@ -32,12 +33,12 @@ typedef void (*sb_redis_message_fn)(void *ctx, const char *channel, size_t chlen
 typedef void (*sb_redis_state_fn)(void *ctx, sb_redis_t *r, int up, const char *why);
 
 typedef struct {
-    const char *name;         /* for logs and CLIENT SETNAME: "pub" or "sub" */
-    const char *node_id;      /* for CLIENT SETNAME */
-    int pubsub;               /* 1: a subscriber connection; messages go to on_message */
-    double connect_timeout;   /* seconds for TCP connect plus AUTH/SELECT */
-    double command_timeout;   /* seconds the oldest reply may be late before reconnecting */
-    double backoff_cap;       /* largest reconnect delay, seconds */
+    const char *name;       /* for logs and CLIENT SETNAME: "pub" or "sub" */
+    const char *node_id;    /* for CLIENT SETNAME */
+    int pubsub;             /* 1: a subscriber connection; messages go to on_message */
+    double connect_timeout; /* seconds for TCP connect plus AUTH/SELECT */
+    double command_timeout; /* seconds the oldest reply may be late before reconnecting */
+    double backoff_cap;     /* largest reconnect delay, seconds */
     sb_redis_state_fn on_state;
     sb_redis_message_fn on_message;
     void *ctx;

@@ -60,12 +60,14 @@ struct sb_relay {
     sb_relay_stats_t stats;
 };
 
-static peer_t *peer_ref(peer_t *p) {
+static peer_t *peer_ref(peer_t *p)
+{
     p->refs++;
     return p;
 }
 
-static void peer_unref(peer_t *p) {
+static void peer_unref(peer_t *p)
+{
     if (--p->refs == 0) {
         free(p->rooms);
         free(p);
@@ -73,7 +75,8 @@ static void peer_unref(peer_t *p) {
 }
 
 /* Sends a built message and frees it; NULL (out of memory) sends nothing. */
-static int send_owned(sb_conn_t *c, char *msg, size_t len) {
+static int send_owned(sb_conn_t *c, char *msg, size_t len)
+{
     int rc = -1;
     if (msg != NULL)
         rc = sb_conn_send_text(c, msg, len);
@@ -82,7 +85,8 @@ static int send_owned(sb_conn_t *c, char *msg, size_t len) {
 }
 
 static void send_error(sb_conn_t *c, const char *code, const char *message, const char *to,
-                       const char *room, sb_str_t mid) {
+                       const char *room, sb_str_t mid)
+{
     size_t len = 0;
     char *msg = sb_msg_error(code, message, to, room, mid, &len);
     send_owned(c, msg, len);
@@ -90,12 +94,14 @@ static void send_error(sb_conn_t *c, const char *code, const char *message, cons
 
 static sb_str_t no_mid(void) { return (sb_str_t){NULL, 0}; }
 
-static void channel_name(char *out, const char *prefix, const char *name) {
+static void channel_name(char *out, const char *prefix, const char *name)
+{
     snprintf(out, CHANNEL_MAX, "%s%s", prefix, name);
 }
 
 /* Sends json to this node's members of room, except the peer named skip. */
-static int fan_out(room_t *room, const char *skip, const char *json, size_t len) {
+static int fan_out(room_t *room, const char *skip, const char *json, size_t len)
+{
     int delivered = 0;
     /* Sends never remove members here: a dropped connection leaves on a later loop turn. */
     for (size_t i = 0; room != NULL && i < room->n; i++)
@@ -107,7 +113,8 @@ static int fan_out(room_t *room, const char *skip, const char *json, size_t len)
 
 /* Tells this node's members of the room that peer joined or left (the directory tells the
  * members on other nodes). */
-static void room_event(sb_relay_t *r, const char *room, const char *event, const char *peer) {
+static void room_event(sb_relay_t *r, const char *room, const char *event, const char *peer)
+{
     size_t len = 0;
     char *msg = sb_msg_peer_event(event, room, peer, &len);
     if (msg == NULL)
@@ -127,7 +134,8 @@ typedef struct {
 
 /* Tells the sender the outcome: 1 delivered, 0 no such peer, -1 the cluster could not
  * deliver it (bus down, or the recipient's node not receiving just now). */
-static void answer_sender(pending_relay_t *p, int outcome) {
+static void answer_sender(pending_relay_t *p, int outcome)
+{
     sb_relay_t *r = p->sender->relay;
     sb_str_t mid = {p->mid, strlen(p->mid)};
 
@@ -145,8 +153,8 @@ static void answer_sender(pending_relay_t *p, int outcome) {
                        p->to, NULL, mid);
         } else if (outcome < 0) {
             send_error(p->sender->conn, "unavailable",
-                       "the cluster could not deliver the message just now; try again", p->to,
-                       NULL, mid);
+                       "the cluster could not deliver the message just now; try again", p->to, NULL,
+                       mid);
         }
     }
     peer_unref(p->sender);
@@ -155,7 +163,8 @@ static void answer_sender(pending_relay_t *p, int outcome) {
 
 static void held_done(void *arg, int held) { answer_sender(arg, held ? -1 : 0); }
 
-static void relay_done(void *arg, int receivers) {
+static void relay_done(void *arg, int receivers)
+{
     pending_relay_t *p = arg;
     sb_relay_t *r = p->sender->relay;
     /* Nobody took it: either the peer is not connected, or its node is subscribing again after
@@ -166,7 +175,8 @@ static void relay_done(void *arg, int receivers) {
         answer_sender(p, receivers > 0 ? 1 : -1);
 }
 
-static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m) {
+static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
+{
     size_t len = 0;
     char *msg = sb_msg_relay(m->type, sender->id, m->payload, m->mid, &len);
     pending_relay_t *p = calloc(1, sizeof(*p));
@@ -197,7 +207,8 @@ static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m) {
 
 /* ---- rooms ---- */
 
-static room_t *local_room(sb_relay_t *r, const char *name, int create) {
+static room_t *local_room(sb_relay_t *r, const char *name, int create)
+{
     room_t *room = sb_map_get(r->rooms, name);
     if (room != NULL || !create)
         return room;
@@ -213,7 +224,8 @@ static room_t *local_room(sb_relay_t *r, const char *name, int create) {
     return room;
 }
 
-static int is_member(const peer_t *peer, const room_t *room) {
+static int is_member(const peer_t *peer, const room_t *room)
+{
     for (size_t i = 0; i < peer->nrooms; i++)
         if (peer->rooms[i] == room)
             return 1;
@@ -221,7 +233,8 @@ static int is_member(const peer_t *peer, const room_t *room) {
 }
 
 /* Records peer as a member on this node. Returns 0, or -1 when out of memory. */
-static int add_member(sb_relay_t *r, room_t *room, peer_t *peer) {
+static int add_member(sb_relay_t *r, room_t *room, peer_t *peer)
+{
     if (peer->rooms == NULL &&
         (peer->rooms = calloc(r->cfg->max_rooms_per_peer, sizeof(*peer->rooms))) == NULL)
         return -1;
@@ -238,7 +251,8 @@ static int add_member(sb_relay_t *r, room_t *room, peer_t *peer) {
     return 0;
 }
 
-static void close_room_if_empty(sb_relay_t *r, room_t *room) {
+static void close_room_if_empty(sb_relay_t *r, room_t *room)
+{
     if (room->n > 0)
         return;
     sb_map_remove(r->rooms, room->name);
@@ -248,7 +262,8 @@ static void close_room_if_empty(sb_relay_t *r, room_t *room) {
 }
 
 /* Takes peer out of room, in the directory and here, and tells the others. */
-static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer) {
+static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer)
+{
     char name[SB_ROOM_MAX + 1];
     for (size_t i = 0; i < room->n; i++)
         if (room->members[i] == peer) {
@@ -277,7 +292,8 @@ typedef struct {
 
 /* 1 when peer id, which the directory lists on this node, is still in room here: a member
  * that left while the directory answered is not listed (its leave was told here only). */
-static int still_here(sb_relay_t *r, const char *room_name, const char *id) {
+static int still_here(sb_relay_t *r, const char *room_name, const char *id)
+{
     room_t *room = sb_map_get(r->rooms, room_name);
     for (size_t i = 0; room != NULL && i < room->n; i++)
         if (strcmp(room->members[i]->id, id) == 0)
@@ -286,7 +302,8 @@ static int still_here(sb_relay_t *r, const char *room_name, const char *id) {
 }
 
 static void join_done(void *arg, int result, int added, const char *const *members,
-                      const char *const *nodes, size_t n) {
+                      const char *const *nodes, size_t n)
+{
     pending_join_t *p = arg;
     peer_t *peer = p->peer;
     sb_relay_t *r = peer->relay;
@@ -308,8 +325,8 @@ static void join_done(void *arg, int result, int added, const char *const *membe
         goto out;
     }
     if (result == SB_DIR_FULL) {
-        send_error(peer->conn, "room-full", "this room has as many peers as allowed", NULL,
-                   p->room, mid);
+        send_error(peer->conn, "room-full", "this room has as many peers as allowed", NULL, p->room,
+                   mid);
         goto out;
     }
     room_t *room = result == SB_DIR_OK ? local_room(r, p->room, 1) : NULL;
@@ -343,8 +360,8 @@ out:
     free(p);
 }
 
-static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t mid,
-                       int reassert) {
+static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t mid, int reassert)
+{
     pending_join_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         if (!reassert)
@@ -365,18 +382,20 @@ static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t m
                       join_done, p);
 }
 
-static void join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m) {
+static void join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
+{
     room_t *room = sb_map_get(r->rooms, m->room);
     if ((room == NULL || !is_member(peer, room)) &&
         peer->nrooms + peer->joining >= r->cfg->max_rooms_per_peer) {
-        send_error(peer->conn, "too-many-rooms", "this peer is in as many rooms as allowed",
-                   NULL, m->room, m->mid);
+        send_error(peer->conn, "too-many-rooms", "this peer is in as many rooms as allowed", NULL,
+                   m->room, m->mid);
         return;
     }
     start_join(r, peer, m->room, m->mid, 0);
 }
 
-static void leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m) {
+static void leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
+{
     room_t *room = sb_map_get(r->rooms, m->room);
     if (room == NULL || !is_member(peer, room)) {
         send_error(peer->conn, "not-joined", "this peer is not in that room", NULL, m->room,
@@ -389,7 +408,8 @@ static void leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m) {
     send_owned(peer->conn, msg, len);
 }
 
-static void on_text(void *app, sb_conn_t *c, const char *data, size_t len) {
+static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
+{
     sb_relay_t *r = app;
     peer_t *peer = sb_conn_data(c);
     sb_msg_t m;
@@ -422,7 +442,8 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len) {
 /* ---- peer IDs ---- */
 
 /* A random, unguessable ID: 96 bits in base64url, 16 characters. */
-static int random_id(char out[17]) {
+static int random_id(char out[17])
+{
     unsigned char raw[12], b64[17];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return -1;
@@ -435,7 +456,8 @@ static int random_id(char out[17]) {
 
 /* Finds id=NAME in a query string. Returns 1 and copies NAME (at most cap-1 bytes, longer is
  * reported through *too_long), or 0 when there is no id parameter. */
-static int query_id(const char *query, char *out, size_t cap, int *too_long) {
+static int query_id(const char *query, char *out, size_t cap, int *too_long)
+{
     for (const char *p = query; *p;) {
         const char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
@@ -449,18 +471,21 @@ static int query_id(const char *query, char *out, size_t cap, int *too_long) {
     return 0;
 }
 
-static void refuse(sb_conn_t *c, const char *code, const char *message, uint16_t close_code) {
+static void refuse(sb_conn_t *c, const char *code, const char *message, uint16_t close_code)
+{
     send_error(c, code, message, NULL, NULL, no_mid());
     sb_conn_close(c, close_code, code);
 }
 
 /* Drops peer from the local map if it is the one registered under its ID. */
-static void forget(sb_relay_t *r, peer_t *peer) {
+static void forget(sb_relay_t *r, peer_t *peer)
+{
     if (sb_map_get(r->peers, peer->id) == peer)
         sb_map_remove(r->peers, peer->id);
 }
 
-static void register_peer(sb_relay_t *r, peer_t *peer) {
+static void register_peer(sb_relay_t *r, peer_t *peer)
+{
     char channel[CHANNEL_MAX];
     size_t len = 0;
     channel_name(channel, PEER_CHANNEL, peer->id);
@@ -478,7 +503,8 @@ static void register_peer(sb_relay_t *r, peer_t *peer) {
            sb_conn_peer(peer->conn), peer->id);
 }
 
-static void claim_done(void *arg, int result) {
+static void claim_done(void *arg, int result)
+{
     peer_t *peer = arg;
     sb_relay_t *r = peer->relay;
 
@@ -501,7 +527,8 @@ static void claim_done(void *arg, int result) {
     peer_unref(peer);
 }
 
-static void on_open(void *app, sb_conn_t *c) {
+static void on_open(void *app, sb_conn_t *c)
+{
     sb_relay_t *r = app;
     peer_t *peer = calloc(1, sizeof(*peer));
     int too_long = 0;
@@ -537,7 +564,8 @@ static void on_open(void *app, sb_conn_t *c) {
     r->dir->ops->claim(r->dir, peer->id, claim_done, peer_ref(peer));
 }
 
-static void on_close(void *app, sb_conn_t *c) {
+static void on_close(void *app, sb_conn_t *c)
+{
     sb_relay_t *r = app;
     peer_t *peer = sb_conn_data(c);
     if (peer == NULL)
@@ -560,7 +588,8 @@ static void on_close(void *app, sb_conn_t *c) {
 /* ---- the bus ---- */
 
 /* A message from another node for one of our peers: relayed, or a room event. */
-static int deliver(void *ctx, const char *channel, const char *msg, size_t len) {
+static int deliver(void *ctx, const char *channel, const char *msg, size_t len)
+{
     sb_relay_t *r = ctx;
     if (strncmp(channel, PEER_CHANNEL, strlen(PEER_CHANNEL)) != 0)
         return 0;
@@ -570,7 +599,8 @@ static int deliver(void *ctx, const char *channel, const char *msg, size_t len) 
 
 /* ---- after an outage ---- */
 
-static void reclaim_done(void *arg, int result) {
+static void reclaim_done(void *arg, int result)
+{
     peer_t *peer = arg;
     sb_relay_t *r = peer->relay;
     r->reasserting--;
@@ -583,7 +613,8 @@ static void reclaim_done(void *arg, int result) {
     peer_unref(peer);
 }
 
-void sb_relay_reassert(sb_relay_t *r) {
+void sb_relay_reassert(sb_relay_t *r)
+{
     size_t cursor = 0;
     const char *key;
     void *value;
@@ -602,8 +633,8 @@ int sb_relay_reasserting(const sb_relay_t *r) { return r->reasserting > 0; }
 
 /* ---- life cycle ---- */
 
-sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir,
-                         const char *node_id) {
+sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir, const char *node_id)
+{
     sb_relay_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
@@ -622,7 +653,8 @@ sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir,
     return r;
 }
 
-void sb_relay_free(sb_relay_t *r) {
+void sb_relay_free(sb_relay_t *r)
+{
     if (r == NULL)
         return;
     sb_map_free(r->peers);
@@ -630,7 +662,8 @@ void sb_relay_free(sb_relay_t *r) {
     free(r);
 }
 
-sb_handler_t sb_relay_handler(sb_relay_t *r) {
+sb_handler_t sb_relay_handler(sb_relay_t *r)
+{
     sb_handler_t h = {.on_open = on_open, .on_text = on_text, .on_close = on_close, .app = r};
     return h;
 }

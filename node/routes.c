@@ -6,24 +6,36 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *status_text(int status) {
+static const char *status_text(int status)
+{
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
     }
 }
 
 /* Writes a response; for HEAD (head != 0) the headers describe the body but it is not sent. */
 static void respond(struct evbuffer *out, int status, const char *content_type, const char *body,
-                    size_t body_len, const char *extra, int head) {
+                    size_t body_len, const char *extra, int head)
+{
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "Server: switchboard\r\n"
@@ -39,13 +51,15 @@ static void respond(struct evbuffer *out, int status, const char *content_type, 
 }
 
 void sb_http_respond(struct evbuffer *out, int status, const char *content_type, const char *body,
-                     size_t body_len, const char *extra) {
+                     size_t body_len, const char *extra)
+{
     respond(out, status, content_type, body, body_len, extra, 0);
 }
 
 /* An error answer whose body says what was wrong, in plain text. */
 static void respond_error(sb_server_t *s, struct evbuffer *out, int status, const char *why,
-                          const char *extra, int head) {
+                          const char *extra, int head)
+{
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, status_text(status), why);
     sb_server_stats(s)->http_errors++;
@@ -53,7 +67,8 @@ static void respond_error(sb_server_t *s, struct evbuffer *out, int status, cons
 }
 
 static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out,
-                   int *subprotocol) {
+                   int *subprotocol)
+{
     sb_ws_handshake_t hs;
     if (sb_ws_handshake_check(req, &hs) != 101) {
         const char *extra = hs.status == 405   ? "Allow: GET\r\n"
@@ -76,7 +91,8 @@ static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer
 }
 
 int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out,
-                   int *subprotocol) {
+                   int *subprotocol)
+{
     int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
 
     if (sb_str_eq(&req->path, "/ws", 0))

@@ -35,7 +35,8 @@ struct sb_server {
     void *ready_ctx;
 };
 
-static void unlink_conn(sb_conn_t **list, sb_conn_t *c) {
+static void unlink_conn(sb_conn_t **list, sb_conn_t *c)
+{
     sb_conn_t *prev = *sb_conn_prev(c), *next = *sb_conn_next(c);
     if (prev)
         *sb_conn_next(prev) = next;
@@ -46,7 +47,8 @@ static void unlink_conn(sb_conn_t **list, sb_conn_t *c) {
     *sb_conn_prev(c) = *sb_conn_next(c) = NULL;
 }
 
-static void push_conn(sb_conn_t **list, sb_conn_t *c) {
+static void push_conn(sb_conn_t **list, sb_conn_t *c)
+{
     *sb_conn_prev(c) = NULL;
     *sb_conn_next(c) = *list;
     if (*list)
@@ -54,19 +56,22 @@ static void push_conn(sb_conn_t **list, sb_conn_t *c) {
     *list = c;
 }
 
-void sb_server_track(sb_server_t *s, sb_conn_t *c) {
+void sb_server_track(sb_server_t *s, sb_conn_t *c)
+{
     push_conn(&s->live, c);
     s->nlive++;
 }
 
-void sb_server_reap(sb_server_t *s, sb_conn_t *c) {
+void sb_server_reap(sb_server_t *s, sb_conn_t *c)
+{
     unlink_conn(&s->live, c);
     s->nlive--;
     push_conn(&s->dead, c);
     event_active(s->reaper, EV_TIMEOUT, 0);
 }
 
-static void on_reap(evutil_socket_t fd, short what, void *arg) {
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
     sb_server_t *s = arg;
     (void)fd;
     (void)what;
@@ -80,7 +85,8 @@ static void on_reap(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* Answers a connection over --max-connections with 503, without keeping it. */
-static void refuse_busy(evutil_socket_t fd) {
+static void refuse_busy(evutil_socket_t fd)
+{
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
                                "Content-Length: 13\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
                                "server full\r\n";
@@ -91,7 +97,8 @@ static void refuse_busy(evutil_socket_t fd) {
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                      int socklen, void *arg) {
+                      int socklen, void *arg)
+{
     sb_server_t *s = arg;
     (void)l;
     s->stats.accepted++;
@@ -106,15 +113,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     sb_conn_new(s, fd, addr, socklen);
 }
 
-static void on_accept_error(struct evconnlistener *l, void *arg) {
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
     (void)arg;
     (void)l;
     /* Typically EMFILE: the listener retries on its next readiness; say it once per event. */
-    sb_log(SB_LOG_WARN, "accept failed: %s",
-           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    sb_log(SB_LOG_WARN, "accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static void format_address(const struct sockaddr_storage *ss, char *out, size_t len) {
+static void format_address(const struct sockaddr_storage *ss, char *out, size_t len)
+{
     char host[64] = "?";
     int port = 0;
     if (ss->ss_family == AF_INET6) {
@@ -132,7 +140,8 @@ static void format_address(const struct sockaddr_storage *ss, char *out, size_t 
 
 /* Resolves HOST:PORT, [HOST]:PORT or :PORT (all interfaces) to a socket address. */
 static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *sslen, char *err,
-                        size_t errlen) {
+                        size_t errlen)
+{
     char host[256];
     const char *port;
     const char *colon = strrchr(spec, ':');
@@ -149,8 +158,10 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *ssle
     memcpy(host, spec, hlen);
     host[hlen] = '\0';
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
     int rc = getaddrinfo(hlen ? host : NULL, port, &hints, &res);
     if (rc != 0) {
         snprintf(err, errlen, "cannot resolve listen address '%s': %s", spec, gai_strerror(rc));
@@ -166,7 +177,8 @@ bad:
 }
 
 sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
-                           const sb_handler_t *handler, char *err, size_t errlen) {
+                           const sb_handler_t *handler, char *err, size_t errlen)
+{
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     sb_server_t *s = calloc(1, sizeof(*s));
@@ -186,10 +198,9 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    s->listener = evconnlistener_new_bind(base, on_accept, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                              LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
+    s->listener = evconnlistener_new_bind(
+        base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, sslen);
     if (s->listener == NULL) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -208,7 +219,8 @@ fail:
     return NULL;
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg) {
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
     sb_server_t *s = arg;
     (void)fd;
     (void)what;
@@ -216,7 +228,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     event_base_loopexit(s->base, NULL);
 }
 
-void sb_server_shutdown(sb_server_t *s) {
+void sb_server_shutdown(sb_server_t *s)
+{
     if (s->stopping)
         return;
     s->stopping = 1;
@@ -238,7 +251,8 @@ void sb_server_shutdown(sb_server_t *s) {
     event_active(s->reaper, EV_TIMEOUT, 0); /* exits at once when nothing is open */
 }
 
-void sb_server_free(sb_server_t *s) {
+void sb_server_free(sb_server_t *s)
+{
     if (s == NULL)
         return;
     if (s->listener)
@@ -260,12 +274,14 @@ void sb_server_free(sb_server_t *s) {
     free(s);
 }
 
-void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx) {
+void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx)
+{
     s->ready = fn;
     s->ready_ctx = ctx;
 }
 
-int sb_server_ready(sb_server_t *s, char *why, size_t len) {
+int sb_server_ready(sb_server_t *s, char *why, size_t len)
+{
     if (s->stopping) {
         snprintf(why, len, "shutting down");
         return 0;

@@ -26,18 +26,18 @@ typedef struct {
 
 /* Counters a user can read (healthz now, metrics later). */
 typedef struct {
-    uint64_t accepted;          /* TCP connections accepted */
-    uint64_t refused;           /* answered 503: over --max-connections */
-    uint64_t http_requests;     /* plain HTTP requests answered */
-    uint64_t http_errors;       /* requests answered 4xx */
-    uint64_t ws_opened;         /* WebSocket handshakes completed */
-    uint64_t ws_open;           /* WebSocket connections open now */
-    uint64_t messages_in;       /* text messages received */
-    uint64_t messages_out;      /* text messages sent */
-    uint64_t protocol_errors;   /* connections closed for breaking RFC 6455 (1002/1003/1007/1009) */
-    uint64_t slow_consumers;    /* connections dropped over --max-output */
-    uint64_t ping_timeouts;     /* connections dropped for not answering a ping */
-    uint64_t handshake_timeouts;/* connections dropped for a slow request head */
+    uint64_t accepted;        /* TCP connections accepted */
+    uint64_t refused;         /* answered 503: over --max-connections */
+    uint64_t http_requests;   /* plain HTTP requests answered */
+    uint64_t http_errors;     /* requests answered 4xx */
+    uint64_t ws_opened;       /* WebSocket handshakes completed */
+    uint64_t ws_open;         /* WebSocket connections open now */
+    uint64_t messages_in;     /* text messages received */
+    uint64_t messages_out;    /* text messages sent */
+    uint64_t protocol_errors; /* connections closed for breaking RFC 6455 (1002/1003/1007/1009) */
+    uint64_t slow_consumers;  /* connections dropped over --max-output */
+    uint64_t ping_timeouts;   /* connections dropped for not answering a ping */
+    uint64_t handshake_timeouts; /* connections dropped for a slow request head */
 } sb_stats_t;
 
 /* Creates a server listening on cfg->listen. cfg and base must outlive it. Returns NULL with

@@ -29,12 +29,13 @@ static const struct {
 
 /* The pages may load only what the node itself serves, and talk only to it. */
 #define SECURITY_HEADERS                                                                           \
-    "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "          \
+    "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "           \
     "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob: mediastream:; "     \
     "frame-ancestors 'none'\r\n"                                                                   \
     "Referrer-Policy: no-referrer\r\n"
 
-static const char *content_type(const char *path) {
+static const char *content_type(const char *path)
+{
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
         if (strcmp(dot, types[i].ext) == 0)
@@ -44,7 +45,8 @@ static const char *content_type(const char *path) {
 
 /* Percent-decodes the path and checks every segment: no "." or "..", no hidden files, no NUL
  * or backslash. Returns 0 with the decoded path in out, -1 when it is not a servable path. */
-static int clean_path(const sb_str_t *path, char *out, size_t cap) {
+static int clean_path(const sb_str_t *path, char *out, size_t cap)
+{
     if (path->len == 0 || path->p[0] != '/' ||
         sb_percent_decode(path->p, path->len, out, cap) < 0 || strchr(out, '\\') != NULL)
         return -1;
@@ -55,7 +57,8 @@ static int clean_path(const sb_str_t *path, char *out, size_t cap) {
     return 0;
 }
 
-int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbuffer *out) {
+int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbuffer *out)
+{
     int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
     char rel[1024], full[PATH_MAX], real[PATH_MAX];
     static const char not_found[] = "404 Not Found\n";
@@ -100,7 +103,6 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
     }
     return 200;
 missing:
-    sb_http_respond(out, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1,
-                    NULL);
+    sb_http_respond(out, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1, NULL);
     return 404;
 }

@@ -8,7 +8,8 @@
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /* RFC 7230 tchar: the characters of a method or a header name. */
-static int is_tchar(unsigned char c) {
+static int is_tchar(unsigned char c)
+{
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return 1;
     return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
@@ -21,7 +22,8 @@ static int is_ows(char c) { return c == ' ' || c == '\t'; }
 
 /* Finds the next line in [*p, end): sets *line to it without its LF or CRLF, advances *p past
  * it, and returns 1; returns 0 when no complete line remains. */
-static int next_line(const char **p, const char *end, sb_str_t *line) {
+static int next_line(const char **p, const char *end, sb_str_t *line)
+{
     const char *nl = memchr(*p, '\n', (size_t)(end - *p));
     if (nl == NULL)
         return 0;
@@ -33,7 +35,8 @@ static int next_line(const char **p, const char *end, sb_str_t *line) {
     return 1;
 }
 
-static int fail(const char **err, const char *why) {
+static int fail(const char **err, const char *why)
+{
     if (err)
         *err = why;
     return -1;
@@ -41,7 +44,8 @@ static int fail(const char **err, const char *why) {
 
 /* The bytes of a line still incomplete: refuse early what no line of a head may hold, so a
  * client speaking another protocol is answered at once rather than at the size limit. */
-static int check_partial(const char *p, const char *end, int first_line, const char **err) {
+static int check_partial(const char *p, const char *end, int first_line, const char **err)
+{
     if (first_line && p < end && !is_tchar((unsigned char)*p))
         return fail(err, "not an HTTP request");
     for (; p < end; p++) {
@@ -52,7 +56,8 @@ static int check_partial(const char *p, const char *end, int first_line, const c
     return 0;
 }
 
-static int parse_request_line(const sb_str_t *line, sb_http_request_t *req, const char **err) {
+static int parse_request_line(const sb_str_t *line, sb_http_request_t *req, const char **err)
+{
     const char *p = line->p, *end = line->p + line->len;
 
     req->method.p = p;
@@ -86,7 +91,8 @@ static int parse_request_line(const sb_str_t *line, sb_http_request_t *req, cons
     return 0;
 }
 
-static int parse_header(const sb_str_t *line, sb_http_request_t *req, const char **err) {
+static int parse_header(const sb_str_t *line, sb_http_request_t *req, const char **err)
+{
     const char *p = line->p, *end = line->p + line->len;
 
     if (is_ows(*p))
@@ -118,7 +124,8 @@ static int parse_header(const sb_str_t *line, sb_http_request_t *req, const char
     return 0;
 }
 
-int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, const char **err) {
+int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, const char **err)
+{
     const char *p = buf, *end = buf + len;
     sb_str_t line;
 
@@ -138,7 +145,8 @@ int sb_http_parse_request(const char *buf, size_t len, sb_http_request_t *req, c
     }
 }
 
-const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name) {
+const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name)
+{
     for (size_t i = 0; i < req->num_headers; i++)
         if (sb_str_eq(&req->headers[i].name, name, 1))
             return &req->headers[i].value;
@@ -146,7 +154,8 @@ const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name) {
 }
 
 /* Walks the comma-separated elements of value, comparing each (trimmed) with token. */
-static int token_in(const sb_str_t *value, const char *token, int icase) {
+static int token_in(const sb_str_t *value, const char *token, int icase)
+{
     const char *p = value->p, *end = value->p + value->len;
     while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
@@ -163,12 +172,14 @@ static int token_in(const sb_str_t *value, const char *token, int icase) {
     return 0;
 }
 
-int sb_http_has_token(const sb_str_t *value, const char *token) {
+int sb_http_has_token(const sb_str_t *value, const char *token)
+{
     return value != NULL && token_in(value, token, 1);
 }
 
 /* A Sec-WebSocket-Key must be the base64 encoding of 16 bytes: 22 characters, then "==". */
-static int key_valid(const sb_str_t *key) {
+static int key_valid(const sb_str_t *key)
+{
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (key->len != 24 || key->p[22] != '=' || key->p[23] != '=')
@@ -179,13 +190,15 @@ static int key_valid(const sb_str_t *key) {
     return 1;
 }
 
-static int reject(sb_ws_handshake_t *hs, int status, const char *reason) {
+static int reject(sb_ws_handshake_t *hs, int status, const char *reason)
+{
     hs->status = status;
     hs->reason = reason;
     return status;
 }
 
-int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs) {
+int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs)
+{
     memset(hs, 0, sizeof(*hs));
     if (!sb_str_eq(&req->method, "GET", 0))
         return reject(hs, 405, "a WebSocket upgrade must use GET");
@@ -223,7 +236,8 @@ int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs) {
     return 101;
 }
 
-void sb_ws_accept_key(const char *key, size_t key_len, char out[29]) {
+void sb_ws_accept_key(const char *key, size_t key_len, char out[29])
+{
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -1,4 +1,5 @@
-/* HTTP/1.1 request-head parser and the WebSocket opening handshake (RFC 7230, RFC 6455 4.2), no I/O. */
+/* HTTP/1.1 request-head parser and the WebSocket opening handshake (RFC 7230, RFC 6455 4.2), no
+ * I/O. */
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 

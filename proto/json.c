@@ -1,4 +1,5 @@
-/* A strict RFC 8259 JSON scanner that finds values without building a tree, and a string escaper. */
+/* A strict RFC 8259 JSON scanner that finds values without building a tree, and a string escaper.
+ */
 #include "json.h"
 
 #include <stdint.h>
@@ -7,9 +8,10 @@
 #include "str.h"
 #include "utf8.h"
 
-void sb_json_skip_ws(const char *buf, size_t len, size_t *pos) {
-    while (*pos < len && (buf[*pos] == ' ' || buf[*pos] == '\t' || buf[*pos] == '\n' ||
-                          buf[*pos] == '\r'))
+void sb_json_skip_ws(const char *buf, size_t len, size_t *pos)
+{
+    while (*pos < len &&
+           (buf[*pos] == ' ' || buf[*pos] == '\t' || buf[*pos] == '\n' || buf[*pos] == '\r'))
         (*pos)++;
 }
 
@@ -17,7 +19,8 @@ static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* A string literal: control characters must be escaped, escapes must be known, and the raw
  * bytes must be UTF-8. On failure *pos is the offending byte. */
-static int skip_string(const char *buf, size_t len, size_t *pos) {
+static int skip_string(const char *buf, size_t len, size_t *pos)
+{
     size_t i = *pos + 1;
     sb_utf8_t v;
     sb_utf8_reset(&v);
@@ -57,7 +60,8 @@ static int skip_string(const char *buf, size_t len, size_t *pos) {
     return -1;
 }
 
-static int skip_number(const char *buf, size_t len, size_t *pos) {
+static int skip_number(const char *buf, size_t len, size_t *pos)
+{
     size_t i = *pos;
     if (i < len && buf[i] == '-')
         i++;
@@ -92,7 +96,8 @@ fail:
     return -1;
 }
 
-static int skip_literal(const char *buf, size_t len, size_t *pos, const char *word) {
+static int skip_literal(const char *buf, size_t len, size_t *pos, const char *word)
+{
     for (; *word; word++, (*pos)++)
         if (*pos >= len || buf[*pos] != *word)
             return -1; /* *pos is the first byte that differs */
@@ -102,7 +107,8 @@ static int skip_literal(const char *buf, size_t len, size_t *pos, const char *wo
 static int skip(const char *buf, size_t len, size_t *pos, int depth);
 
 /* Objects and arrays share one loop: members are "key": value in objects, value in arrays. */
-static int skip_container(const char *buf, size_t len, size_t *pos, int depth) {
+static int skip_container(const char *buf, size_t len, size_t *pos, int depth)
+{
     char close = buf[*pos] == '{' ? '}' : ']';
     int object = close == '}';
     if (depth >= SB_JSON_MAX_DEPTH)
@@ -138,7 +144,8 @@ static int skip_container(const char *buf, size_t len, size_t *pos, int depth) {
     }
 }
 
-static int skip(const char *buf, size_t len, size_t *pos, int depth) {
+static int skip(const char *buf, size_t len, size_t *pos, int depth)
+{
     sb_json_skip_ws(buf, len, pos);
     if (*pos >= len)
         return -1;
@@ -161,12 +168,14 @@ static int skip(const char *buf, size_t len, size_t *pos, int depth) {
 
 int sb_json_skip_value(const char *buf, size_t len, size_t *pos) { return skip(buf, len, pos, 0); }
 
-int sb_json_skip_nested(const char *buf, size_t len, size_t *pos, int depth) {
+int sb_json_skip_nested(const char *buf, size_t len, size_t *pos, int depth)
+{
     return skip(buf, len, pos, depth);
 }
 
 /* Appends code point cp as UTF-8. */
-static int put_utf8(char *out, size_t cap, size_t *n, uint32_t cp) {
+static int put_utf8(char *out, size_t cap, size_t *n, uint32_t cp)
+{
     char b[4];
     size_t k;
     if (cp < 0x80) {
@@ -187,7 +196,8 @@ static int put_utf8(char *out, size_t cap, size_t *n, uint32_t cp) {
     return 0;
 }
 
-static int read_hex4(const char *p, uint32_t *cp) {
+static int read_hex4(const char *p, uint32_t *cp)
+{
     *cp = 0;
     for (int i = 0; i < 4; i++) {
         int h = sb_hex_digit(p[i]);
@@ -198,7 +208,8 @@ static int read_hex4(const char *p, uint32_t *cp) {
     return 0;
 }
 
-int sb_json_decode_string(const sb_str_t *lit, char *out, size_t cap) {
+int sb_json_decode_string(const sb_str_t *lit, char *out, size_t cap)
+{
     size_t pos = 0, n = 0;
     if (cap == 0 || lit->len < 2 || lit->p[0] != '"' || skip_string(lit->p, lit->len, &pos) != 0 ||
         pos != lit->len)
@@ -215,11 +226,21 @@ int sb_json_decode_string(const sb_str_t *lit, char *out, size_t cap) {
         char e = p[1];
         p += 2;
         switch (e) {
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
+        case 'b':
+            cp = '\b';
+            break;
+        case 'f':
+            cp = '\f';
+            break;
+        case 'n':
+            cp = '\n';
+            break;
+        case 'r':
+            cp = '\r';
+            break;
+        case 't':
+            cp = '\t';
+            break;
         case 'u':
             read_hex4(p, &cp); /* validated by skip_string */
             p += 4;
@@ -234,7 +255,9 @@ int sb_json_decode_string(const sb_str_t *lit, char *out, size_t cap) {
                 return -1;
             }
             break;
-        default: cp = (uint32_t)(unsigned char)e; break; /* " \ / */
+        default:
+            cp = (uint32_t)(unsigned char)e;
+            break; /* " \ / */
         }
         if (put_utf8(out, cap, &n, cp) != 0)
             return -1;
@@ -243,7 +266,8 @@ int sb_json_decode_string(const sb_str_t *lit, char *out, size_t cap) {
     return (int)n;
 }
 
-int sb_json_escape(const char *s, char *out, size_t cap) {
+int sb_json_escape(const char *s, char *out, size_t cap)
+{
     static const char digits[] = "0123456789abcdef";
     size_t n = 0;
     if (cap < 3)

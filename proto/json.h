@@ -1,4 +1,5 @@
-/* A strict RFC 8259 JSON scanner that finds values without building a tree, and a string escaper. */
+/* A strict RFC 8259 JSON scanner that finds values without building a tree, and a string escaper.
+ */
 #ifndef SB_JSON_H
 #define SB_JSON_H
 

@@ -13,7 +13,8 @@ static const char *const type_names[] = {"offer", "answer", "candidate", "bye", 
 
 const char *sb_msg_type_name(sb_msg_type_t type) { return type_names[type]; }
 
-static int valid_name(const char *s, size_t len, size_t max, const char *extra) {
+static int valid_name(const char *s, size_t len, size_t max, const char *extra)
+{
     if (len == 0 || len > max)
         return 0;
     for (size_t i = 0; i < len; i++) {
@@ -29,7 +30,8 @@ int sb_peer_id_valid(const char *s, size_t len) { return valid_name(s, len, SB_I
 
 int sb_room_valid(const char *s, size_t len) { return valid_name(s, len, SB_ROOM_MAX, "_.:-"); }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -46,7 +48,8 @@ static int is_string(const sb_str_t *v) { return v->len > 0 && v->p[0] == '"'; }
 /* Decodes a string field that must be a name; writes it NUL-terminated into out. */
 static int name_field(const sb_str_t *v, const char *field, char *out, size_t cap,
                       int (*valid)(const char *, size_t), const char *rule, char *err,
-                      size_t errlen) {
+                      size_t errlen)
+{
     int n;
     if (v->len == 0)
         return fail(err, errlen, "missing field '%s'", field);
@@ -58,14 +61,16 @@ static int name_field(const sb_str_t *v, const char *field, char *out, size_t ca
     return 0;
 }
 
-static int mid_valid(const sb_str_t *v) {
+static int mid_valid(const sb_str_t *v)
+{
     char buf[SB_MID_MAX + 1];
     if (is_string(v))
         return sb_json_decode_string(v, buf, sizeof(buf)) >= 0;
     return v->len <= SB_MID_MAX && (v->p[0] == '-' || (v->p[0] >= '0' && v->p[0] <= '9'));
 }
 
-int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t errlen) {
+int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t errlen)
+{
     sb_str_t f[NUM_FIELDS];
     size_t pos = 0;
 
@@ -98,7 +103,8 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
         char key[16];
         int known = -1, klen = sb_json_decode_string(&klit, key, sizeof(key));
         for (int i = 0; klen >= 0 && i < NUM_FIELDS; i++)
-            if ((size_t)klen == strlen(field_names[i]) && memcmp(key, field_names[i], (size_t)klen) == 0)
+            if ((size_t)klen == strlen(field_names[i]) &&
+                memcmp(key, field_names[i], (size_t)klen) == 0)
                 known = i; /* compared with its length: a decoded \u0000 cannot cut a key short */
         sb_json_skip_ws(json, len, &pos);
         if (pos >= len || json[pos] != ':')
@@ -128,8 +134,9 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
         return fail(err, errlen, "invalid JSON at byte %zu: data after the object", pos);
 
     if (f[F_MID].len > 0 && m->mid.len == 0)
-        return fail(err, errlen, "'mid' must be a string of at most %d bytes or a number of at "
-                                 "most %d characters",
+        return fail(err, errlen,
+                    "'mid' must be a string of at most %d bytes or a number of at "
+                    "most %d characters",
                     SB_MID_MAX, SB_MID_MAX);
 
     char type[16];
@@ -142,8 +149,9 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
         if ((size_t)tlen == strlen(type_names[i]) && memcmp(type, type_names[i], (size_t)tlen) == 0)
             found = (int)i;
     if (found < 0)
-        return fail(err, errlen, "unknown type: expected offer, answer, candidate, bye, join or "
-                                 "leave");
+        return fail(err, errlen,
+                    "unknown type: expected offer, answer, candidate, bye, join or "
+                    "leave");
     m->type = (sb_msg_type_t)found;
 
     if (m->type == SB_MSG_JOIN || m->type == SB_MSG_LEAVE)
@@ -162,7 +170,8 @@ typedef struct {
     int failed;
 } out_t;
 
-static void put(out_t *o, const char *s, size_t n) {
+static void put(out_t *o, const char *s, size_t n)
+{
     if (o->failed)
         return;
     if (o->len + n + 1 > o->cap) {
@@ -185,7 +194,8 @@ static void put(out_t *o, const char *s, size_t n) {
 static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
 
 /* Writes value as a JSON string literal. */
-static void put_string(out_t *o, const char *value) {
+static void put_string(out_t *o, const char *value)
+{
     size_t cap = strlen(value) * 6 + 3;
     char stack[512], *buf = cap <= sizeof(stack) ? stack : malloc(cap);
     if (buf == NULL) {
@@ -199,14 +209,16 @@ static void put_string(out_t *o, const char *value) {
 }
 
 /* Writes ,"name":"escaped value". */
-static void put_string_field(out_t *o, const char *name, const char *value) {
+static void put_string_field(out_t *o, const char *name, const char *value)
+{
     puts_(o, ",\"");
     puts_(o, name);
     puts_(o, "\":");
     put_string(o, value);
 }
 
-static void put_raw_field(out_t *o, const char *name, sb_str_t json) {
+static void put_raw_field(out_t *o, const char *name, sb_str_t json)
+{
     if (json.len == 0)
         return;
     puts_(o, ",\"");
@@ -216,14 +228,16 @@ static void put_raw_field(out_t *o, const char *name, sb_str_t json) {
 }
 
 /* Every message starts {"type":"..." (a fixed name), continues with fields, ends with }. */
-static void begin(out_t *o, const char *type) {
+static void begin(out_t *o, const char *type)
+{
     memset(o, 0, sizeof(*o));
     puts_(o, "{\"type\":\"");
     puts_(o, type);
     puts_(o, "\"");
 }
 
-static char *end(out_t *o, size_t *len) {
+static char *end(out_t *o, size_t *len)
+{
     puts_(o, "}");
     if (o->failed) {
         free(o->p);
@@ -233,7 +247,8 @@ static char *end(out_t *o, size_t *len) {
     return o->p;
 }
 
-char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len) {
+char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len)
+{
     out_t o;
     begin(&o, "welcome");
     put_string_field(&o, "id", id);
@@ -243,7 +258,8 @@ char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, 
 }
 
 char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
-                   size_t *len) {
+                   size_t *len)
+{
     out_t o;
     begin(&o, sb_msg_type_name(type));
     put_string_field(&o, "from", from);
@@ -252,7 +268,8 @@ char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_st
     return end(&o, len);
 }
 
-char *sb_msg_ack(sb_str_t mid, size_t *len) {
+char *sb_msg_ack(sb_str_t mid, size_t *len)
+{
     out_t o;
     begin(&o, "ack");
     put_raw_field(&o, "mid", mid);
@@ -260,7 +277,8 @@ char *sb_msg_ack(sb_str_t mid, size_t *len) {
 }
 
 char *sb_msg_error(const char *code, const char *message, const char *to, const char *room,
-                   sb_str_t mid, size_t *len) {
+                   sb_str_t mid, size_t *len)
+{
     out_t o;
     begin(&o, "error");
     put_string_field(&o, "code", code);
@@ -274,7 +292,8 @@ char *sb_msg_error(const char *code, const char *message, const char *to, const 
 }
 
 char *sb_msg_joined(const char *room, const char *const *peers, size_t npeers, sb_str_t mid,
-                    size_t *len) {
+                    size_t *len)
+{
     out_t o;
     begin(&o, "joined");
     put_string_field(&o, "room", room);
@@ -289,7 +308,8 @@ char *sb_msg_joined(const char *room, const char *const *peers, size_t npeers, s
     return end(&o, len);
 }
 
-char *sb_msg_left(const char *room, sb_str_t mid, size_t *len) {
+char *sb_msg_left(const char *room, sb_str_t mid, size_t *len)
+{
     out_t o;
     begin(&o, "left");
     put_string_field(&o, "room", room);
@@ -297,7 +317,8 @@ char *sb_msg_left(const char *room, sb_str_t mid, size_t *len) {
     return end(&o, len);
 }
 
-char *sb_msg_peer_event(const char *event, const char *room, const char *peer, size_t *len) {
+char *sb_msg_peer_event(const char *event, const char *room, const char *peer, size_t *len)
+{
     out_t o;
     begin(&o, event);
     put_string_field(&o, "room", room);

@@ -6,14 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *why) {
+static int fail(char *err, size_t errlen, const char *why)
+{
     snprintf(err, errlen, "bad Redis URL: %s (want redis://[[user]:password@]host[:port][/db])",
              why);
     return -1;
 }
 
 /* Parses a decimal number in [lo, hi] spanning exactly [s, s+n). */
-static int number(const char *s, size_t n, int lo, int hi, int *out) {
+static int number(const char *s, size_t n, int lo, int hi, int *out)
+{
     long v = 0;
     if (n == 0 || n > 6)
         return -1;
@@ -28,7 +30,8 @@ static int number(const char *s, size_t n, int lo, int hi, int *out) {
     return 0;
 }
 
-int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t errlen) {
+int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t errlen)
+{
     static const char scheme[] = "redis://";
     memset(out, 0, sizeof(*out));
     out->port = 6379;

@@ -5,7 +5,8 @@
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
 
-int sb_str_eq(const sb_str_t *s, const char *lit, int icase) {
+int sb_str_eq(const sb_str_t *s, const char *lit, int icase)
+{
     size_t n = strlen(lit);
     if (s->len != n)
         return 0;
@@ -17,7 +18,8 @@ int sb_str_eq(const sb_str_t *s, const char *lit, int icase) {
     return 1;
 }
 
-int sb_hex_digit(char c) {
+int sb_hex_digit(char c)
+{
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -27,7 +29,8 @@ int sb_hex_digit(char c) {
     return -1;
 }
 
-int sb_percent_decode(const char *s, size_t n, char *out, size_t cap) {
+int sb_percent_decode(const char *s, size_t n, char *out, size_t cap)
+{
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];

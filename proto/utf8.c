@@ -1,13 +1,15 @@
 /* Incremental UTF-8 validation (RFC 3629 section 4's byte ranges), one byte at a time. */
 #include "utf8.h"
 
-void sb_utf8_reset(sb_utf8_t *v) {
+void sb_utf8_reset(sb_utf8_t *v)
+{
     v->need = 0;
     v->lo = 0x80;
     v->hi = 0xBF;
 }
 
-int sb_utf8_feed(sb_utf8_t *v, const uint8_t *buf, size_t len) {
+int sb_utf8_feed(sb_utf8_t *v, const uint8_t *buf, size_t len)
+{
     uint8_t need = v->need, lo = v->lo, hi = v->hi;
     size_t i = 0;
 
@@ -56,7 +58,8 @@ int sb_utf8_feed(sb_utf8_t *v, const uint8_t *buf, size_t len) {
 
 int sb_utf8_complete(const sb_utf8_t *v) { return v->need == 0; }
 
-int sb_utf8_valid(const uint8_t *buf, size_t len) {
+int sb_utf8_valid(const uint8_t *buf, size_t len)
+{
     sb_utf8_t v;
     sb_utf8_reset(&v);
     if (sb_utf8_feed(&v, buf, len) != 0 || !sb_utf8_complete(&v))

@@ -1,4 +1,5 @@
-/* Incremental UTF-8 validation (RFC 3629): bytes may arrive split anywhere, even inside a code point. */
+/* Incremental UTF-8 validation (RFC 3629): bytes may arrive split anywhere, even inside a code
+ * point. */
 #ifndef SB_UTF8_H
 #define SB_UTF8_H
 

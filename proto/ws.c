@@ -8,7 +8,8 @@
  * connection does not keep the memory of its largest message. */
 #define KEEP_BUFFER 4096
 
-void sb_ws_reader_init(sb_ws_reader_t *r, sb_ws_role_t role, size_t max_message, int allow_binary) {
+void sb_ws_reader_init(sb_ws_reader_t *r, sb_ws_role_t role, size_t max_message, int allow_binary)
+{
     memset(r, 0, sizeof(*r));
     r->role = role;
     r->max_message = max_message;
@@ -16,13 +17,15 @@ void sb_ws_reader_init(sb_ws_reader_t *r, sb_ws_role_t role, size_t max_message,
     sb_utf8_reset(&r->utf8);
 }
 
-void sb_ws_reader_free(sb_ws_reader_t *r) {
+void sb_ws_reader_free(sb_ws_reader_t *r)
+{
     free(r->msg);
     r->msg = NULL;
     r->msg_len = r->msg_cap = 0;
 }
 
-static int fail(sb_ws_reader_t *r, uint16_t code, const char *why) {
+static int fail(sb_ws_reader_t *r, uint16_t code, const char *why)
+{
     r->error_code = code;
     r->error = why;
     return -1;
@@ -31,7 +34,8 @@ static int fail(sb_ws_reader_t *r, uint16_t code, const char *why) {
 static int is_control(int opcode) { return (opcode & 0x8) != 0; }
 
 /* Makes room for n more message bytes; the caller has checked the total against max_message. */
-static int reserve(sb_ws_reader_t *r, size_t n) {
+static int reserve(sb_ws_reader_t *r, size_t n)
+{
     size_t want = r->msg_len + n;
     if (want <= r->msg_cap)
         return 0;
@@ -51,7 +55,8 @@ static int reserve(sb_ws_reader_t *r, size_t n) {
 /* Parses and checks a frame header. Returns its length, 0 when more bytes are needed, -1 on a
  * violation. Checks that the first two bytes decide come first, so a bad frame is refused
  * however its header is split. */
-static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len) {
+static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len)
+{
     if (len < 2)
         return 0;
     int fin = buf[0] >> 7;
@@ -128,7 +133,8 @@ static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len) {
 }
 
 /* Starts a new data message, releasing a large buffer kept from the previous one. */
-static void start_message(sb_ws_reader_t *r, int opcode) {
+static void start_message(sb_ws_reader_t *r, int opcode)
+{
     if (r->msg_cap > KEEP_BUFFER)
         sb_ws_reader_free(r);
     r->msg_opcode = opcode;
@@ -137,7 +143,8 @@ static void start_message(sb_ws_reader_t *r, int opcode) {
 }
 
 /* Consumes n payload bytes of the current frame. */
-static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n) {
+static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
+{
     uint8_t *dst;
     if (is_control(r->frame_opcode)) {
         dst = r->ctl + r->ctl_len;
@@ -160,7 +167,8 @@ static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n) {
 }
 
 /* The current frame is complete: report what it finished, if anything. */
-static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev) {
+static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
+{
     r->in_payload = 0;
     switch (r->frame_opcode) {
     case SB_WS_OP_PING:
@@ -198,7 +206,8 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev) {
     }
 }
 
-int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev) {
+int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev)
+{
     size_t used = 0;
 
     memset(ev, 0, sizeof(*ev));
@@ -225,7 +234,8 @@ int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_e
     return (int)used;
 }
 
-size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const uint8_t *mask) {
+size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const uint8_t *mask)
+{
     size_t n = 2;
     out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
     if (len < 126) {
@@ -249,12 +259,14 @@ size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const
     return n;
 }
 
-void sb_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset) {
+void sb_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset)
+{
     for (size_t i = 0; i < len; i++)
         data[i] ^= mask[(offset + i) & 3];
 }
 
-size_t sb_ws_close_payload(uint8_t *out, uint16_t code, const char *reason) {
+size_t sb_ws_close_payload(uint8_t *out, uint16_t code, const char *reason)
+{
     size_t n = reason ? strlen(reason) : 0;
     if (n > SB_WS_MAX_CONTROL - 2) {
         n = SB_WS_MAX_CONTROL - 2;
@@ -269,7 +281,8 @@ size_t sb_ws_close_payload(uint8_t *out, uint16_t code, const char *reason) {
     return 2 + n;
 }
 
-int sb_ws_close_code_valid(unsigned code) {
+int sb_ws_close_code_valid(unsigned code)
+{
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
            (code >= 3000 && code <= 4999);
 }

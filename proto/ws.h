@@ -59,11 +59,11 @@ typedef struct {
  * header is complete and text as soon as each payload byte arrives. */
 typedef struct {
     sb_ws_role_t role;
-    size_t max_message;  /* largest message payload accepted, fragments summed */
-    int allow_binary;    /* 0: the first binary frame is an error (1003) */
+    size_t max_message; /* largest message payload accepted, fragments summed */
+    int allow_binary;   /* 0: the first binary frame is an error (1003) */
 
     /* the frame being read */
-    int in_payload;      /* 0: waiting for a header; 1: reading its payload */
+    int in_payload; /* 0: waiting for a header; 1: reading its payload */
     int frame_fin;
     int frame_opcode;
     int frame_masked;
@@ -72,8 +72,8 @@ typedef struct {
     uint64_t frame_pos;  /* payload bytes of this frame consumed (mask offset) */
 
     /* the data message being assembled (possibly over several fragments) */
-    int msg_opcode;      /* SB_WS_OP_TEXT, SB_WS_OP_BINARY, or 0 when none is in progress */
-    uint8_t *msg;        /* owned; grown as needed, never beyond max_message */
+    int msg_opcode; /* SB_WS_OP_TEXT, SB_WS_OP_BINARY, or 0 when none is in progress */
+    uint8_t *msg;   /* owned; grown as needed, never beyond max_message */
     size_t msg_len;
     size_t msg_cap;
     sb_utf8_t utf8;

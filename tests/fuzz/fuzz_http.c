@@ -11,8 +11,6 @@
 
 #include "http.h"
 
-
-
 /* RFC 7230 section 3.2.6 tchar, written out rather than shared with proto/http.c. */
 static int tchar(unsigned char c)
 {

@@ -12,8 +12,6 @@
 #include "message.h"
 #include "utf8.h"
 
-
-
 static const char sender[] = "fuzz-sender_1.x";
 
 /* ---- cJSON as the reference ------------------------------------------------------------------

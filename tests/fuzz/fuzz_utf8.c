@@ -8,8 +8,6 @@
 
 #include "utf8.h"
 
-
-
 /* The reference works on code point values rather than byte ranges, so it shares no table with
  * proto/utf8.c. A prefix is valid while some continuation could still make it well-formed: the
  * bits seen so far, padded with all zeros and with all ones, give the range of code points the

@@ -9,7 +9,6 @@
 #include "utf8.h"
 #include "ws.h"
 
-
 /*
  * Input layout. Byte 0 bit 7 picks the test:
  *
@@ -26,7 +25,6 @@
  * Both feed the reader all at once and in pieces and require the same events and outcome; the
  * raw stream's events and outcome must also match a reference reader (model below).
  */
-
 
 /* A growable byte buffer: the log of events a run produced, or a stream of frames. */
 typedef struct {

@@ -29,10 +29,7 @@ static void parse_n(parsed_t *p, const char *text, size_t len)
     p->rc = sb_http_parse_request(p->buf, len, &p->req, &p->err);
 }
 
-static void parse(parsed_t *p, const char *text)
-{
-    parse_n(p, text, strlen(text));
-}
+static void parse(parsed_t *p, const char *text) { parse_n(p, text, strlen(text)); }
 
 static void parsed_free(parsed_t *p)
 {
@@ -72,10 +69,7 @@ static sb_str_t slice(const char *s)
     return (sb_str_t){p, len};
 }
 
-static void slice_free(sb_str_t *s)
-{
-    free((void *)s->p);
-}
+static void slice_free(sb_str_t *s) { free((void *)s->p); }
 
 /* ---- the example request --------------------------------------------------------------------- */
 

@@ -5,21 +5,24 @@
 
 #include "redis_url.h"
 
-static sb_redis_url_t parse_ok(const char *url) {
+static sb_redis_url_t parse_ok(const char *url)
+{
     sb_redis_url_t u;
     char err[256] = "";
     ck_assert_msg(sb_redis_url_parse(url, &u, err, sizeof(err)) == 0, "%s: %s", url, err);
     return u;
 }
 
-static void parse_bad(const char *url, const char *why) {
+static void parse_bad(const char *url, const char *why)
+{
     sb_redis_url_t u;
     char err[256] = "";
     ck_assert_msg(sb_redis_url_parse(url, &u, err, sizeof(err)) == -1, "%s accepted", url);
     ck_assert_msg(strstr(err, why) != NULL, "%s: error '%s' lacks '%s'", url, err, why);
 }
 
-START_TEST(test_host_only) {
+START_TEST(test_host_only)
+{
     sb_redis_url_t u = parse_ok("redis://localhost");
     ck_assert_str_eq(u.host, "localhost");
     ck_assert_int_eq(u.port, 6379);
@@ -29,7 +32,8 @@ START_TEST(test_host_only) {
 }
 END_TEST
 
-START_TEST(test_full) {
+START_TEST(test_full)
+{
     sb_redis_url_t u = parse_ok("redis://alice:s3cret@10.0.0.5:7000/3");
     ck_assert_str_eq(u.host, "10.0.0.5");
     ck_assert_int_eq(u.port, 7000);
@@ -39,7 +43,8 @@ START_TEST(test_full) {
 }
 END_TEST
 
-START_TEST(test_password_only) {
+START_TEST(test_password_only)
+{
     sb_redis_url_t u = parse_ok("redis://:pw@redis:6380");
     ck_assert_str_eq(u.user, "");
     ck_assert_str_eq(u.password, "pw");
@@ -48,7 +53,8 @@ START_TEST(test_password_only) {
 }
 END_TEST
 
-START_TEST(test_percent_encoding_and_at_in_password) {
+START_TEST(test_percent_encoding_and_at_in_password)
+{
     sb_redis_url_t u = parse_ok("redis://bob:p%40ss%3Aw0rd@h");
     ck_assert_str_eq(u.password, "p@ss:w0rd");
     u = parse_ok("redis://bob:a@b@h"); /* the last @ ends the credentials */
@@ -57,7 +63,8 @@ START_TEST(test_percent_encoding_and_at_in_password) {
 }
 END_TEST
 
-START_TEST(test_ipv6) {
+START_TEST(test_ipv6)
+{
     sb_redis_url_t u = parse_ok("redis://[::1]:6390");
     ck_assert_str_eq(u.host, "::1");
     ck_assert_int_eq(u.port, 6390);
@@ -67,14 +74,16 @@ START_TEST(test_ipv6) {
 }
 END_TEST
 
-START_TEST(test_trailing_slash) {
+START_TEST(test_trailing_slash)
+{
     sb_redis_url_t u = parse_ok("redis://h:1/");
     ck_assert_int_eq(u.port, 1);
     ck_assert_int_eq(u.db, 0);
 }
 END_TEST
 
-START_TEST(test_errors) {
+START_TEST(test_errors)
+{
     parse_bad("http://h", "redis://");
     parse_bad("h:6379", "redis://");
     parse_bad("redis://", "host");
@@ -93,7 +102,8 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-START_TEST(test_error_never_shows_password) {
+START_TEST(test_error_never_shows_password)
+{
     sb_redis_url_t u;
     char err[256];
     ck_assert_int_eq(sb_redis_url_parse("redis://u:topsecret@h:99999", &u, err, sizeof(err)), -1);
@@ -101,7 +111,8 @@ START_TEST(test_error_never_shows_password) {
 }
 END_TEST
 
-START_TEST(test_long_fields) {
+START_TEST(test_long_fields)
+{
     char url[1200];
     memset(url, 0, sizeof(url));
     strcpy(url, "redis://");
@@ -114,7 +125,8 @@ START_TEST(test_long_fields) {
 }
 END_TEST
 
-int main(void) {
+int main(void)
+{
     Suite *s = suite_create("redis_url");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_host_only);

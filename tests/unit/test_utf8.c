@@ -681,10 +681,18 @@ START_TEST(test_random_strings)
             } else {
                 uint32_t cp;
                 switch (r % 4) {
-                case 0: cp = (r >> 8) % 0x80; break;
-                case 1: cp = (r >> 8) % 0x800; break;
-                case 2: cp = (r >> 8) % 0x10000; break;
-                default: cp = (r >> 8) % 0x110000; break;
+                case 0:
+                    cp = (r >> 8) % 0x80;
+                    break;
+                case 1:
+                    cp = (r >> 8) % 0x800;
+                    break;
+                case 2:
+                    cp = (r >> 8) % 0x10000;
+                    break;
+                default:
+                    cp = (r >> 8) % 0x110000;
+                    break;
                 }
                 if (cp >= 0xD800 && cp <= 0xDFFF)
                     cp = 0xFFFD;

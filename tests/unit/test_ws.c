@@ -236,12 +236,18 @@ static void feed_new(const uint8_t *buf, size_t len, sb_ws_role_t role, size_t m
 static const char *event_name(sb_ws_event_type_t t)
 {
     switch (t) {
-    case SB_WS_EV_NONE: return "NONE";
-    case SB_WS_EV_TEXT: return "TEXT";
-    case SB_WS_EV_BINARY: return "BINARY";
-    case SB_WS_EV_PING: return "PING";
-    case SB_WS_EV_PONG: return "PONG";
-    case SB_WS_EV_CLOSE: return "CLOSE";
+    case SB_WS_EV_NONE:
+        return "NONE";
+    case SB_WS_EV_TEXT:
+        return "TEXT";
+    case SB_WS_EV_BINARY:
+        return "BINARY";
+    case SB_WS_EV_PING:
+        return "PING";
+    case SB_WS_EV_PONG:
+        return "PONG";
+    case SB_WS_EV_CLOSE:
+        return "CLOSE";
     }
     return "?";
 }
@@ -1077,16 +1083,10 @@ static void check_rfc_examples(size_t chunk)
     run_free(&run);
 }
 
-START_TEST(test_rfc_examples)
-{
-    check_rfc_examples(0);
-}
+START_TEST(test_rfc_examples) { check_rfc_examples(0); }
 END_TEST
 
-START_TEST(test_rfc_examples_byte_by_byte)
-{
-    check_rfc_examples(1);
-}
+START_TEST(test_rfc_examples_byte_by_byte) { check_rfc_examples(1); }
 END_TEST
 
 /* 256 bytes and 64 KiB in one unmasked binary frame (RFC 6455 5.7). */
