@@ -132,7 +132,7 @@ static const char SWEEP[] =
 
 /* How many times a leave that waited out an outage is announced: once right away, and again
  * over the next seconds, after the other nodes have recorded their members again. */
-#define LEAVE_REPLAYS 3
+#define LEAVE_REPLAYS 5
 
 /* Room and peer names are at most 64 bytes, node IDs too: every key fits. */
 #define KEY_MAX 256

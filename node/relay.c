@@ -39,7 +39,8 @@ typedef struct {
     char id[SB_ID_MAX + 1];
     room_t **rooms; /* rooms joined on this node, at most max_rooms_per_peer */
     size_t nrooms;
-    size_t joining; /* joins waiting for the directory */
+    size_t joining;             /* joins waiting for the directory */
+    struct pending_join *joins; /* those joins, to hold their rooms' events until answered */
 } peer_t;
 
 /* A room's members on this node. */
@@ -283,12 +284,47 @@ static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer)
     room_event(r, name, "peer-left", peer->id);
 }
 
+/* A room event that arrived for a peer while its join of that room was being answered: the
+ * event and the answer travel over different Redis connections, so either may come first. */
 typedef struct {
+    int joined; /* peer-joined, else peer-left */
+    char peer[SB_ID_MAX + 1];
+} held_event_t;
+
+typedef struct pending_join {
     peer_t *peer;
     char room[SB_ROOM_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3];
     int reassert; /* re-recording a membership after an outage, no answer to send */
+    held_event_t *events;
+    size_t nevents;
+    struct pending_join *next; /* in peer->joins */
 } pending_join_t;
+
+static void unlink_join(pending_join_t *p)
+{
+    for (pending_join_t **q = &p->peer->joins; *q; q = &(*q)->next)
+        if (*q == p) {
+            *q = p->next;
+            break;
+        }
+}
+
+/* Folds the events held during the join into the list of the others it answers with. */
+static size_t apply_held(const pending_join_t *p, const char **others, size_t k, size_t cap)
+{
+    for (size_t e = 0; e < p->nevents; e++) {
+        const held_event_t *ev = &p->events[e];
+        size_t i = 0;
+        while (i < k && strcmp(others[i], ev->peer) != 0)
+            i++;
+        if (!ev->joined && i < k)
+            others[i] = others[--k];
+        else if (ev->joined && i == k && k < cap && strcmp(ev->peer, p->peer->id) != 0)
+            others[k++] = ev->peer;
+    }
+    return k;
+}
 
 /* 1 when peer id, which the directory lists on this node, is still in room here: a member
  * that left while the directory answered is not listed (its leave was told here only). */
@@ -313,6 +349,7 @@ static void join_done(void *arg, int result, int added, const char *const *membe
         r->reasserting--;
     } else {
         peer->joining--;
+        unlink_join(p);
     }
     if (peer->closed) {
         if (result == SB_DIR_OK && added)
@@ -342,7 +379,8 @@ static void join_done(void *arg, int result, int added, const char *const *membe
         goto out;
     }
     /* The answer lists the others; they hear of the newcomer after it has its answer. */
-    const char **others = malloc((n + 1) * sizeof(*others));
+    size_t cap = n + p->nevents + 1;
+    const char **others = malloc(cap * sizeof(*others));
     size_t k = 0, len = 0;
     if (others != NULL)
         for (size_t i = 0; i < n; i++)
@@ -350,6 +388,8 @@ static void join_done(void *arg, int result, int added, const char *const *membe
                 (nodes == NULL || strcmp(nodes[i], r->node_id) != 0 ||
                  still_here(r, p->room, members[i])))
                 others[k++] = members[i];
+    if (others != NULL)
+        k = apply_held(p, others, k, cap);
     char *msg = others ? sb_msg_joined(p->room, others, k, mid, &len) : NULL;
     free(others);
     send_owned(peer->conn, msg, len);
@@ -357,6 +397,7 @@ static void join_done(void *arg, int result, int added, const char *const *membe
         room_event(r, p->room, "peer-joined", peer->id);
 out:
     peer_unref(peer);
+    free(p->events);
     free(p);
 }
 
@@ -373,10 +414,13 @@ static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t m
     snprintf(p->room, sizeof(p->room), "%s", room);
     if (mid.len > 0)
         memcpy(p->mid, mid.p, mid.len);
-    if (reassert)
+    if (reassert) {
         r->reasserting++;
-    else
+    } else {
         peer->joining++;
+        p->next = peer->joins;
+        peer->joins = p;
+    }
     /* A re-recorded membership was within the limit when it was made. */
     r->dir->ops->join(r->dir, room, peer->id, reassert ? (size_t)-1 : r->cfg->max_room_peers,
                       join_done, p);
@@ -587,6 +631,55 @@ static void on_close(void *app, sb_conn_t *c)
 
 /* ---- the bus ---- */
 
+/* Reads a room event as the directory writes it: {"type":"peer-joined"|"peer-left",
+ * "room":"<room>","peer":"<id>"} (names never need escaping). Returns 0, or -1 for anything else.
+ */
+static int parse_room_event(const char *msg, size_t len, held_event_t *ev, char *room)
+{
+    static const char joined[] = "{\"type\":\"peer-joined\",\"room\":\"";
+    static const char left[] = "{\"type\":\"peer-left\",\"room\":\"";
+    static const char mid[] = "\",\"peer\":\"";
+    const char *end = msg + len, *p;
+
+    if (len > sizeof(joined) && memcmp(msg, joined, sizeof(joined) - 1) == 0)
+        ev->joined = 1, p = msg + sizeof(joined) - 1;
+    else if (len > sizeof(left) && memcmp(msg, left, sizeof(left) - 1) == 0)
+        ev->joined = 0, p = msg + sizeof(left) - 1;
+    else
+        return -1;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (q == NULL || q - p > SB_ROOM_MAX || (size_t)(end - q) < sizeof(mid) + 2 ||
+        memcmp(q, mid, sizeof(mid) - 1) != 0)
+        return -1;
+    snprintf(room, SB_ROOM_MAX + 1, "%.*s", (int)(q - p), p);
+    p = q + sizeof(mid) - 1;
+    q = memchr(p, '"', (size_t)(end - p));
+    if (q == NULL || q - p > SB_ID_MAX || end - q != 2 || q[1] != '}')
+        return -1;
+    snprintf(ev->peer, sizeof(ev->peer), "%.*s", (int)(q - p), p);
+    return 0;
+}
+
+/* Holds a room event for a join of that room still being answered. Returns 1 when held. */
+static int hold_for_join(peer_t *peer, const char *msg, size_t len)
+{
+    held_event_t ev;
+    char room[SB_ROOM_MAX + 1];
+    if (peer->joins == NULL || parse_room_event(msg, len, &ev, room) != 0)
+        return 0;
+    for (pending_join_t *p = peer->joins; p; p = p->next) {
+        if (strcmp(p->room, room) != 0)
+            continue;
+        held_event_t *events = realloc(p->events, (p->nevents + 1) * sizeof(*events));
+        if (events == NULL)
+            return 0; /* delivered at once instead: the view may be off, the event is not lost */
+        p->events = events;
+        p->events[p->nevents++] = ev;
+        return 1;
+    }
+    return 0;
+}
+
 /* A message from another node for one of our peers: relayed, or a room event. */
 static int deliver(void *ctx, const char *channel, const char *msg, size_t len)
 {
@@ -594,7 +687,11 @@ static int deliver(void *ctx, const char *channel, const char *msg, size_t len)
     if (strncmp(channel, PEER_CHANNEL, strlen(PEER_CHANNEL)) != 0)
         return 0;
     peer_t *peer = sb_map_get(r->peers, channel + strlen(PEER_CHANNEL));
-    return peer != NULL && peer->registered && sb_conn_send_text(peer->conn, msg, len) == 0;
+    if (peer == NULL || !peer->registered)
+        return 0;
+    if (hold_for_join(peer, msg, len))
+        return 1;
+    return sb_conn_send_text(peer->conn, msg, len) == 0;
 }
 
 /* ---- after an outage ---- */
