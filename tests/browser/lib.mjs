@@ -9,10 +9,11 @@
 // sanitizer report, which is part of every test's verdict.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -44,15 +45,15 @@ const BROWSER_LAUNCH_MS = 15_000;
 const BROWSER_CLOSE_MS = 10_000;
 const SANITIZER_MARKS = ['AddressSanitizer', 'runtime error', 'LeakSanitizer'];
 
-// Nodes and redis-servers still running, so the file-level timeout can kill them before exiting.
+// Nodes, redis-servers and HAProxies still running, so the file-level timeout can kill them.
 const liveNodes = new Set();
-const liveRedis = new Set();
+const liveServices = new Set();
 
 // However this process ends, no node outlives it (child.kill is synchronous, so this works in an
 // exit handler); Playwright does the same for the browsers it launched.
 process.on('exit', () => {
     for (const n of liveNodes) n.kill();
-    for (const r of liveRedis) r.kill();
+    for (const r of liveServices) r.kill();
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
@@ -222,13 +223,13 @@ export async function startRedis() {
         url: `redis://127.0.0.1:${port}`,
         kill: () => child.kill('SIGKILL'),
         async stop() {
-            liveRedis.delete(redis);
+            liveServices.delete(redis);
             child.kill('SIGTERM');
             await withTimeout(exited, 5_000, 'redis-server to exit').catch(() => child.kill('SIGKILL'));
             rmSync(dir, { recursive: true, force: true });
         },
     };
-    liveRedis.add(redis);
+    liveServices.add(redis);
     const ready = new Promise((resolve, reject) => {
         child.on('error', (err) => reject(new Error(`cannot run redis-server: ${err.message}`)));
         child.stdout.on('data', () => /Ready to accept connections/.test(log) && resolve());
@@ -241,6 +242,74 @@ export async function startRedis() {
         throw err;
     }
     return redis;
+}
+
+// Starts Debian's HAProxy in front of nodes, on a free loopback port, with the configuration
+// `make cluster` uses (deploy/local/haproxy.cfg.in: round-robin, health checks on /readyz,
+// WebSocket timeouts). Resolves once every node is UP behind it; the result has httpUrl() like a
+// node's. stop() ends HAProxy and removes its directory.
+export async function startHAProxy(nodes) {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
+    const here = dirname(fileURLToPath(import.meta.url));
+    const servers = nodes.map((n, i) => `    server node${i + 1} ${n.host}:${n.port}`).join('\n');
+    const admin = join(dir, 'admin.sock');
+    const cfg = readFileSync(join(here, '../../deploy/local/haproxy.cfg.in'), 'utf8')
+        .replace(/^#@STATS_BEGIN@$[\s\S]*^#@STATS_END@$/m, '')
+        .replace('@BIND@', '127.0.0.1')
+        .replace('@PORT@', String(port))
+        .replace('@SERVERS@', servers)
+        .replace('global\n', `global\n    stats socket ${admin} level admin\n`);
+    writeFileSync(join(dir, 'haproxy.cfg'), cfg);
+    const child = spawn('/usr/sbin/haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    for (const s of [child.stdout, child.stderr]) {
+        s.setEncoding('utf8');
+        s.on('data', (d) => (log += d));
+    }
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const front = {
+        host: '127.0.0.1',
+        port,
+        httpUrl: (path = '/') => `http://127.0.0.1:${port}${path}`,
+        log: () => log,
+        kill: () => child.kill('SIGKILL'),
+        async stop() {
+            liveServices.delete(front);
+            child.kill('SIGTERM');
+            await withTimeout(exited, 5_000, 'haproxy to exit').catch(() => child.kill('SIGKILL'));
+            rmSync(dir, { recursive: true, force: true });
+        },
+    };
+    liveServices.add(front);
+    // Every server UP: ask the admin socket ("show stat" is CSV; field 18 is the status).
+    const allUp = async () => {
+        const csv = await new Promise((resolve) => {
+            const sock = createConnection(admin);
+            let out = '';
+            sock.on('connect', () => sock.write('show stat\n'));
+            sock.on('data', (d) => (out += d));
+            sock.on('close', () => resolve(out));
+            sock.on('error', () => resolve(''));
+        });
+        const rows = csv.split('\n').filter((l) => l.startsWith('nodes,node'));
+        return rows.length === nodes.length && rows.every((l) => l.split(',')[17] === 'UP');
+    };
+    try {
+        const deadline = Date.now() + 10_000;
+        while (!(await allUp())) {
+            if (child.exitCode !== null) throw new Error(`haproxy exited: ${log.slice(-500)}`);
+            if (Date.now() > deadline) throw new Error(`haproxy: nodes not UP in 10 s: ${log.slice(-500)}`);
+            await new Promise((r) => setTimeout(r, 100));
+        }
+    } catch (err) {
+        await front.stop();
+        throw err;
+    }
+    return front;
 }
 
 // Launches headless Chromium with CHROMIUM_ARGS. Playwright gives every launch a fresh temporary
@@ -464,7 +533,7 @@ export function assertClose(ev, code, wasClean, what = 'close event') {
 class TestContext {
     constructor() {
         this.nodes = [];
-        this.redises = [];
+        this.services = [];
         this.browsers = [];
         this.contexts = 0;
         this.pages = 0;
@@ -479,10 +548,17 @@ class TestContext {
         return node;
     }
 
+    // Starts HAProxy in front of nodes for this test (stopped after the nodes).
+    async haproxy(nodes) {
+        const front = await startHAProxy(nodes);
+        this.services.push(front);
+        return front;
+    }
+
     // Starts a redis-server for this test (stopped after the nodes).
     async redis() {
         const redis = await startRedis();
-        this.redises.push(redis);
+        this.services.push(redis);
         return redis;
     }
 
@@ -534,7 +610,7 @@ class TestContext {
                 errors.push(err); // stop() memoizes: the test may have seen this one already
             }
         }
-        for (const r of this.redises) await r.stop();
+        for (const r of this.services) await r.stop();
         return errors;
     }
 }

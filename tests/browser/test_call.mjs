@@ -143,6 +143,20 @@ suite.test('demo across two nodes on one Redis: the same call, A and B on differ
     assertEqual(await b.page.evaluate(() => window.switchboardDemo.node), 'n2', "B's node");
 });
 
+suite.test('demo through HAProxy in front of two nodes: the call works wherever the pages land', async (t) => {
+    const [redis, browser] = await Promise.all([t.redis(), t.browser()]);
+    const cluster = ['--redis', redis.url, ...NODE_ARGS];
+    const nodes = await Promise.all([
+        t.node(['--node-id', 'n1', ...cluster]),
+        t.node(['--node-id', 'n2', ...cluster]),
+    ]);
+    const front = await t.haproxy(nodes);
+    const [a, b] = await demoCall(t, browser, front, front);
+    const landed = await Promise.all([a, b].map((side) => side.page.evaluate(() => window.switchboardDemo.node)));
+    for (const node of landed) if (!['n1', 'n2'].includes(node)) throw new Error(`a page landed on ${node}`);
+    console.log(`    pages landed on ${landed.join(' and ')}`);
+});
+
 // --- switchboard.js on its own ---
 
 // Runs in the page: imports the library and keeps named clients with every event they emit.
