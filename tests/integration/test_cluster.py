@@ -1417,6 +1417,78 @@ def test_quiet_cluster_3000_peers(t):
                            f"with {total} peers: {delta}")
 
 
+def peer_channels(redis):
+    """The peer channels some node is subscribed to, as Redis sees them."""
+    return {c.decode() for c in redis.command("PUBSUB", "CHANNELS", "sb:peer:*")}
+
+
+def test_subscription_churn(t):
+    """Thousands of connects and disconnects spread over the nodes (each a SUBSCRIBE and an
+    UNSUBSCRIBE on its node's subscriber connection), some abrupt, while stable peers keep
+    relaying across nodes. Afterwards Redis must hold exactly the stable peers' channels: a lost
+    or leaked subscription would show here, or as a relay that fails."""
+    waves, per_wave = 10, 300
+    fit_open_files(per_wave + 16)
+    redis = start_redis(t)
+    nodes = start_nodes(t, redis)
+
+    async def run():
+        stable = [await RawPeer().open(nodes[i].port) for i in range(3)]
+        sem = asyncio.Semaphore(64)
+
+        async def churn_one(i):
+            async with sem:
+                p = await RawPeer().open(nodes[i % 3].port)
+            if i % 4 == 0:
+                p.writer.transport.abort()  # gone without a close frame
+            else:
+                p.writer.write(h.frame(h.OP_CLOSE, struct.pack("!H", 1000)))
+                p.writer.close()
+            return p.id
+
+        seen = set()
+        for wave in range(waves):
+            ids = await asyncio.gather(*(churn_one(wave * per_wave + i) for i in range(per_wave)))
+            seen.update(ids)
+            # Between waves, the stable peers still reach each other across nodes.
+            for k, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
+                mid = f"w{wave}-{k}"
+                stable[a].send({"type": "candidate", "to": stable[b].id, "payload": wave, "mid": mid})
+                got = await stable[b].next_of("candidate", f"wave {wave}: relay {a}->{b}")
+                same_json(got, {"type": "candidate", "from": stable[a].id, "payload": wave,
+                                "mid": mid}, f"wave {wave}: relay {a}->{b}")
+                same_json(await stable[a].next_of("ack", f"wave {wave}: ack"),
+                          {"type": "ack", "mid": mid}, f"wave {wave}: ack {a}->{b}")
+        h.eq(len(seen), waves * per_wave, "distinct churned peer IDs")
+        # New peers after the churn are subscribed, and reachable from another node.
+        fresh = [await RawPeer().open(nodes[i % 3].port) for i in range(30)]
+        want = {f"sb:peer:{p.id}" for p in stable + fresh}
+        deadline = time.monotonic() + 10
+        while not want <= peer_channels(redis) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        h.check(want <= peer_channels(redis), "fresh peers' channels subscribed after the churn")
+        for i, p in enumerate(fresh):
+            sender = stable[(i + 1) % 3]  # always on another node than p
+            sender.send({"type": "offer", "to": p.id, "payload": i, "mid": f"f{i}"})
+            same_json(await p.next_of("offer", f"fresh peer {i}"),
+                      {"type": "offer", "from": sender.id, "payload": i, "mid": f"f{i}"},
+                      f"offer to fresh peer {i}")
+            same_json(await sender.next_of("ack", "ack"), {"type": "ack", "mid": f"f{i}"}, "ack")
+        for p in fresh:
+            p.writer.close()
+        want = {f"sb:peer:{p.id}" for p in stable}
+        deadline = time.monotonic() + 10
+        while peer_channels(redis) != want and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        h.eq(peer_channels(redis), want, "peer channels subscribed after the churn")
+        h.eq(sum(redis.command("SCARD", f"sb:node:{n.name}:ids") for n in nodes), 3,
+             "peer IDs held after the churn")
+        for p in stable:
+            p.writer.close()
+
+    h.arun(run(), timeout=60)
+
+
 # ---------------------------------------------------------------------------------------------
 # Start-up
 
@@ -1497,6 +1569,7 @@ TESTS = [
     test_node_killed,
     test_id_takeover_race_after_outage,
     test_quiet_cluster_3000_peers,
+    test_subscription_churn,
 ]
 
 if __name__ == "__main__":
