@@ -8,6 +8,7 @@ runs under an alarm, so a server that hangs makes a test fail instead of the sui
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -1084,3 +1085,48 @@ def main(tests, shared_args=(), test_timeout=25.0, echo=True):
     print(f"  (total {time.monotonic() - t_start:.1f} s)", flush=True)
     print(f"{passed} passed, {failed} failed", flush=True)
     sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Server JSON, checked strictly
+
+
+def strict_loads(raw, what):
+    """Parses server JSON strictly: RFC 8259 only (no NaN/Infinity), no duplicate keys, an
+    object at the top."""
+    def pairs(items):
+        keys = [k for k, _ in items]
+        check(len(keys) == len(set(keys)), f"{what}: duplicate key in {raw!r}")
+        return dict(items)
+
+    def constant(name):
+        raise Failure(f"{what}: non-JSON constant {name} in {raw!r}")
+
+    try:
+        msg = json.loads(raw, object_pairs_hook=pairs, parse_constant=constant)
+    except ValueError as e:
+        raise Failure(f"{what}: invalid JSON from the server ({e}): {raw!r}")
+    check(isinstance(msg, dict), f"{what}: server message is not an object: {raw!r}")
+    return msg
+
+
+def same_json(got, want, what):
+    """Equal as JSON values, numbers included by kind (1 and 1.0 and True differ)."""
+    def norm(v):
+        if isinstance(v, list):
+            return ("list", [norm(x) for x in v])
+        if isinstance(v, dict):
+            return ("dict", {k: norm(x) for k, x in v.items()})
+        return (type(v).__name__, v)
+    if norm(got) != norm(want):
+        raise Failure(f"{what}: expected {want!r}, got {got!r}")
+
+
+def check_error(msg, code, what, **context):
+    """An error message: exactly type, code, a non-empty message and the context fields given
+    (a context value of None means that field must be absent)."""
+    check(isinstance(msg.get("message"), str) and msg["message"] != "",
+            f"{what}: error without a 'message' string: {msg!r}")
+    want = {"type": "error", "code": code, "message": msg["message"]}
+    want.update({k: v for k, v in context.items() if v is not None})
+    same_json(msg, want, what)

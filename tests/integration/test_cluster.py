@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from harness import check_error, same_json, strict_loads  # noqa: E402
 
 import websockets  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
@@ -33,46 +34,6 @@ NODE_TTL = 3.0  # the node's default --node-ttl
 
 def dumps(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def strict_loads(raw, what):
-    """Parses server JSON strictly: RFC 8259 only, no duplicate keys, an object at the top."""
-    def pairs(items):
-        keys = [k for k, _ in items]
-        h.check(len(keys) == len(set(keys)), f"{what}: duplicate key in {raw!r}")
-        return dict(items)
-
-    def constant(name):
-        raise h.Failure(f"{what}: non-JSON constant {name} in {raw!r}")
-
-    try:
-        msg = json.loads(raw, object_pairs_hook=pairs, parse_constant=constant)
-    except ValueError as e:
-        raise h.Failure(f"{what}: invalid JSON from the server ({e}): {raw!r}")
-    h.check(isinstance(msg, dict), f"{what}: server message is not an object: {raw!r}")
-    return msg
-
-
-def same_json(got, want, what):
-    """Equal as JSON values, numbers included by kind (1 and 1.0 and True differ)."""
-    def norm(v):
-        if isinstance(v, list):
-            return ("list", [norm(x) for x in v])
-        if isinstance(v, dict):
-            return ("dict", {k: norm(x) for k, x in v.items()})
-        return (type(v).__name__, v)
-    if norm(got) != norm(want):
-        raise h.Failure(f"{what}: expected {want!r}, got {got!r}")
-
-
-def check_error(msg, code, what, **context):
-    """An error message: exactly type, code, a non-empty message and the context fields given
-    (a context value of None means that field must be absent)."""
-    h.check(isinstance(msg.get("message"), str) and msg["message"] != "",
-            f"{what}: error without a 'message' string: {msg!r}")
-    want = {"type": "error", "code": code, "message": msg["message"]}
-    want.update({k: v for k, v in context.items() if v is not None})
-    same_json(msg, want, what)
 
 
 def sorted_peers(msg):
