@@ -1,4 +1,4 @@
-/* The cluster bus over Redis pub/sub: one channel per peer or room, PUBLISH counts receivers.
+/* The cluster bus over Redis pub/sub: one channel per peer, PUBLISH counts receivers.
  *
  * Two connections: commands (PUBLISH, and the directory's scripts) and a subscriber. Every
  * subscribed channel is remembered and subscribed again after a reconnect. The node checks its

@@ -1,4 +1,4 @@
-/* The cluster bus over Redis pub/sub: one channel per peer or room, PUBLISH counts receivers. */
+/* The cluster bus over Redis pub/sub: one channel per peer, PUBLISH counts receivers. */
 #ifndef SB_BUS_REDIS_H
 #define SB_BUS_REDIS_H
 
