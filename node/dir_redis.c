@@ -7,6 +7,7 @@
  *   sb:node:<node>:ids       the peer IDs a node holds (for its sweep)
  *   sb:members:<room>        hash peer -> node
  *   sb:node:<node>:members   "<room>\t<peer>" entries of a node (for its sweep)
+ *   sb:sweeper               the node that sweeps dead nodes, while it is alive
  * Every check-and-set is one Lua script, so two nodes never both win. Room events for other
  * nodes' members are published by those scripts on the members' peer channels (sb:peer:<id>). */
 #include "dir_redis.h"
@@ -96,10 +97,18 @@ static const char HELD[] =
 static const char ALIVE[] = "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
                             "return redis.call('SADD', 'sb:nodes', ARGV[1])\n";
 
-/* Removes every node whose liveness key has expired: its room members (telling every remaining
- * member, on whatever node, peer-left) and its ID claims. Atomic, so whichever node runs it
- * first does the work, once. Returns the nodes removed. */
+/* ARGV: node. Removes every node whose liveness key has expired: its room members (telling every
+ * remaining member, on whatever node, peer-left) and its ID claims. Atomic, so the work is done
+ * once. One live node at a time holds the sweeper lease (sb:sweeper) and does the scan; the others
+ * stop at the lease, so a cluster's sweeping costs O(nodes) a second, not O(nodes^2). A lease
+ * whose holder's liveness key has expired is taken over at once: a dead sweeper is no delay.
+ * Returns the nodes removed. */
 static const char SWEEP[] =
+    "local holder = redis.call('GET', 'sb:sweeper')\n"
+    "if holder and holder ~= ARGV[1] and redis.call('EXISTS', 'sb:alive:' .. holder) == 1 then\n"
+    "  return {}\n"
+    "end\n"
+    "redis.call('SET', 'sb:sweeper', ARGV[1])\n"
     "local removed = {}\n"
     "for _, node in ipairs(redis.call('SMEMBERS', 'sb:nodes')) do\n"
     "  if redis.call('EXISTS', 'sb:alive:' .. node) == 0 then\n"
@@ -431,7 +440,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     snprintf(ttl, sizeof(ttl), "%ld", (long)(d->ttl * 1000));
     const char *args[] = {key, d->node, ttl};
     eval(d, ALIVE, 1, args, 3, on_alive, d);
-    eval(d, SWEEP, 0, NULL, 0, on_swept, d);
+    const char *sweeper[] = {d->node};
+    eval(d, SWEEP, 0, sweeper, 1, on_swept, d);
 }
 
 static void dir_free(sb_dir_t *base)
