@@ -224,31 +224,31 @@ int main(int argc, char **argv)
     }
     if (cfg.echo) {
         handler = sb_echo_handler();
-    } else if (cfg.redis[0] != '\0') {
-        /* A clear answer at start beats a node that never becomes ready. */
-        if (sb_redis_url_parse(cfg.redis, &redis_url, err, sizeof(err)) != 0 ||
-            sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
-            sb_log(SB_LOG_ERROR, "%s", err);
-            goto out;
-        }
-        bus = cluster.bus = sb_bus_redis_new(base, &redis_url, cfg.node_id, on_bus_ready, &cluster);
-        dir = cluster.dir = bus ? sb_dir_redis_new(base, sb_bus_redis_commands(bus), cfg.node_id,
-                                                   cfg.node_ttl, on_dir_lost, &cluster)
-                                : NULL;
-        relay = cluster.relay = dir ? sb_relay_new(&cfg, bus, dir, cfg.node_id) : NULL;
-        if (relay == NULL) {
-            sb_log(SB_LOG_ERROR, "out of memory");
-            goto out;
-        }
-        handler = sb_relay_handler(relay);
     } else {
-        bus = sb_bus_memory_new();
-        dir = sb_dir_memory_new();
+        if (cfg.redis[0] != '\0') {
+            /* A clear answer at start beats a node that never becomes ready. */
+            if (sb_redis_url_parse(cfg.redis, &redis_url, err, sizeof(err)) != 0 ||
+                sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
+                sb_log(SB_LOG_ERROR, "%s", err);
+                goto out;
+            }
+            bus = cluster.bus =
+                sb_bus_redis_new(base, &redis_url, cfg.node_id, on_bus_ready, &cluster);
+            dir = cluster.dir =
+                bus ? sb_dir_redis_new(base, sb_bus_redis_commands(bus), cfg.node_id, cfg.node_ttl,
+                                       on_dir_lost, &cluster)
+                    : NULL;
+        } else {
+            bus = sb_bus_memory_new();
+            dir = sb_dir_memory_new();
+        }
         relay = bus && dir ? sb_relay_new(&cfg, bus, dir, cfg.node_id) : NULL;
         if (relay == NULL) {
             sb_log(SB_LOG_ERROR, "out of memory");
             goto out;
         }
+        if (cluster.dir)
+            cluster.relay = relay;
         handler = sb_relay_handler(relay);
     }
     server = sb_server_new(base, &cfg, &handler, err, sizeof(err));
