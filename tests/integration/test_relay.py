@@ -9,8 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
-import struct
 import sys
 import time
 
@@ -18,8 +16,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check_error, same_json, strict_loads  # noqa: E402
 
-import websockets  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+from client import (  # noqa: E402
+    ConnectionClosed,
+    Peer,
+    close_all,
+    connect,
+    dumps,
+    expect_refused,
+    rst,
+)
 
 NODE_ID = "relay-test.node_1"
 SHARED = ["--ice-servers", "[]", "--node-id", NODE_ID, "--log-level", "debug"]
@@ -27,16 +32,11 @@ RELAY_TYPES = ("offer", "answer", "candidate", "bye")
 RANDOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16}$")
 PEER_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 DEFAULT_ICE = [{"urls": "stun:stun.l.google.com:19302"}]
-QUIET = 0.3  # seconds of silence that count as "nothing arrives"
 
 
 def uniq(prefix):
     """A name no other test uses (IDs and rooms on the shared node must not collide)."""
     return f"{prefix}-{os.urandom(4).hex()}"
-
-
-def dumps(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def canon(obj):
@@ -46,64 +46,6 @@ def canon(obj):
 
 # ---------------------------------------------------------------------------------------------
 # Clients
-
-
-def connect(port, query="", subprotocols=(h.SUBPROTOCOL,), **kw):
-    kw.setdefault("open_timeout", 5)
-    kw.setdefault("close_timeout", 3)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("max_queue", 4096)
-    sub = list(subprotocols) if subprotocols else None
-    return websockets.connect(f"ws://{h.HOST}:{port}/ws{query}", subprotocols=sub, **kw)
-
-
-class Peer:
-    """A connected client that has had its welcome."""
-
-    def __init__(self, ws, welcome, name=""):
-        self.ws = ws
-        self.welcome = welcome
-        self.id = welcome["id"]
-        self.name = name or self.id
-
-    async def send(self, msg):
-        """Sends a dict as compact JSON, or a str exactly as given."""
-        await self.ws.send(msg if isinstance(msg, str) else dumps(msg))
-
-    async def recv_raw(self, timeout=3.0, what="message"):
-        try:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        except asyncio.TimeoutError:
-            raise h.Failure(f"{self.name}: no {what} within {timeout} s")
-        except ConnectionClosed as e:
-            raise h.Failure(f"{self.name}: connection closed while waiting for {what} ({e})")
-        h.check(isinstance(raw, str), f"{self.name}: binary message from the server: {raw[:40]!r}")
-        return raw
-
-    async def recv(self, timeout=3.0, what="message"):
-        return strict_loads(await self.recv_raw(timeout, what), f"{self.name}: {what}")
-
-    async def expect(self, want, what, timeout=3.0):
-        got = await self.recv(timeout, what)
-        same_json(got, want, f"{self.name}: {what}")
-        return got
-
-    async def expect_error(self, code, what, timeout=3.0, **context):
-        got = await self.recv(timeout, what)
-        check_error(got, code, f"{self.name}: {what}", **context)
-        return got
-
-    async def silence(self, what, secs=QUIET):
-        try:
-            got = await asyncio.wait_for(self.ws.recv(), secs)
-        except asyncio.TimeoutError:
-            return
-        except ConnectionClosed as e:
-            raise h.Failure(f"{self.name}: connection closed; expected silence ({what}) ({e})")
-        raise h.Failure(f"{self.name}: expected nothing ({what}), got {got!r}")
-
-    async def close(self):
-        await self.ws.close()
 
 
 async def open_peer(port, id=None, name="", query=None, **kw):
@@ -130,32 +72,6 @@ async def open_peers(port, n, prefix="p"):
     return list(await asyncio.gather(*(open_peer(port, name=f"{prefix}{i}") for i in range(n))))
 
 
-async def close_all(*peers):
-    await asyncio.gather(*(p.ws.close() for p in peers), return_exceptions=True)
-
-
-async def expect_refused(port, query, code, close_code, what):
-    """Connects with query; the server must send exactly one error with code, then close."""
-    ws = await connect(port, query)
-    try:
-        try:
-            raw = await asyncio.wait_for(ws.recv(), 3)
-        except ConnectionClosed as e:
-            raise h.Failure(f"{what}: closed ({e}) without an error message first")
-        msg = strict_loads(raw, what)
-        check_error(msg, code, what)
-        try:
-            got = await asyncio.wait_for(ws.recv(), 3)
-            raise h.Failure(f"{what}: expected close {close_code}, got a message {got!r}")
-        except ConnectionClosed as e:
-            h.check(e.rcvd is not None, f"{what}: dropped without a close frame ({e})")
-            h.eq(e.rcvd.code, close_code, f"{what}: close code")
-        except asyncio.TimeoutError:
-            raise h.Failure(f"{what}: no close within 3 s after the {code} error")
-    finally:
-        await ws.close()
-
-
 async def relay_ok(a, b, what, mid=None):
     """a sends b an offer with a mid; b gets it exactly, a gets exactly its ack: the connections
     still work."""
@@ -169,13 +85,6 @@ async def relay_ok(a, b, what, mid=None):
 def relay_node(t, *args):
     """A relay-mode node for one test alone (stopped and checked when the test ends)."""
     return t.node("--ice-servers", "[]", *args, echo=False)
-
-
-def rst(ws):
-    """Drops a websockets connection abruptly: TCP RST, no close frame."""
-    sock = ws.transport.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    ws.transport.abort()
 
 
 # ---------------------------------------------------------------------------------------------
