@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "json.h"
 
 /* A byte string that may hold NULs: S("...") keeps its length. */
@@ -16,15 +17,6 @@ typedef struct {
     {                                                                                              \
         lit, sizeof(lit) - 1                                                                       \
     }
-#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ck_assert_msg without Check's per-assertion bookkeeping (a write to the runner on every
- * success), for the helpers that run many thousands of times. */
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            ck_abort_msg(__VA_ARGS__);                                                             \
-    } while (0)
 
 /* Copies buf into a heap block of exactly len bytes, so ASan catches a read past the end. */
 static char *exact_copy(const char *buf, size_t len)
@@ -35,25 +27,6 @@ static char *exact_copy(const char *buf, size_t len)
     if (len > 0)
         memcpy(p, buf, len);
     return p;
-}
-
-/* Printable form of buf for failure messages. */
-static const char *show(const char *buf, size_t len)
-{
-    static char bufs[2][256];
-    static int which;
-    char *out = bufs[which ^= 1];
-    size_t n = 0;
-
-    for (size_t i = 0; i < len && n + 5 < sizeof(bufs[0]); i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (c >= 0x20 && c < 0x7F)
-            out[n++] = (char)c;
-        else
-            n += (size_t)snprintf(out + n, sizeof(bufs[0]) - n, "\\x%02X", c);
-    }
-    out[n] = '\0';
-    return out;
 }
 
 /* sb_json_skip_value over an exact-size copy of buf, from start. */

@@ -6,36 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "json.h"
 #include "message.h"
-
-#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ck_assert_msg without Check's per-assertion bookkeeping, for helpers that run in loops. */
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            ck_abort_msg(__VA_ARGS__);                                                             \
-    } while (0)
-
-/* Printable form of buf for failure messages (two rotating buffers). */
-static const char *show(const char *buf, size_t len)
-{
-    static char bufs[2][512];
-    static int which;
-    char *out = bufs[which ^= 1];
-    size_t n = 0;
-
-    for (size_t i = 0; i < len && n + 5 < sizeof(bufs[0]); i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (c >= 0x20 && c < 0x7F)
-            out[n++] = (char)c;
-        else
-            n += (size_t)snprintf(out + n, sizeof(bufs[0]) - n, "\\x%02X", c);
-    }
-    out[n] = '\0';
-    return out;
-}
 
 /* ---- parsing helpers ------------------------------------------------------------------------ */
 
