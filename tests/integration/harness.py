@@ -68,7 +68,29 @@ def _die_with_parent():
         pass
 
 
-class Node:
+class LogFile:
+    """A process whose output goes to self.log_path; self.name says whose it is."""
+
+    name = "node"
+    log_path = None
+
+    def log(self):
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=60):
+        text = self.log().splitlines()
+        head = (f"--- {self.name} log ({self.log_path}), "
+                f"last {min(lines, len(text))} of {len(text)} lines ---")
+        return "\n".join([head] + text[-lines:] + [f"--- end of {self.name} log ---"])
+
+
+class Node(LogFile):
     """One switchboard process listening on 127.0.0.1 with a kernel-chosen port.
 
     stdout and stderr go to a log file; start() waits (at most 10 s) for the `listening on` line
@@ -119,20 +141,6 @@ class Node:
             time.sleep(0.02)
         self.kill()
         raise Failure(f"no 'listening on HOST:PORT' line within {timeout} s\n" + self.log_tail())
-
-    def log(self):
-        if not self.log_path:
-            return ""
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines=60):
-        text = self.log().splitlines()
-        head = f"--- node log ({self.log_path}), last {min(lines, len(text))} of {len(text)} lines ---"
-        return "\n".join([head] + text[-lines:] + ["--- end of node log ---"])
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -714,7 +722,7 @@ class RedisClient:
         return self.read_reply(timeout)
 
 
-class Service:
+class Service(LogFile):
     """A helper process (not the node under test) whose stdout and stderr go to a log file,
     with a temporary directory as its working directory."""
 
@@ -738,18 +746,6 @@ class Service:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines=60):
-        text = self.log().splitlines()
-        head = f"--- {self.name} log ({self.log_path}), last {min(lines, len(text))} of {len(text)} lines ---"
-        return "\n".join([head] + text[-lines:] + [f"--- end of {self.name} log ---"])
 
     def wait_exit(self, timeout):
         try:
