@@ -36,7 +36,6 @@ struct sb_conn {
     sb_ws_reader_t reader;
     double last_read; /* event-loop time of the last bytes received */
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
-    int subprotocol;
     char *query;
     void *data;
     char peer[64];
@@ -269,12 +268,10 @@ static void read_http(sb_conn_t *c)
         return;
     }
 
-    int subprotocol = 0;
-    if (!sb_http_answer(c->srv, &req, bufferevent_get_output(c->bev), &subprotocol)) {
+    if (!sb_http_answer(c->srv, &req, bufferevent_get_output(c->bev))) {
         linger(c);
         return;
     }
-    c->subprotocol = subprotocol;
     c->query = strndup(req.query.p, req.query.len);
     if (c->query == NULL) {
         finish(c);
@@ -423,7 +420,6 @@ void sb_conn_free(sb_conn_t *c)
 sb_conn_t **sb_conn_next(sb_conn_t *c) { return &c->next; }
 sb_conn_t **sb_conn_prev(sb_conn_t *c) { return &c->prev; }
 const char *sb_conn_query(const sb_conn_t *c) { return c->query ? c->query : ""; }
-int sb_conn_is_open(const sb_conn_t *c) { return c->phase == PHASE_OPEN; }
 const char *sb_conn_peer(const sb_conn_t *c) { return c->peer; }
 uint64_t sb_conn_id(const sb_conn_t *c) { return c->id; }
 void *sb_conn_data(const sb_conn_t *c) { return c->data; }

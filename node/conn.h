@@ -32,9 +32,6 @@ sb_conn_t **sb_conn_prev(sb_conn_t *c);
 /* The query string of the upgrade request (without '?'), "" when there was none. */
 const char *sb_conn_query(const sb_conn_t *c);
 
-/* 1 while the WebSocket is open (handshake done, no close sent or received). */
-int sb_conn_is_open(const sb_conn_t *c);
-
 /* The peer's address, for logs. */
 const char *sb_conn_peer(const sb_conn_t *c);
 uint64_t sb_conn_id(const sb_conn_t *c);

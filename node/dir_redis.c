@@ -148,7 +148,6 @@ static const char SWEEP[] =
 
 typedef struct {
     sb_dir_t base;
-    struct event_base *evbase;
     sb_redis_t *cmd;
     const char *node;
     double ttl;
@@ -463,7 +462,6 @@ sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char 
     if (d == NULL)
         return NULL;
     d->base.ops = &ops;
-    d->evbase = base;
     d->cmd = cmd;
     d->node = node;
     d->ttl = ttl;

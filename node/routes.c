@@ -66,8 +66,7 @@ static void respond_error(sb_server_t *s, struct evbuffer *out, int status, cons
     respond(out, status, "text/plain; charset=utf-8", body, (size_t)n, extra, head);
 }
 
-static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out,
-                   int *subprotocol)
+static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out)
 {
     sb_ws_handshake_t hs;
     if (sb_ws_handshake_check(req, &hs) != 101) {
@@ -86,17 +85,15 @@ static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer
                         "%s\r\n",
                         hs.accept,
                         hs.subprotocol ? "Sec-WebSocket-Protocol: " SB_WS_SUBPROTOCOL "\r\n" : "");
-    *subprotocol = hs.subprotocol;
     return 1;
 }
 
-int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out,
-                   int *subprotocol)
+int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out)
 {
     int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
 
     if (sb_str_eq(&req->path, "/ws", 0))
-        return upgrade(s, req, out, subprotocol);
+        return upgrade(s, req, out);
 
     sb_server_stats(s)->http_requests++;
     if (sb_str_eq(&req->path, "/healthz", 0)) {

@@ -10,10 +10,9 @@
 #include "server.h"
 
 /* Writes the answer to req into out. Returns 1 when it was a valid WebSocket upgrade (a 101
- * response was written and *subprotocol says whether switchboard.v1 was chosen), 0 when a
- * plain response was written and the connection is to close after it. */
-int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out,
-                   int *subprotocol);
+ * response was written, echoing switchboard.v1 when offered), 0 when a plain response was
+ * written and the connection is to close after it. */
+int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out);
 
 /* Writes a complete response with Content-Length and Connection: close. extra is NULL or
  * additional header lines, each ending in \r\n. */
