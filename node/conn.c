@@ -240,11 +240,8 @@ static void open_ws(sb_conn_t *c)
 /* Answers a request head that could not be read, then ends the connection. */
 static void refuse(sb_conn_t *c, int status, const char *why)
 {
-    char body[160];
-    int n = snprintf(body, sizeof(body), "%d: %s\n", status, why);
     sb_server_stats(c->srv)->http_errors++;
-    sb_http_respond(bufferevent_get_output(c->bev), status, "text/plain; charset=utf-8", body,
-                    (size_t)n, NULL);
+    sb_http_error(bufferevent_get_output(c->bev), status, why, NULL);
     linger(c);
 }
 

@@ -50,20 +50,25 @@ static void respond(struct evbuffer *out, int status, const char *content_type, 
         evbuffer_add(out, body, body_len);
 }
 
-void sb_http_respond(struct evbuffer *out, int status, const char *content_type, const char *body,
-                     size_t body_len, const char *extra)
-{
-    respond(out, status, content_type, body, body_len, extra, 0);
-}
-
 /* An error answer whose body says what was wrong, in plain text. */
-static void respond_error(sb_server_t *s, struct evbuffer *out, int status, const char *why,
-                          const char *extra, int head)
+static void error_response(struct evbuffer *out, int status, const char *why, const char *extra,
+                           int head)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, status_text(status), why);
-    sb_server_stats(s)->http_errors++;
     respond(out, status, "text/plain; charset=utf-8", body, (size_t)n, extra, head);
+}
+
+void sb_http_error(struct evbuffer *out, int status, const char *why, const char *extra)
+{
+    error_response(out, status, why, extra, 0);
+}
+
+static void respond_error(sb_server_t *s, struct evbuffer *out, int status, const char *why,
+                          const char *extra, int head)
+{
+    sb_server_stats(s)->http_errors++;
+    error_response(out, status, why, extra, head);
 }
 
 static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out)

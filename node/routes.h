@@ -14,9 +14,9 @@
  * written and the connection is to close after it. */
 int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out);
 
-/* Writes a complete response with Content-Length and Connection: close. extra is NULL or
- * additional header lines, each ending in \r\n. */
-void sb_http_respond(struct evbuffer *out, int status, const char *content_type, const char *body,
-                     size_t body_len, const char *extra);
+/* Writes a complete error response: Content-Length, Connection: close, and a plain-text body
+ * "<status> <reason phrase>: <why>". extra is NULL or additional header lines, each ending in
+ * \r\n. The caller counts it. */
+void sb_http_error(struct evbuffer *out, int status, const char *why, const char *extra);
 
 #endif

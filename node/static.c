@@ -61,13 +61,10 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
 {
     int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
     char rel[1024], full[PATH_MAX], real[PATH_MAX];
-    static const char not_found[] = "404 Not Found\n";
     struct stat st;
 
     if (!get && !head) {
-        static const char body[] = "405 Method Not Allowed: use GET or HEAD\n";
-        sb_http_respond(out, 405, "text/plain; charset=utf-8", body, sizeof(body) - 1,
-                        "Allow: GET, HEAD\r\n");
+        sb_http_error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n");
         return 405;
     }
     if (clean_path(&req->path, rel, sizeof(rel)) != 0)
@@ -103,6 +100,6 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
     }
     return 200;
 missing:
-    sb_http_respond(out, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1, NULL);
+    sb_http_error(out, 404, "no such file", NULL);
     return 404;
 }
