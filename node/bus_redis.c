@@ -1,6 +1,6 @@
 /* The cluster bus over Redis pub/sub: one channel per peer, PUBLISH counts receivers.
  *
- * Two connections: commands (PUBLISH, and the directory's scripts) and a subscriber. Every
+ * Two connections: PUBLISH, and a subscriber. Every
  * subscribed channel is remembered and subscribed again after a reconnect. The node checks its
  * own pub/sub path all the time: it publishes to a channel of its own every second and expects
  * the message back; a subscriber that stops delivering (dropped by Redis without a clean error,
@@ -13,7 +13,9 @@
 #include <sys/time.h>
 
 #include "log.h"
+#include "loop.h"
 #include "map.h"
+#include "redis.h"
 
 /* How often the path is checked, and how long an echo may take before the subscriber is
  * declared wedged. */
@@ -37,12 +39,7 @@ typedef struct {
     void *ctx;
 } redis_bus_t;
 
-static double now(const redis_bus_t *b)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(b->evbase, &tv);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
+static double now(const redis_bus_t *b) { return sb_loop_now(b->evbase); }
 
 /* Ready: both connections up, and a check message has made the whole trip since the
  * subscriber (re)connected, so every subscription sent before it is in place. */
@@ -233,6 +230,7 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
                          .connect_timeout = 2,
                          .command_timeout = 5,
                          .backoff_cap = 2,
+                         .priority = SB_PRIO_CLIENTS,
                          .on_state = on_state,
                          .on_message = on_message,
                          .ctx = b};
@@ -252,7 +250,5 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     sb_redis_start(b->sub);
     return &b->base;
 }
-
-sb_redis_t *sb_bus_redis_commands(sb_bus_t *base) { return ((redis_bus_t *)base)->pub; }
 
 int sb_bus_redis_ready(const sb_bus_t *base) { return ((const redis_bus_t *)base)->ready; }

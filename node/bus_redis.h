@@ -5,7 +5,6 @@
 #include <event2/event.h>
 
 #include "bus.h"
-#include "redis.h"
 #include "redis_url.h"
 
 /* Readiness changed: 1 when publishing and receiving both work, 0 when not. */
@@ -15,9 +14,6 @@ typedef void (*sb_bus_redis_ready_fn)(void *ctx, int ready);
  * Redis is unreachable fails at once (receivers -1). Returns NULL when out of memory. */
 sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node_id,
                            sb_bus_redis_ready_fn on_ready, void *ctx);
-
-/* The command connection, shared with the Redis directory. */
-sb_redis_t *sb_bus_redis_commands(sb_bus_t *b);
 
 int sb_bus_redis_ready(const sb_bus_t *b);
 

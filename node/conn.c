@@ -12,11 +12,16 @@
 
 #include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "routes.h"
 #include "ws.h"
 
 /* The largest request head accepted; a longer one is answered 431. */
 #define MAX_HEAD 8192
+
+/* Messages handled per read callback; the rest wait for a later loop turn, so that one client's
+ * burst is cut into slices like everyone else's work (loop.h). */
+#define READ_BATCH 64
 
 typedef enum {
     PHASE_HTTP,    /* reading the request head (deadline: handshake timeout) */
@@ -33,6 +38,7 @@ struct sb_conn {
     struct event *timer; /* one deadline at a time, its meaning set by the phase */
     phase_t phase;
     int was_open; /* the handler saw on_open, so it gets on_close */
+    int paused;   /* sb_conn_pause: no messages to the handler, no reading */
     sb_ws_reader_t reader;
     double last_read; /* event-loop time of the last bytes received */
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
@@ -44,19 +50,18 @@ struct sb_conn {
 
 static uint64_t next_id = 1;
 
-static double now(const sb_conn_t *c)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(sb_server_base(c->srv), &tv);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
+static double now(const sb_conn_t *c) { return sb_loop_now(sb_server_base(c->srv)); }
 
 static void arm(sb_conn_t *c, double seconds)
 {
-    if (seconds < 0.001)
-        seconds = 0.001;
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    struct timeval tv = sb_loop_tv(seconds < 0.001 ? 0.001 : seconds);
     evtimer_add(c->timer, &tv);
+}
+
+/* Runs on_read again on a later loop turn, for bytes already buffered. */
+static void read_later(sb_conn_t *c)
+{
+    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static const sb_config_t *cfg(const sb_conn_t *c) { return sb_server_config(c->srv); }
@@ -139,6 +144,29 @@ void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
         return;
     c->phase = PHASE_CLOSING;
     arm(c, cfg(c)->close_timeout);
+    if (c->paused) { /* the peer's close frame must still be read */
+        bufferevent_enable(c->bev, EV_READ);
+        read_later(c);
+    }
+}
+
+void sb_conn_pause(sb_conn_t *c)
+{
+    if (c->paused || c->phase != PHASE_OPEN)
+        return;
+    c->paused = 1;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void sb_conn_resume(sb_conn_t *c)
+{
+    if (!c->paused)
+        return;
+    c->paused = 0;
+    if (c->phase != PHASE_OPEN)
+        return;
+    bufferevent_enable(c->bev, EV_READ);
+    read_later(c);
 }
 
 /* A protocol violation fails the connection (RFC 6455 7.1.7): a close frame saying why, then the
@@ -193,15 +221,20 @@ static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev)
     }
 }
 
-/* Feeds the reader everything buffered, one event at a time. */
+/* Feeds the reader what is buffered, one event at a time, READ_BATCH messages at most. */
 static void read_ws(sb_conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    int batch = READ_BATCH;
 
-    while (c->phase == PHASE_OPEN || c->phase == PHASE_CLOSING) {
+    while (c->phase == PHASE_CLOSING || (c->phase == PHASE_OPEN && !c->paused)) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
+        if (batch == 0) {
+            read_later(c);
+            return;
+        }
         struct evbuffer_iovec vec;
         evbuffer_peek(in, -1, NULL, &vec, 1);
         sb_ws_event_t ev;
@@ -218,6 +251,8 @@ static void read_ws(sb_conn_t *c)
             continue;
         }
         evbuffer_drain(in, (size_t)n);
+        if (ev.type == SB_WS_EV_TEXT)
+            batch--;
         on_ws_event(c, &ev);
     }
 }

@@ -22,6 +22,13 @@ int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len);
  * ends when the peer answers or after the close timeout. Plain HTTP connections just end. */
 void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason);
 
+/* Backpressure: stops handing this connection's messages to the handler, and stops reading its
+ * socket, until sb_conn_resume; a closing connection is still read. */
+void sb_conn_pause(sb_conn_t *c);
+
+/* Undoes sb_conn_pause; messages already received are handled on a later loop turn. */
+void sb_conn_resume(sb_conn_t *c);
+
 /* Frees a connection at once, whatever its state: only for sb_server_reap and sb_server_free. */
 void sb_conn_free(sb_conn_t *c);
 

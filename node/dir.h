@@ -22,6 +22,9 @@ typedef void (*sb_dir_claim_fn)(void *arg, int result);
 typedef void (*sb_dir_join_fn)(void *arg, int result, int added, const char *const *members,
                                const char *const *nodes, size_t n);
 
+/* A leave has taken effect in the directory, or is recorded to be sent once it is reachable. */
+typedef void (*sb_dir_done_fn)(void *arg);
+
 /* Whether a live connection somewhere holds a peer ID (1) or not (0). */
 typedef void (*sb_dir_held_fn)(void *arg, int held);
 
@@ -39,8 +42,9 @@ typedef struct {
     void (*join)(sb_dir_t *d, const char *room, const char *peer, size_t limit, sb_dir_join_fn done,
                  void *arg);
     /* Removes peer (of this node) from room; members on other nodes are sent peer-left, in the
-     * same step. The members on this node are the caller's to tell. */
-    void (*leave)(sb_dir_t *d, const char *room, const char *peer);
+     * same step. The members on this node are the caller's to tell. done (may be NULL) runs
+     * when that has happened, so that the caller can keep a peer's requests in order. */
+    void (*leave)(sb_dir_t *d, const char *room, const char *peer, sb_dir_done_fn done, void *arg);
     void (*free)(sb_dir_t *d);
 } sb_dir_ops_t;
 

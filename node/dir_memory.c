@@ -74,24 +74,24 @@ static void join(sb_dir_t *d, const char *name, const char *peer, size_t limit, 
     done(arg, SB_DIR_OK, added, (const char *const *)room->ids, NULL, room->n);
 }
 
-static void leave(sb_dir_t *d, const char *name, const char *peer)
+static void leave(sb_dir_t *d, const char *name, const char *peer, sb_dir_done_fn done, void *arg)
 {
     memory_dir_t *m = (memory_dir_t *)d;
     room_t *room = sb_map_get(m->rooms, name);
-    if (room == NULL)
-        return;
-    for (size_t i = 0; i < room->n; i++)
+    for (size_t i = 0; room != NULL && i < room->n; i++)
         if (strcmp(room->ids[i], peer) == 0) {
             free(room->ids[i]);
             memmove(&room->ids[i], &room->ids[i + 1], (room->n - i - 1) * sizeof(*room->ids));
             room->n--;
             break;
         }
-    if (room->n == 0) {
+    if (room != NULL && room->n == 0) {
         sb_map_remove(m->rooms, name);
         free(room->ids);
         free(room);
     }
+    if (done)
+        done(arg);
 }
 
 static void dir_free(sb_dir_t *d)

@@ -8,8 +8,14 @@
  *   sb:members:<room>        hash peer -> node
  *   sb:node:<node>:members   "<room>\t<peer>" entries of a node (for its sweep)
  *   sb:sweeper               the node that sweeps dead nodes, while it is alive
- * Every check-and-set is one Lua script, so two nodes never both win. Room events for other
- * nodes' members are published by those scripts on the members' peer channels (sb:peer:<id>). */
+ * Every check-and-set is one Lua script, run by its SHA (loaded on each connect), so two nodes
+ * never both win. Room events for other nodes' members are published by those scripts on the
+ * members' peer channels (sb:peer:<id>).
+ *
+ * Two connections of its own: "dir" for claims and rooms, which carries client requests, and
+ * "upkeep" for this node's liveness and the sweeps, at the loop's upkeep priority. Nothing a
+ * client sends waits in front of the liveness refresh, so no burst of requests can make the
+ * other nodes take this one for dead. */
 #include "dir_redis.h"
 
 #include <stdint.h>
@@ -18,8 +24,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "loop.h"
 #include "map.h"
 #include "message.h"
+#include "redis.h"
 
 /* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. A dead node's ID is taken over. */
 static const char CLAIM[] =
@@ -139,6 +147,13 @@ static const char SWEEP[] =
     "end\n"
     "return removed\n";
 
+/* The scripts by connection: the first five run on "dir", the last two on "upkeep". */
+enum { S_CLAIM, S_RELEASE, S_JOIN, S_LEAVE, S_HELD, S_ALIVE, S_SWEEP, S_COUNT };
+static sb_redis_script_t scripts[S_COUNT] = {
+    {CLAIM, ""}, {RELEASE, ""}, {JOIN, ""}, {LEAVE, ""}, {HELD, ""}, {ALIVE, ""}, {SWEEP, ""},
+};
+#define DIR_SCRIPTS S_ALIVE
+
 /* How many times a leave that waited out an outage is announced: once right away, and again
  * over the next seconds, after the other nodes have recorded their members again. */
 #define LEAVE_REPLAYS 5
@@ -148,7 +163,8 @@ static const char SWEEP[] =
 
 typedef struct {
     sb_dir_t base;
-    sb_redis_t *cmd;
+    sb_redis_t *cmd;    /* claims, rooms: client requests */
+    sb_redis_t *upkeep; /* liveness and sweeps only */
     const char *node;
     double ttl;
     struct event *timer;
@@ -159,24 +175,19 @@ typedef struct {
     void *ctx;
 } redis_dir_t;
 
-static int ready(const redis_dir_t *d) { return sb_redis_state(d->cmd) == SB_REDIS_READY; }
+/* Both connections up: claims and liveness are only made together (a liveness refresh that
+ * says Redis lost this node is answered by claims, which must be able to go out). */
+static int ready(const redis_dir_t *d)
+{
+    return sb_redis_state(d->cmd) == SB_REDIS_READY && sb_redis_state(d->upkeep) == SB_REDIS_READY;
+}
 
-/* Runs a script: EVAL script nkeys keys... args... */
-static int eval(redis_dir_t *d, const char *script, int nkeys, const char **args, int nargs,
+/* Runs one of the scripts on the connection it belongs to. */
+static int eval(redis_dir_t *d, int script, int nkeys, const char **args, int nargs,
                 sb_redis_reply_fn cb, void *arg)
 {
-    const char *argv[12];
-    size_t lens[12];
-    char numkeys[4];
-    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
-    argv[0] = "EVAL";
-    argv[1] = script;
-    argv[2] = numkeys;
-    for (int i = 0; i < nargs; i++)
-        argv[3 + i] = args[i];
-    for (int i = 0; i < 3 + nargs; i++)
-        lens[i] = strlen(argv[i]);
-    return sb_redis_command(d->cmd, 3 + nargs, argv, lens, cb, arg);
+    return sb_redis_eval(script < DIR_SCRIPTS ? d->cmd : d->upkeep, &scripts[script], nkeys, args,
+                         nargs, cb, arg);
 }
 
 static void log_error(void *arg, const sb_redis_reply_t *reply)
@@ -220,7 +231,7 @@ static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *ar
     snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
     sb_map_remove(d->releases, id); /* claimed again: no longer to be released */
     const char *args[] = {key, ids, d->node, id};
-    if (eval(d, CLAIM, 2, args, 4, on_claimed, c) != 0) {
+    if (eval(d, S_CLAIM, 2, args, 4, on_claimed, c) != 0) {
         free(c);
         done(arg, SB_DIR_UNAVAILABLE);
     }
@@ -232,7 +243,7 @@ static int send_release(redis_dir_t *d, const char *id)
     snprintf(key, sizeof(key), "sb:id:%s", id);
     snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
     const char *args[] = {key, ids, d->node, id};
-    return eval(d, RELEASE, 2, args, 4, log_error, "release");
+    return eval(d, S_RELEASE, 2, args, 4, log_error, "release");
 }
 
 static void release(sb_dir_t *base, const char *id)
@@ -296,13 +307,40 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     snprintf(lim, sizeof(lim), "%zu", limit > 1000000000 ? (size_t)1000000000 : limit);
     sb_map_remove(d->leaves, entry);
     const char *args[] = {key, set, peer, d->node, lim, entry, room};
-    if (eval(d, JOIN, 2, args, 7, on_joined, j) != 0) {
+    if (eval(d, S_JOIN, 2, args, 7, on_joined, j) != 0) {
         free(j);
         done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
     }
 }
 
-static int send_leave(redis_dir_t *d, const char *entry, int announce)
+/* A leave waiting for Redis: if the connection is lost first, it may not have run, so it is
+ * recorded to be sent again (removing a member twice is harmless). */
+typedef struct {
+    redis_dir_t *dir;
+    sb_dir_done_fn done;
+    void *arg;
+    char entry[SB_ROOM_MAX + SB_ID_MAX + 2];
+} leave_t;
+
+static void remember_leave(redis_dir_t *d, const char *entry)
+{
+    /* Out of memory here loses the leave in Redis until this node's sweep: logged. */
+    if (sb_map_put(d->leaves, entry, (void *)(intptr_t)LEAVE_REPLAYS) != 0)
+        sb_log(SB_LOG_ERROR, "out of memory: the leave %s is not recorded in Redis", entry);
+}
+
+static void on_left(void *arg, const sb_redis_reply_t *reply)
+{
+    leave_t *l = arg;
+    log_error("leave", reply);
+    if (reply == NULL && sb_map_get(l->dir->leaves, l->entry) == NULL)
+        remember_leave(l->dir, l->entry);
+    if (l->done)
+        l->done(l->arg);
+    free(l);
+}
+
+static int send_leave(redis_dir_t *d, const char *entry, int announce, leave_t *l)
 {
     char key[KEY_MAX], set[KEY_MAX], room[SB_ROOM_MAX + 1];
     const char *tab = strchr(entry, '\t');
@@ -310,16 +348,29 @@ static int send_leave(redis_dir_t *d, const char *entry, int announce)
     snprintf(key, sizeof(key), "sb:members:%s", room);
     snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
     const char *args[] = {key, set, tab + 1, d->node, entry, room, announce ? "1" : "0"};
-    return eval(d, LEAVE, 2, args, 7, log_error, "leave");
+    return l ? eval(d, S_LEAVE, 2, args, 7, on_left, l)
+             : eval(d, S_LEAVE, 2, args, 7, log_error, "leave");
 }
 
-static void leave(sb_dir_t *base, const char *room, const char *peer)
+static void leave(sb_dir_t *base, const char *room, const char *peer, sb_dir_done_fn done,
+                  void *arg)
 {
     redis_dir_t *d = (redis_dir_t *)base;
+    leave_t *l = calloc(1, sizeof(*l));
     char entry[SB_ROOM_MAX + SB_ID_MAX + 2];
     snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
-    if (send_leave(d, entry, 0) != 0)
-        sb_map_put(d->leaves, entry, (void *)(intptr_t)LEAVE_REPLAYS);
+    if (l != NULL) {
+        l->dir = d;
+        l->done = done;
+        l->arg = arg;
+        memcpy(l->entry, entry, sizeof(entry));
+    }
+    if (l == NULL || !ready(d) || send_leave(d, entry, 0, l) != 0) {
+        free(l);
+        remember_leave(d, entry);
+        if (done)
+            done(arg);
+    }
 }
 
 typedef struct {
@@ -349,7 +400,7 @@ static void held(sb_dir_t *base, const char *id, sb_dir_held_fn done, void *arg)
     h->arg = arg;
     snprintf(key, sizeof(key), "sb:id:%s", id);
     const char *args[] = {key};
-    if (eval(d, HELD, 1, args, 1, on_held, h) != 0) {
+    if (eval(d, S_HELD, 1, args, 1, on_held, h) != 0) {
         free(h);
         done(arg, 1);
     }
@@ -382,7 +433,7 @@ static void replay_leaves(redis_dir_t *d)
         snprintf(entries[k++], sizeof(entries[0]), "%s", key);
     for (size_t i = 0; i < k; i++) {
         intptr_t left = (intptr_t)sb_map_get(d->leaves, entries[i]);
-        if (send_leave(d, entries[i], 1) != 0)
+        if (send_leave(d, entries[i], 1, NULL) != 0)
             break;
         if (left <= 1)
             sb_map_remove(d->leaves, entries[i]);
@@ -438,9 +489,20 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     snprintf(key, sizeof(key), "sb:alive:%s", d->node);
     snprintf(ttl, sizeof(ttl), "%ld", (long)(d->ttl * 1000));
     const char *args[] = {key, d->node, ttl};
-    eval(d, ALIVE, 1, args, 3, on_alive, d);
+    eval(d, S_ALIVE, 1, args, 3, on_alive, d);
     const char *sweeper[] = {d->node};
-    eval(d, SWEEP, 0, sweeper, 1, on_swept, d);
+    eval(d, S_SWEEP, 0, sweeper, 1, on_swept, d);
+}
+
+static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
+{
+    redis_dir_t *d = ctx;
+    (void)r;
+    (void)why;
+    if (up)
+        on_tick(-1, 0, d); /* register at once rather than on the next tick */
+    else
+        d->registered = 0;
 }
 
 static void dir_free(sb_dir_t *base)
@@ -448,6 +510,9 @@ static void dir_free(sb_dir_t *base)
     redis_dir_t *d = (redis_dir_t *)base;
     if (d->timer)
         event_free(d->timer);
+    /* The connections first: failing their pending commands may record leaves. */
+    sb_redis_free(d->cmd);
+    sb_redis_free(d->upkeep);
     sb_map_free(d->releases);
     sb_map_free(d->leaves);
     free(d);
@@ -455,30 +520,51 @@ static void dir_free(sb_dir_t *base)
 
 static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_free};
 
-sb_dir_t *sb_dir_redis_new(struct event_base *base, sb_redis_t *cmd, const char *node, double ttl,
-                           sb_dir_redis_lost_fn on_lost, void *ctx)
+sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node,
+                           double ttl, sb_dir_redis_lost_fn on_lost, void *ctx)
 {
     redis_dir_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return NULL;
+    if (scripts[0].sha[0] == '\0')
+        for (int i = 0; i < S_COUNT; i++)
+            sb_redis_script_init(&scripts[i]);
     d->base.ops = &ops;
-    d->cmd = cmd;
     d->node = node;
     d->ttl = ttl;
     d->on_lost = on_lost;
     d->ctx = ctx;
+    sb_redis_opts_t o = {.name = "dir",
+                         .node_id = node,
+                         .connect_timeout = 2,
+                         .command_timeout = 5,
+                         .backoff_cap = 2,
+                         .priority = SB_PRIO_CLIENTS,
+                         .scripts = scripts,
+                         .nscripts = DIR_SCRIPTS,
+                         .on_state = on_state,
+                         .ctx = d};
+    d->cmd = sb_redis_new(base, url, &o);
+    o.name = "upkeep";
+    o.priority = SB_PRIO_UPKEEP;
+    o.scripts = scripts + DIR_SCRIPTS;
+    o.nscripts = S_COUNT - DIR_SCRIPTS;
+    /* A reply later than the liveness key lives means this node is as good as dead anyway. */
+    o.command_timeout = ttl;
+    d->upkeep = sb_redis_new(base, url, &o);
     d->releases = sb_map_new();
     d->leaves = sb_map_new();
     d->timer = event_new(base, -1, EV_PERSIST, on_tick, d);
     struct timeval tv = {1, 0};
-    if (!d->releases || !d->leaves || !d->timer || event_add(d->timer, &tv) != 0) {
+    if (!d->cmd || !d->upkeep || !d->releases || !d->leaves || !d->timer ||
+        event_priority_set(d->timer, SB_PRIO_UPKEEP) != 0 || event_add(d->timer, &tv) != 0) {
         dir_free(&d->base);
         return NULL;
     }
+    sb_redis_start(d->cmd);
+    sb_redis_start(d->upkeep);
     return &d->base;
 }
-
-void sb_dir_redis_refresh(sb_dir_t *base) { on_tick(-1, 0, base); }
 
 int sb_dir_redis_registered(const sb_dir_t *base)
 {

@@ -17,6 +17,7 @@
 #include "dir_redis.h"
 #include "echo.h"
 #include "log.h"
+#include "loop.h"
 #include "message.h"
 #include "redis.h"
 #include "redis_url.h"
@@ -157,13 +158,6 @@ typedef struct {
     sb_relay_t *relay;
 } cluster_t;
 
-static void on_bus_ready(void *ctx, int ready)
-{
-    cluster_t *c = ctx;
-    if (ready && c->dir)
-        sb_dir_redis_refresh(c->dir); /* register at once rather than on the next tick */
-}
-
 static void on_dir_lost(void *ctx)
 {
     cluster_t *c = ctx;
@@ -217,7 +211,7 @@ int main(int argc, char **argv)
     }
     fit_fd_limit(&cfg);
 
-    base = event_base_new();
+    base = sb_loop_new();
     if (base == NULL) {
         sb_log(SB_LOG_ERROR, "cannot create the event loop");
         goto out;
@@ -232,12 +226,9 @@ int main(int argc, char **argv)
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }
-            bus = cluster.bus =
-                sb_bus_redis_new(base, &redis_url, cfg.node_id, on_bus_ready, &cluster);
-            dir = cluster.dir =
-                bus ? sb_dir_redis_new(base, sb_bus_redis_commands(bus), cfg.node_id, cfg.node_ttl,
-                                       on_dir_lost, &cluster)
-                    : NULL;
+            bus = cluster.bus = sb_bus_redis_new(base, &redis_url, cfg.node_id, NULL, NULL);
+            dir = cluster.dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl,
+                                                 on_dir_lost, &cluster);
         } else {
             bus = sb_bus_memory_new();
             dir = sb_dir_memory_new();

@@ -17,8 +17,10 @@
 #include <event2/bufferevent.h>
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "log.h"
+#include "loop.h"
 
 typedef struct pending {
     sb_redis_reply_fn cb;
@@ -44,18 +46,7 @@ struct sb_redis {
     int ever_up;
 };
 
-static double now(const sb_redis_t *r)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(r->base, &tv);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-static struct timeval to_tv(double s)
-{
-    struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
-    return tv;
-}
+static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
 
 static void connect_now(sb_redis_t *r);
 
@@ -106,7 +97,7 @@ static void drop(sb_redis_t *r, const char *why)
     r->state = SB_REDIS_CLOSED;
     evtimer_del(r->watchdog);
     double delay = backoff(r);
-    struct timeval tv = to_tv(delay);
+    struct timeval tv = sb_loop_tv(delay);
     evtimer_add(r->timer, &tv);
     if (was_ready || r->attempt == 1)
         sb_log(SB_LOG_WARN, "redis %s: %s; reconnecting in %.2f s", r->o.name, why, delay);
@@ -164,6 +155,88 @@ int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *l
     return send_command(r, argc, argv, lens, !r->o.pubsub, cb, arg);
 }
 
+void sb_redis_script_init(sb_redis_script_t *s)
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->body, strlen(s->body), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+}
+
+/* A script call, kept until answered so that it can be sent again as EVAL. */
+typedef struct {
+    sb_redis_t *redis;
+    const sb_redis_script_t *script;
+    sb_redis_reply_fn cb;
+    void *arg;
+    int nkeys, nargs, evaled;
+    const char **args; /* nargs pointers into the copies that follow the struct */
+} eval_t;
+
+static int send_eval(eval_t *e);
+
+static void on_eval(void *arg, const sb_redis_reply_t *reply)
+{
+    eval_t *e = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !e->evaled &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        sb_log(SB_LOG_WARN,
+               "redis %s: Redis lost its scripts (SCRIPT FLUSH?); sending them in full",
+               e->redis->o.name);
+        e->evaled = 1;
+        if (send_eval(e) == 0)
+            return;
+        reply = NULL; /* could not send it again: as if the connection were lost */
+    }
+    if (e->cb)
+        e->cb(e->arg, reply);
+    free(e);
+}
+
+/* Sends EVALSHA, or EVAL once Redis said it does not have the script. */
+static int send_eval(eval_t *e)
+{
+    const char *argv[16];
+    size_t lens[16];
+    char numkeys[8];
+    if (e->nargs + 3 > 16)
+        return -1;
+    snprintf(numkeys, sizeof(numkeys), "%d", e->nkeys);
+    argv[0] = e->evaled ? "EVAL" : "EVALSHA";
+    argv[1] = e->evaled ? e->script->body : e->script->sha;
+    argv[2] = numkeys;
+    for (int i = 0; i < e->nargs; i++)
+        argv[3 + i] = e->args[i];
+    for (int i = 0; i < 3 + e->nargs; i++)
+        lens[i] = strlen(argv[i]);
+    return sb_redis_command(e->redis, 3 + e->nargs, argv, lens, on_eval, e);
+}
+
+int sb_redis_eval(sb_redis_t *r, const sb_redis_script_t *s, int nkeys, const char *const *args,
+                  int nargs, sb_redis_reply_fn cb, void *arg)
+{
+    size_t bytes = sizeof(eval_t) + (size_t)nargs * sizeof(char *);
+    for (int i = 0; i < nargs; i++)
+        bytes += strlen(args[i]) + 1;
+    eval_t *e = r->state == SB_REDIS_READY && !r->o.pubsub ? malloc(bytes) : NULL;
+    if (e == NULL)
+        return -1;
+    *e = (eval_t){.redis = r, .script = s, .cb = cb, .arg = arg, .nkeys = nkeys, .nargs = nargs};
+    e->args = (const char **)(e + 1);
+    char *copy = (char *)(e->args + nargs);
+    for (int i = 0; i < nargs; i++) {
+        size_t n = strlen(args[i]) + 1;
+        memcpy(copy, args[i], n);
+        e->args[i] = copy;
+        copy += n;
+    }
+    if (send_eval(e) != 0) {
+        free(e);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_handshake(void *arg, const sb_redis_reply_t *reply)
 {
     sb_redis_t *r = arg;
@@ -182,7 +255,7 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply)
     r->state = SB_REDIS_READY;
     r->attempt = 0;
     evtimer_del(r->timer);
-    struct timeval tv = to_tv(0.5);
+    struct timeval tv = sb_loop_tv(0.5);
     evtimer_add(r->watchdog, &tv);
     sb_log(r->ever_up ? SB_LOG_WARN : SB_LOG_INFO, "redis %s: connected to %s:%d", r->o.name,
            r->url->host, r->url->port);
@@ -294,6 +367,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         argv[2] = name, lens[2] = strlen(name);
         send_command(r, 3, argv, lens, 1, on_handshake, r);
         r->handshake_left++;
+        for (size_t i = 0; i < r->o.nscripts; i++) {
+            argv[0] = "SCRIPT", lens[0] = 6, argv[1] = "LOAD", lens[1] = 4;
+            argv[2] = r->o.scripts[i].body, lens[2] = strlen(r->o.scripts[i].body);
+            send_command(r, 3, argv, lens, 1, on_handshake, r);
+            r->handshake_left++;
+        }
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -330,7 +409,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         drop(r, "Redis did not answer in time");
         return;
     }
-    struct timeval tv = to_tv(0.5);
+    struct timeval tv = sb_loop_tv(0.5);
     evtimer_add(r->watchdog, &tv);
 }
 
@@ -344,9 +423,10 @@ static void connect_now(sb_redis_t *r)
         return;
     }
     r->state = SB_REDIS_CONNECTING;
+    bufferevent_priority_set(r->bev, r->o.priority);
     bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
     bufferevent_enable(r->bev, EV_READ | EV_WRITE);
-    struct timeval tv = to_tv(r->o.connect_timeout);
+    struct timeval tv = sb_loop_tv(r->o.connect_timeout);
     evtimer_add(r->timer, &tv);
     if (bufferevent_socket_connect_hostname(r->bev, NULL, AF_UNSPEC, r->url->host, r->url->port) !=
         0)
@@ -365,7 +445,8 @@ sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
     r->state = SB_REDIS_CLOSED;
     r->timer = evtimer_new(base, on_timer, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);
-    if (r->timer == NULL || r->watchdog == NULL) {
+    if (r->timer == NULL || r->watchdog == NULL || event_priority_set(r->timer, opts->priority) ||
+        event_priority_set(r->watchdog, opts->priority)) {
         sb_redis_free(r);
         return NULL;
     }
@@ -401,7 +482,7 @@ sb_redis_state_t sb_redis_state(const sb_redis_t *r) { return r->state; }
 
 int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen)
 {
-    struct timeval tv = to_tv(timeout);
+    struct timeval tv = sb_loop_tv(timeout);
     redisContext *c = redisConnectWithTimeout(url->host, url->port, tv);
     redisReply *reply = NULL;
     int rc = -1;

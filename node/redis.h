@@ -32,13 +32,27 @@ typedef void (*sb_redis_message_fn)(void *ctx, const char *channel, size_t chlen
 /* The connection became ready (up = 1) or was lost (up = 0, why says what happened). */
 typedef void (*sb_redis_state_fn)(void *ctx, sb_redis_t *r, int up, const char *why);
 
+/* A Lua script run by its SHA-1 (EVALSHA). Fill body and call sb_redis_script_init once. */
 typedef struct {
-    const char *name;       /* for logs and CLIENT SETNAME: "pub" or "sub" */
+    const char *body;
+    char sha[41]; /* hex SHA-1 of body */
+} sb_redis_script_t;
+
+/* Computes s->sha from s->body. */
+void sb_redis_script_init(sb_redis_script_t *s);
+
+typedef struct {
+    const char *name;       /* for logs and CLIENT SETNAME: "pub", "sub", "dir", "upkeep" */
     const char *node_id;    /* for CLIENT SETNAME */
     int pubsub;             /* 1: a subscriber connection; messages go to on_message */
     double connect_timeout; /* seconds for TCP connect plus AUTH/SELECT */
     double command_timeout; /* seconds the oldest reply may be late before reconnecting */
     double backoff_cap;     /* largest reconnect delay, seconds */
+    int priority;           /* event priority of its socket and timers (loop.h) */
+    /* Scripts loaded (SCRIPT LOAD) on every connect, before the connection is ready, so that
+     * sb_redis_eval's EVALSHA finds them. They must outlive the connection. */
+    const sb_redis_script_t *scripts;
+    size_t nscripts;
     sb_redis_state_fn on_state;
     sb_redis_message_fn on_message;
     void *ctx;
@@ -65,6 +79,13 @@ sb_redis_state_t sb_redis_state(const sb_redis_t *r);
  * SUBSCRIBE and UNSUBSCRIBE are confirmations, not answers. */
 int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
                      sb_redis_reply_fn cb, void *arg);
+
+/* Runs a script: EVALSHA sha nkeys args... (the first nkeys of args are keys; args are
+ * NUL-terminated and copied). When Redis answers NOSCRIPT (its script cache was flushed), the
+ * call is sent again as EVAL with the body, and cb sees only that answer. Returns 0, or -1 when
+ * the connection is not ready or out of memory (cb is then not called). */
+int sb_redis_eval(sb_redis_t *r, const sb_redis_script_t *s, int nkeys, const char *const *args,
+                  int nargs, sb_redis_reply_fn cb, void *arg);
 
 /* Checks once, blocking, that Redis at url answers PING after AUTH and SELECT: for a clear
  * error at start. Returns 0, or -1 with err filled. */

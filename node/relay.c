@@ -27,6 +27,13 @@
 #define PEER_CHANNEL "sb:peer:"
 #define CHANNEL_MAX (sizeof(PEER_CHANNEL) + SB_ID_MAX)
 
+/* Backpressure. A peer is not read while a join or leave of its waits for the directory, so its
+ * requests take effect in the order it sent them, whatever the bus; nor while it has
+ * RELAY_WINDOW relays waiting for the bus, so what one client has in flight is bounded. */
+#define RELAY_WINDOW 64
+/* Room events held for one join being answered; past that they are delivered at once. */
+#define HELD_EVENTS_MAX 1024
+
 typedef struct room room_t;
 
 /* A peer lives as long as its connection or any directory answer it waits for. */
@@ -39,8 +46,10 @@ typedef struct {
     char id[SB_ID_MAX + 1];
     room_t **rooms; /* rooms joined on this node, at most max_rooms_per_peer */
     size_t nrooms;
-    size_t joining;             /* joins waiting for the directory */
-    struct pending_join *joins; /* those joins, to hold their rooms' events until answered */
+    struct pending_join *join; /* a join waiting for the directory: its room's events wait too */
+    int leaving;               /* a leave waiting for the directory */
+    size_t relays;             /* relays waiting for the bus */
+    int paused;                /* not read: see RELAY_WINDOW */
 } peer_t;
 
 /* A room's members on this node. */
@@ -73,6 +82,19 @@ static void peer_unref(peer_t *p)
         free(p->rooms);
         free(p);
     }
+}
+
+/* Pauses or resumes reading the peer's connection as its requests in flight say. */
+static void flow(peer_t *p)
+{
+    int stop = p->join != NULL || p->leaving || p->relays >= RELAY_WINDOW;
+    if (stop == p->paused || p->closed)
+        return;
+    p->paused = stop;
+    if (stop)
+        sb_conn_pause(p->conn);
+    else
+        sb_conn_resume(p->conn);
 }
 
 /* Sends a built message and frees it; NULL (out of memory) sends nothing. */
@@ -144,6 +166,8 @@ static void answer_sender(pending_relay_t *p, int outcome)
         r->stats.relayed++;
     else
         r->stats.unavailable++;
+    p->sender->relays--;
+    flow(p->sender);
     if (!p->sender->closed) {
         if (outcome > 0 && mid.len > 0) {
             size_t len = 0;
@@ -188,6 +212,7 @@ static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
         return;
     }
     p->sender = peer_ref(sender);
+    sender->relays++;
     memcpy(p->to, m->to, sizeof(p->to));
     if (m->mid.len > 0)
         memcpy(p->mid, m->mid.p, m->mid.len);
@@ -196,12 +221,13 @@ static void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
     if (local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
         answer_sender(p, sb_conn_send_text(local->conn, msg, len) == 0 ? 1 : 0);
-    } else if (local != NULL) {
-        answer_sender(p, 0); /* still claiming its ID: not connected yet */
     } else {
+        /* Not here, or a connection here still claiming the ID, which may well be held by a
+         * peer on another node: the bus and the directory decide. */
         char channel[CHANNEL_MAX];
         channel_name(channel, PEER_CHANNEL, m->to);
         r->bus->ops->publish(r->bus, channel, msg, len, relay_done, p);
+        flow(sender);
     }
     free(msg);
 }
@@ -262,8 +288,17 @@ static void close_room_if_empty(sb_relay_t *r, room_t *room)
     free(room);
 }
 
-/* Takes peer out of room, in the directory and here, and tells the others. */
-static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer)
+static void left_done(void *arg)
+{
+    peer_t *peer = arg;
+    peer->leaving = 0;
+    flow(peer);
+    peer_unref(peer);
+}
+
+/* Takes peer out of room, in the directory and here, and tells the others. With wait, the peer
+ * is not read until the directory has it too (a leave it asked for, not a disconnect). */
+static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer, int wait)
 {
     char name[SB_ROOM_MAX + 1];
     for (size_t i = 0; i < room->n; i++)
@@ -279,7 +314,13 @@ static void remove_member(sb_relay_t *r, room_t *room, peer_t *peer)
             break;
         }
     memcpy(name, room->name, sizeof(name));
-    r->dir->ops->leave(r->dir, name, peer->id);
+    if (wait) {
+        peer->leaving = 1;
+        r->dir->ops->leave(r->dir, name, peer->id, left_done, peer_ref(peer));
+        flow(peer); /* unless it was done already */
+    } else {
+        r->dir->ops->leave(r->dir, name, peer->id, NULL, NULL);
+    }
     close_room_if_empty(r, room);
     room_event(r, name, "peer-left", peer->id);
 }
@@ -297,18 +338,8 @@ typedef struct pending_join {
     char mid[SB_MID_MAX * 6 + 3];
     int reassert; /* re-recording a membership after an outage, no answer to send */
     held_event_t *events;
-    size_t nevents;
-    struct pending_join *next; /* in peer->joins */
+    size_t nevents, cap;
 } pending_join_t;
-
-static void unlink_join(pending_join_t *p)
-{
-    for (pending_join_t **q = &p->peer->joins; *q; q = &(*q)->next)
-        if (*q == p) {
-            *q = p->next;
-            break;
-        }
-}
 
 /* Folds the events held during the join into the list of the others it answers with. */
 static size_t apply_held(const pending_join_t *p, const char **others, size_t k, size_t cap)
@@ -348,12 +379,12 @@ static void join_done(void *arg, int result, int added, const char *const *membe
     if (p->reassert) {
         r->reasserting--;
     } else {
-        peer->joining--;
-        unlink_join(p);
+        peer->join = NULL;
+        flow(peer);
     }
     if (peer->closed) {
-        if (result == SB_DIR_OK && added)
-            r->dir->ops->leave(r->dir, p->room, peer->id); /* it left while we asked */
+        if (result == SB_DIR_OK && added) /* it left while we asked */
+            r->dir->ops->leave(r->dir, p->room, peer->id, NULL, NULL);
         goto out;
     }
     if (p->reassert) {
@@ -369,7 +400,7 @@ static void join_done(void *arg, int result, int added, const char *const *membe
     room_t *room = result == SB_DIR_OK ? local_room(r, p->room, 1) : NULL;
     if (room == NULL || (!is_member(peer, room) && add_member(r, room, peer) != 0)) {
         if (result == SB_DIR_OK && added)
-            r->dir->ops->leave(r->dir, p->room, peer->id);
+            r->dir->ops->leave(r->dir, p->room, peer->id, NULL, NULL);
         if (room != NULL)
             close_room_if_empty(r, room);
         send_error(peer->conn, "unavailable",
@@ -414,23 +445,21 @@ static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t m
     snprintf(p->room, sizeof(p->room), "%s", room);
     if (mid.len > 0)
         memcpy(p->mid, mid.p, mid.len);
-    if (reassert) {
+    if (reassert)
         r->reasserting++;
-    } else {
-        peer->joining++;
-        p->next = peer->joins;
-        peer->joins = p;
-    }
+    else
+        peer->join = p;
     /* A re-recorded membership was within the limit when it was made. */
     r->dir->ops->join(r->dir, room, peer->id, reassert ? (size_t)-1 : r->cfg->max_room_peers,
                       join_done, p);
+    if (!reassert)
+        flow(peer); /* unless it was answered already */
 }
 
 static void join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
 {
     room_t *room = sb_map_get(r->rooms, m->room);
-    if ((room == NULL || !is_member(peer, room)) &&
-        peer->nrooms + peer->joining >= r->cfg->max_rooms_per_peer) {
+    if ((room == NULL || !is_member(peer, room)) && peer->nrooms >= r->cfg->max_rooms_per_peer) {
         send_error(peer->conn, "too-many-rooms", "this peer is in as many rooms as allowed", NULL,
                    m->room, m->mid);
         return;
@@ -448,7 +477,7 @@ static void leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
     }
     size_t len = 0;
     char *msg = sb_msg_left(m->room, m->mid, &len);
-    remove_member(r, room, peer);
+    remove_member(r, room, peer, 1);
     send_owned(peer->conn, msg, len);
 }
 
@@ -617,7 +646,7 @@ static void on_close(void *app, sb_conn_t *c)
     sb_conn_set_data(c, NULL);
     peer->closed = 1;
     while (peer->nrooms > 0)
-        remove_member(r, peer->rooms[peer->nrooms - 1], peer);
+        remove_member(r, peer->rooms[peer->nrooms - 1], peer, 0);
     if (peer->registered) {
         char channel[CHANNEL_MAX];
         channel_name(channel, PEER_CHANNEL, peer->id);
@@ -663,21 +692,22 @@ static int parse_room_event(const char *msg, size_t len, held_event_t *ev, char 
 /* Holds a room event for a join of that room still being answered. Returns 1 when held. */
 static int hold_for_join(peer_t *peer, const char *msg, size_t len)
 {
+    pending_join_t *p = peer->join;
     held_event_t ev;
     char room[SB_ROOM_MAX + 1];
-    if (peer->joins == NULL || parse_room_event(msg, len, &ev, room) != 0)
+    if (p == NULL || parse_room_event(msg, len, &ev, room) != 0 || strcmp(p->room, room) != 0)
         return 0;
-    for (pending_join_t *p = peer->joins; p; p = p->next) {
-        if (strcmp(p->room, room) != 0)
-            continue;
-        held_event_t *events = realloc(p->events, (p->nevents + 1) * sizeof(*events));
+    if (p->nevents == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4;
+        held_event_t *events =
+            cap <= HELD_EVENTS_MAX ? realloc(p->events, cap * sizeof(*events)) : NULL;
         if (events == NULL)
             return 0; /* delivered at once instead: the view may be off, the event is not lost */
         p->events = events;
-        p->events[p->nevents++] = ev;
-        return 1;
+        p->cap = cap;
     }
-    return 0;
+    p->events[p->nevents++] = ev;
+    return 1;
 }
 
 /* A message from another node for one of our peers: relayed, or a room event. */
