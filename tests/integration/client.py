@@ -113,3 +113,22 @@ async def expect_refused(port, query, code, close_code, what):
             raise h.Failure(f"{what}: no close within 3 s after the {code} error")
     finally:
         await ws.close()
+
+
+def requests_in_one_write(port, id, requests, timeout=5.0):
+    """Opens a raw WebSocket as id, waits for its welcome, then writes every request (dicts) in a
+    single send(), so that the node reads them together, and returns the first len(requests)
+    messages it answers with. Returns (conn, answers); the caller closes conn."""
+    conn = h.Conn(port, timeout=timeout)
+    key = h.new_key()
+    conn.send(h.upgrade_request(path=f"/ws?id={id}", key=key))
+    h.check_101(h.read_response(conn, timeout=timeout, body=False), key)
+    op, raw = h.read_message(conn, timeout=timeout)
+    welcome = strict_loads(raw, f"{id}: welcome")
+    h.eq((welcome.get("type"), welcome.get("id")), ("welcome", id), f"{id}: welcome")
+    conn.send(b"".join(h.frame(h.OP_TEXT, dumps(r)) for r in requests))
+    answers = []
+    for i in range(len(requests)):
+        op, raw = h.read_message(conn, timeout=timeout)
+        answers.append(strict_loads(raw, f"{id}: answer {i + 1}"))
+    return conn, answers

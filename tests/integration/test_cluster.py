@@ -30,6 +30,7 @@ from client import (  # noqa: E402
     connect,
     dumps,
     expect_refused,
+    requests_in_one_write,
     rst,
 )
 
@@ -536,6 +537,71 @@ def test_join_racing_a_disconnect_converges(t):
     listed = h.arun(run(), timeout=40)
     note(f"join racing a disconnect: the leaver was still listed in {listed} of {rounds} rounds "
          "(then announced as peer-left)")
+
+
+def test_claim_in_progress_does_not_hide_a_connected_peer(t):
+    """A connection on n2 asking for the ID of a peer connected to n1 is refused id-taken; while
+    its claim is still in Redis, relays from n2 to that peer must still be delivered, not
+    answered peer-unavailable. Redis is paused (CLIENT PAUSE) so that the claim stays in
+    progress while the relay is sent."""
+    redis = start_redis(t)
+    n1, n2 = start_nodes(t, redis, count=2)
+
+    async def run():
+        victim = await open_peer(n1.port, id="victim", name="victim", node="n1")
+        sender = await open_peer(n2.port, name="sender", node="n2")
+        for i in range(3):
+            await off_loop(redis.command, "CLIENT", "PAUSE", "400", "ALL")
+            thief = await connect(n2.port, "?id=victim")  # its claim now waits in Redis
+            mid = f"during-claim-{i}"
+            await sender.send({"type": "offer", "to": "victim", "payload": {"n": i}, "mid": mid})
+            await victim.expect({"type": "offer", "from": sender.id, "payload": {"n": i},
+                                 "mid": mid}, f"offer {i} while a claim for victim is pending")
+            await sender.expect({"type": "ack", "mid": mid}, f"ack {i}")
+            check_error(strict_loads(await asyncio.wait_for(thief.recv(), 3), "thief"),
+                        "id-taken", f"thief {i}")
+            try:
+                await asyncio.wait_for(thief.recv(), 3)
+                raise h.Failure(f"thief {i}: a message after id-taken")
+            except ConnectionClosed as e:
+                h.eq(e.rcvd.code if e.rcvd else None, 4001, f"thief {i}: close code")
+        await close_all(victim, sender)
+
+    h.arun(run())
+
+
+def test_leave_right_after_join_takes_effect_in_order(t):
+    """join and leave in one write are answered joined, then left, and the peer is not a member
+    anywhere afterwards; join, leave, join leaves it a member. Requests take effect in the
+    order they were sent, whatever the bus."""
+    redis = start_redis(t)
+    n1, n2 = start_nodes(t, redis, count=2)
+    join = lambda mid: {"type": "join", "room": "order", "mid": mid}  # noqa: E731
+    leave = lambda mid: {"type": "leave", "room": "order", "mid": mid}  # noqa: E731
+
+    conn, got = requests_in_one_write(n1.port, "quick", [join(1), leave(2)])
+    same_json(got, [{"type": "joined", "room": "order", "peers": [], "mid": 1},
+                    {"type": "left", "room": "order", "mid": 2}], "join then leave")
+    h.eq(hgetall(redis, "sb:members:order"), {}, "members after join, leave")
+    conn2, got = requests_in_one_write(n1.port, "back", [join(1), leave(2), join(3)])
+    same_json(got, [{"type": "joined", "room": "order", "peers": [], "mid": 1},
+                    {"type": "left", "room": "order", "mid": 2},
+                    {"type": "joined", "room": "order", "peers": [], "mid": 3}],
+              "join, leave, join")
+    h.eq(hgetall(redis, "sb:members:order"), {"back": "n1"}, "members after join, leave, join")
+
+    async def run():
+        other = await open_peer(n2.port, name="other", node="n2")
+        await other.send(join(9))
+        await other.expect({"type": "joined", "room": "order", "peers": ["back"], "mid": 9},
+                           "other sees only back")
+        await other.close()
+
+    try:
+        h.arun(run())
+    finally:
+        conn.close()
+        conn2.close()
 
 
 def test_room_limit_across_nodes(t):
@@ -1428,6 +1494,8 @@ TESTS = [
     test_ids_across_nodes,
     test_rooms_across_nodes,
     test_join_racing_a_disconnect_converges,
+    test_claim_in_progress_does_not_hide_a_connected_peer,
+    test_leave_right_after_join_takes_effect_in_order,
     test_room_limit_across_nodes,
     test_haproxy_spreads_clients_over_nodes,
     test_redis_restart_during_traffic,

@@ -23,6 +23,7 @@ from client import (  # noqa: E402
     connect,
     dumps,
     expect_refused,
+    requests_in_one_write,
     rst,
 )
 
@@ -581,6 +582,35 @@ def test_leave_and_peer_left(t):
                        "join of an emptied room")
         await close_all(a, b, c)
     h.arun(run())
+
+
+def test_requests_take_effect_in_order(t):
+    """join, leave, join and leave again in one write: each answered in order, and the room
+    ends empty; then join, leave, join: the peer ends in the room."""
+    room, first, second = uniq("order"), uniq("first"), uniq("second")
+    ask = [{"type": "join", "room": room, "mid": 1}, {"type": "leave", "room": room, "mid": 2},
+           {"type": "join", "room": room, "mid": 3}, {"type": "leave", "room": room, "mid": 4}]
+    conn, got = requests_in_one_write(t.port, first, ask)
+    same_json(got, [{"type": "joined", "room": room, "peers": [], "mid": 1},
+                    {"type": "left", "room": room, "mid": 2},
+                    {"type": "joined", "room": room, "peers": [], "mid": 3},
+                    {"type": "left", "room": room, "mid": 4}], f"{first}: answers in order")
+    conn2, got = requests_in_one_write(t.port, second, ask[:3])
+    same_json(got[2], {"type": "joined", "room": room, "peers": [], "mid": 3},
+              f"{second}: the room was empty")
+
+    async def run():
+        third = await open_peer(t.port, name="third")
+        await third.send({"type": "join", "room": room})
+        await third.expect({"type": "joined", "room": room, "peers": [second]},
+                           f"{second} is in the room")
+        await third.close()
+
+    try:
+        h.arun(run())
+    finally:
+        conn.close()
+        conn2.close()
 
 
 def test_leave_when_not_in(t):
