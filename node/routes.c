@@ -96,7 +96,13 @@ static int upgrade(sb_server_t *s, const sb_http_request_t *req, struct evbuffer
 int sb_http_answer(sb_server_t *s, const sb_http_request_t *req, struct evbuffer *out)
 {
     int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
+    const char *err;
 
+    /* RFC 9112 section 3.2: a missing, repeated or malformed Host is a 400 on every path. */
+    if (sb_http_check_host(req, &err) != 0) {
+        respond_error(s, out, 400, err, NULL, head);
+        return 0;
+    }
     if (sb_str_eq(&req->path, "/ws", 0))
         return upgrade(s, req, out);
 

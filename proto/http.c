@@ -1,4 +1,4 @@
-/* HTTP/1.1 request-head parser and the WebSocket opening handshake checks. */
+/* HTTP/1.1 request-head parser, the Host check and the WebSocket opening handshake checks. */
 #include "http.h"
 
 #include <string.h>
@@ -177,6 +177,93 @@ int sb_http_has_token(const sb_str_t *value, const char *token)
     return value != NULL && token_in(value, token, 1);
 }
 
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* RFC 3986 unreserved and sub-delims: with pct-encoded, the characters of a reg-name. */
+static int is_host_char(unsigned char c)
+{
+    if (is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != 0 && strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+/* The inside of an IP-literal, loosely: an IPv6 address is hex digits, ':' and '.' with at least
+ * one ':'; an IPvFuture is "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
+static int ip_literal_valid(const char *p, const char *end)
+{
+    if (p < end && (*p == 'v' || *p == 'V')) {
+        const char *hex = ++p;
+        while (p < end && sb_hex_digit(*p) >= 0)
+            p++;
+        if (p == hex || p == end || *p++ != '.' || p == end)
+            return 0;
+        for (; p < end; p++)
+            if (!is_host_char((unsigned char)*p) && *p != ':')
+                return 0;
+        return 1;
+    }
+    int colon = 0;
+    for (; p < end; p++) {
+        if (*p == ':')
+            colon = 1;
+        else if (sb_hex_digit(*p) < 0 && *p != '.')
+            return 0;
+    }
+    return colon;
+}
+
+/* Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name (the second is a
+ * case of the third), port = *DIGIT. */
+static int host_valid(const sb_str_t *v)
+{
+    const char *p = v->p, *end = v->p + v->len;
+
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close == NULL || !ip_literal_valid(p + 1, close))
+            return 0;
+        p = close + 1;
+    } else {
+        while (p < end && *p != ':') {
+            if (*p == '%') {
+                if (end - p < 3 || sb_hex_digit(p[1]) < 0 || sb_hex_digit(p[2]) < 0)
+                    return 0;
+                p += 3;
+            } else if (is_host_char((unsigned char)*p)) {
+                p++;
+            } else {
+                return 0;
+            }
+        }
+    }
+    if (p < end && *p++ != ':')
+        return 0;
+    for (; p < end; p++)
+        if (!is_digit((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+int sb_http_check_host(const sb_http_request_t *req, const char **err)
+{
+    const sb_str_t *host = NULL;
+    size_t hosts = 0;
+
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (sb_str_eq(&req->headers[i].name, "Host", 1)) {
+            host = &req->headers[i].value;
+            hosts++;
+        }
+    /* HTTP/1.0 predates Host, so it may leave it out; two are ambiguous in any version. */
+    if (req->minor >= 1 && hosts != 1)
+        return fail(err, "exactly one Host header is required");
+    if (hosts > 1)
+        return fail(err, "at most one Host header is allowed");
+    if (host != NULL && !host_valid(host))
+        return fail(err, "malformed Host header");
+    return 0;
+}
+
 /* A Sec-WebSocket-Key must be the base64 encoding of 16 bytes: 22 characters, then "==". */
 static int key_valid(const sb_str_t *key)
 {
@@ -205,18 +292,17 @@ int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs)
     if (req->minor < 1)
         return reject(hs, 400, "a WebSocket upgrade needs HTTP/1.1");
 
-    size_t hosts = 0;
+    const char *why;
+    if (sb_http_check_host(req, &why) != 0)
+        return reject(hs, 400, why);
+
     int offered = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
         const sb_http_header_t *h = &req->headers[i];
-        if (sb_str_eq(&h->name, "Host", 1))
-            hosts++;
-        else if (sb_str_eq(&h->name, "Sec-WebSocket-Protocol", 1) &&
-                 token_in(&h->value, SB_WS_SUBPROTOCOL, 0))
+        if (sb_str_eq(&h->name, "Sec-WebSocket-Protocol", 1) &&
+            token_in(&h->value, SB_WS_SUBPROTOCOL, 0))
             offered = 1;
     }
-    if (hosts != 1)
-        return reject(hs, 400, "exactly one Host header is required");
     if (!sb_http_has_token(sb_http_header(req, "Upgrade"), "websocket"))
         return reject(hs, 400, "missing Upgrade: websocket");
     if (!sb_http_has_token(sb_http_header(req, "Connection"), "upgrade"))

@@ -1,4 +1,4 @@
-/* libFuzzer target for proto/http: request-head parsing and the WebSocket handshake check. */
+/* libFuzzer target for proto/http: head parsing, the Host check and the WebSocket handshake. */
 #include "check.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -244,6 +244,51 @@ static int key_shape(const sb_str_t *key, int canonical)
     return !canonical || memchr("AQgw", key->p[21], 4) != NULL;
 }
 
+/* A Host value no reading of RFC 3986 refuses: a name of letters, digits, '.' and '-', then
+ * perhaps ':' and a port. */
+static int plain_host(const sb_str_t *v)
+{
+    size_t i = 0;
+    while (i < v->len &&
+           ((v->p[i] >= 'a' && v->p[i] <= 'z') || (v->p[i] >= 'A' && v->p[i] <= 'Z') ||
+            (v->p[i] >= '0' && v->p[i] <= '9') || v->p[i] == '.' || v->p[i] == '-'))
+        i++;
+    if (i == 0)
+        return 0;
+    if (i < v->len && v->p[i++] != ':')
+        return 0;
+    for (; i < v->len; i++)
+        if (v->p[i] < '0' || v->p[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* sb_http_check_host: 0 or -1 with a reason; the count rule of RFC 9112 section 3.2; an accepted
+ * value holds nothing a host[:port] cannot (white space, userinfo, path, query, fragment,
+ * controls, non-ASCII); a plain host is accepted. */
+static int check_host(const sb_http_request_t *req)
+{
+    const char *err = NULL;
+    int rc = sb_http_check_host(req, &err);
+    CHECK(rc == 0 || rc == -1);
+    CHECK(rc == 0 || err != NULL);
+    CHECK(sb_http_check_host(req, NULL) == rc);
+
+    static const char never[] = "@/?#\\\"<>{}|^`";
+    size_t n;
+    const sb_str_t *host = find(req, "Host", &n);
+    if (n > 1 || (req->minor >= 1 && n == 0))
+        CHECK(rc == -1);
+    if (rc == 0 && host != NULL)
+        for (size_t i = 0; i < host->len; i++) {
+            unsigned char c = (unsigned char)host->p[i];
+            CHECK(c > 0x20 && c < 0x7F && memchr(never, c, sizeof(never) - 1) == NULL);
+        }
+    if (n == 1 && plain_host(host))
+        CHECK(rc == 0);
+    return rc;
+}
+
 static void check_handshake(const sb_http_request_t *req)
 {
     sb_ws_handshake_t hs;
@@ -269,7 +314,7 @@ static void check_handshake(const sb_http_request_t *req)
             CHECK(!v13);
     } else {
         /* accepted: every condition of RFC 6455 section 4.2.1 holds */
-        CHECK(get && req->minor >= 1 && nhost >= 1);
+        CHECK(get && req->minor >= 1 && nhost == 1 && check_host(req) == 0);
         CHECK(any_has_token(req, "Upgrade", "websocket", 1));
         CHECK(any_has_token(req, "Connection", "upgrade", 1));
         CHECK(v13);
@@ -288,7 +333,7 @@ static void check_handshake(const sb_http_request_t *req)
     }
 
     /* and a request that is plainly right is accepted */
-    if (get && req->minor == 1 && nhost == 1 && host->len > 0 && nupgrade == 1 &&
+    if (get && req->minor == 1 && nhost == 1 && plain_host(host) && nupgrade == 1 &&
         ref_eq(upgrade->p, upgrade->len, "websocket", 9, 1) && nconn == 1 &&
         ref_has_token(conn, "upgrade", 1) && nversion == 1 && v13 && nkey == 1 && key_shape(key, 1))
         CHECK(status == 101);
@@ -346,6 +391,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc > 0) {
         check_request(&req, buf, head);
         check_lookups(&req);
+        check_host(&req);
         check_handshake(&req);
         /* what follows the head does not change it */
         CHECK(parse(buf, head, &again) == rc);

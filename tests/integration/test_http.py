@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Switchboard's HTTP side over raw sockets: /healthz, error statuses and their headers, the
+"""Switchboard's HTTP side over raw sockets: /healthz, error statuses and their headers, Host, the
 WebSocket opening handshake, handshake timeouts and oversized heads, the command line, and that
 the node survives all of it. Usage: test_http.py PATH-TO-SWITCHBOARD"""
 
@@ -8,6 +8,7 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -93,6 +94,43 @@ def test_ws_wrong_method_405(t):
     h.eq(resp.header("Allow"), "GET", "Allow header for POST with a body")
     resp = expect_status(t.port, h.upgrade_request(method="POST"), 405, "POST with upgrade")
     h.eq(resp.header("Allow"), "GET", "Allow header")
+
+
+def test_host_checked_on_every_path(t):
+    # RFC 9112 section 3.2: HTTP/1.1 needs exactly one Host, and a valid one, whatever the path;
+    # nginx answers 400 too. HTTP/1.0 may leave it out.
+    with tempfile.TemporaryDirectory() as www:
+        with open(os.path.join(www, "hello.txt"), "wb") as f:
+            f.write(b"hello\n")
+        n = t.node("--www", www)
+        resp, conn = h.http(n.port, b"GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        conn.close()
+        h.eq((resp.status, resp.body), (200, b"hello\n"), "a static file with a valid Host")
+        cases = [
+            ((), "no Host"),
+            (("127.0.0.1", "127.0.0.1"), "two Host fields"),
+            (("a", "b"), "two different Host fields"),
+            (("exa mple.com",), "Host with a space"),
+            (("user@127.0.0.1",), "Host with userinfo"),
+            (("a/b",), "Host with a path"),
+            (("[::1",), "unclosed IP literal"),
+            (("127.0.0.1:80x",), "port that is not a number"),
+            (("caf\xe9",), "non-ASCII Host"),
+        ]
+        for path in ("/healthz", "/readyz", "/hello.txt", "/nope", "/ws"):
+            for hosts, what in cases:
+                fields = [("Host", v) for v in hosts]
+                if path == "/ws":
+                    req = h.upgrade_request(omit={"host"}, headers=fields)
+                else:
+                    lines = [f"GET {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in fields]
+                    req = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+                resp = expect_status(n.port, req, 400, f"{path} with {what}")
+                h.check(resp.body.startswith(b"400 Bad Request: ") and b"Host" in resp.body,
+                        f"{path} with {what}: body {resp.body!r}")
+        resp, conn = h.http(n.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        conn.close()
+        h.eq((resp.status, resp.body), (200, b"ok\n"), "HTTP/1.0 /healthz without Host")
 
 
 def test_garbage_400(t):

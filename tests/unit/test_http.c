@@ -1,9 +1,10 @@
-/* Unit tests for proto/http: the request-head parser and the WebSocket opening handshake. */
+/* Unit tests for proto/http: the request-head parser, the Host check, the WebSocket handshake. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "http.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -491,6 +492,148 @@ START_TEST(test_accept_key)
 }
 END_TEST
 
+/* ---- Host ------------------------------------------------------------------------------------ */
+
+/* sb_http_check_host on a request of HTTP/1.<minor> with n Host fields that all hold value (a heap
+ * copy of exactly its bytes), built by hand so that bytes the parser refuses reach it too. */
+static int check_host(int minor, size_t n, const char *value, const char **err)
+{
+    sb_http_request_t req;
+    sb_str_t v = slice(value);
+    int rc;
+
+    memset(&req, 0, sizeof req);
+    req.minor = minor;
+    for (size_t i = 0; i < n; i++) {
+        req.headers[i].name = (sb_str_t){"Host", 4};
+        req.headers[i].value = v;
+    }
+    req.num_headers = n;
+    *err = NULL;
+    rc = sb_http_check_host(&req, err);
+    slice_free(&v);
+    return rc;
+}
+
+/* sb_http_check_host on the whole request text, parsed first. */
+static int check_host_request(const char *text, const char **err)
+{
+    parsed_t p;
+    int rc;
+
+    parse(&p, text);
+    ck_assert_msg(p.rc == (int)strlen(text), "not parsed (rc %d, %s): %s", p.rc, p.err ? p.err : "",
+                  show(text, strlen(text)));
+    *err = NULL;
+    rc = sb_http_check_host(&p.req, err);
+    parsed_free(&p);
+    return rc;
+}
+
+START_TEST(test_host_valid)
+{
+    static const char *hosts[] = {
+        "example.com", "example.com:8080", "127.0.0.1",        "127.0.0.1:80", "[::1]",
+        "[::1]:8080",  "[2001:db8::7]",    "[::ffff:1.2.3.4]", "[v1.fe:x]",    "a%20b",
+        "EXAMPLE.COM", "a-b_c~d",          "!$&'()*+,;=",      "host:",        "",
+    };
+    const char *err;
+
+    for (size_t i = 0; i < N_ELEMS(hosts); i++) {
+        int rc = check_host(1, 1, hosts[i], &err);
+        ck_assert_msg(rc == 0, "Host \"%s\" refused: %s", hosts[i], err ? err : "no reason");
+        rc = check_host(0, 1, hosts[i], &err);
+        ck_assert_msg(rc == 0, "Host \"%s\" refused on HTTP/1.0", hosts[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_host_invalid)
+{
+    static const char *hosts[] = {
+        "exa mple.com",
+        "exa\tmple.com",
+        "a@b",
+        "user@example.com",
+        "a/b",
+        "a?b",
+        "a#b",
+        "[::1",
+        "::1]",
+        "[::1]x",
+        "[]",
+        "[1]",
+        "[::g]",
+        "[v1]",
+        "[v.x]",
+        "[vx.y]",
+        "host:80x",
+        "host:-1",
+        "a:b:c",
+        "a%2",
+        "a%zz",
+        "%",
+        "\x7f",
+        "a\x01b",
+        "caf\xc3\xa9.com",
+        "\xff",
+        "a\"b",
+        "a<b>",
+    };
+    const char *err;
+
+    for (size_t i = 0; i < N_ELEMS(hosts); i++) {
+        const char *h = hosts[i];
+        int rc = check_host(1, 1, h, &err);
+        ck_assert_msg(rc == -1, "Host \"%s\" accepted", show(h, strlen(h)));
+        ck_assert_msg(err != NULL, "Host \"%s\" refused without a reason", show(h, strlen(h)));
+        ck_assert_int_eq(check_host(0, 1, h, &err), -1);
+    }
+}
+END_TEST
+
+START_TEST(test_host_count)
+{
+    const char *err;
+
+    /* HTTP/1.1 needs exactly one; HTTP/1.0 may leave it out but not repeat it */
+    ck_assert_int_eq(check_host(1, 0, "", &err), -1);
+    ck_assert_str_eq(err, "exactly one Host header is required");
+    ck_assert_int_eq(check_host(1, 2, "example.com", &err), -1);
+    ck_assert_str_eq(err, "exactly one Host header is required");
+    ck_assert_int_eq(check_host(0, 0, "", &err), 0);
+    ck_assert_int_eq(check_host(0, 2, "example.com", &err), -1);
+    ck_assert_str_eq(err, "at most one Host header is allowed");
+    ck_assert_int_eq(check_host(1, 1, "a b", &err), -1);
+    ck_assert_str_eq(err, "malformed Host header");
+}
+END_TEST
+
+/* The same rules on whole requests: names are case-insensitive, other fields do not count. */
+START_TEST(test_host_requests)
+{
+    const char *err;
+
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &err), 0);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nhOST: [::1]:8080\r\n\r\n", &err), 0);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost:\r\n\r\n", &err), 0);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost:  a%20b \r\n\r\n", &err), 0);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.0\r\n\r\n", &err), 0);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.0\r\nHost: h\r\n\r\n", &err), 0);
+
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nX-Host: h\r\nHosts: h\r\n\r\n", &err),
+                     -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost: a\r\nHost:\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost: exa mple.com\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.1\r\nHost: h\xc3\xa9\r\n\r\n", &err), -1);
+    ck_assert_int_eq(check_host_request("GET / HTTP/1.0\r\nHost: a/b\r\n\r\n", &err), -1);
+}
+END_TEST
+
 /* ---- the handshake --------------------------------------------------------------------------- */
 
 /* The parts of an upgrade request; a NULL header is left out. */
@@ -621,9 +764,18 @@ END_TEST
 START_TEST(test_handshake_host)
 {
     upgrade_t u = valid;
+    sb_ws_handshake_t hs;
 
     u.host = NULL;
     expect_status(&u, 400);
+    u.host = "exa mple.com";
+    expect_status(&u, 400);
+    u.host = "user@example.com";
+    expect_status(&u, 400);
+    u.host = "[::1";
+    expect_status(&u, 400);
+    u.host = "[::1]:8080";
+    ck_assert_int_eq(handshake(&u, &hs), 101);
 }
 END_TEST
 
@@ -738,6 +890,13 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_has_token);
     tcase_add_test(tc, test_str_eq);
     tcase_add_test(tc, test_accept_key);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("host");
+    tcase_add_test(tc, test_host_valid);
+    tcase_add_test(tc, test_host_invalid);
+    tcase_add_test(tc, test_host_count);
+    tcase_add_test(tc, test_host_requests);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("handshake");
