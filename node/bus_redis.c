@@ -215,7 +215,8 @@ static void bus_free(sb_bus_t *base)
 
 static const sb_bus_ops_t ops = {subscribe, unsubscribe, publish, bus_free};
 
-sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node_id,
+sb_bus_t *sb_bus_redis_new(struct event_base *base, struct evdns_base *dns,
+                           const sb_redis_url_t *url, const char *node_id,
                            sb_bus_redis_ready_fn on_ready, void *ctx)
 {
     redis_bus_t *b = calloc(1, sizeof(*b));
@@ -231,6 +232,7 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
                          .command_timeout = 5,
                          .backoff_cap = 2,
                          .priority = SB_PRIO_CLIENTS,
+                         .dns = dns,
                          .on_state = on_state,
                          .on_message = on_message,
                          .ctx = b};

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 
@@ -185,6 +186,7 @@ int main(int argc, char **argv)
     char err[256];
     int rc = EXIT_FAILURE;
     struct event_base *base = NULL;
+    struct evdns_base *dns = NULL;
     sb_server_t *server = NULL;
     sb_bus_t *bus = NULL;
     sb_dir_t *dir = NULL;
@@ -226,8 +228,14 @@ int main(int argc, char **argv)
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }
-            bus = cluster.bus = sb_bus_redis_new(base, &redis_url, cfg.node_id, NULL, NULL);
-            dir = cluster.dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl,
+            /* Host names are resolved on the loop: a slow DNS server must not stall it. */
+            dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+            if (dns == NULL) {
+                sb_log(SB_LOG_ERROR, "cannot set up the DNS resolver (/etc/resolv.conf)");
+                goto out;
+            }
+            bus = cluster.bus = sb_bus_redis_new(base, dns, &redis_url, cfg.node_id, NULL, NULL);
+            dir = cluster.dir = sb_dir_redis_new(base, dns, &redis_url, cfg.node_id, cfg.node_ttl,
                                                  on_dir_lost, &cluster);
         } else {
             bus = sb_bus_memory_new();
@@ -277,6 +285,8 @@ out:
     if (dir)
         dir->ops->free(dir);
     sb_relay_free(relay);
+    if (dns)
+        evdns_base_free(dns, 1);
     if (base)
         event_base_free(base);
     sb_config_free(&cfg);

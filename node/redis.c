@@ -428,8 +428,8 @@ static void connect_now(sb_redis_t *r)
     bufferevent_enable(r->bev, EV_READ | EV_WRITE);
     struct timeval tv = sb_loop_tv(r->o.connect_timeout);
     evtimer_add(r->timer, &tv);
-    if (bufferevent_socket_connect_hostname(r->bev, NULL, AF_UNSPEC, r->url->host, r->url->port) !=
-        0)
+    if (bufferevent_socket_connect_hostname(r->bev, r->o.dns, AF_UNSPEC, r->url->host,
+                                            r->url->port) != 0)
         drop(r, "cannot resolve or connect");
 }
 

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h> /* for struct redisReply and REDIS_REPLY_*; only redis.c calls it */
 
@@ -49,6 +50,7 @@ typedef struct {
     double command_timeout; /* seconds the oldest reply may be late before reconnecting */
     double backoff_cap;     /* largest reconnect delay, seconds */
     int priority;           /* event priority of its socket and timers (loop.h) */
+    struct evdns_base *dns; /* resolves the URL's host name without blocking the loop */
     /* Scripts loaded (SCRIPT LOAD) on every connect, before the connection is ready, so that
      * sb_redis_eval's EVALSHA finds them. They must outlive the connection. */
     const sb_redis_script_t *scripts;
