@@ -604,6 +604,27 @@ def test_leave_right_after_join_takes_effect_in_order(t):
         conn2.close()
 
 
+def test_redis_by_host_name(t):
+    """A Redis URL with a host name (resolved on the node's loop, from /etc/hosts here) works
+    like one with an address."""
+    redis = start_redis(t)
+    url = redis.url()
+    h.check("127.0.0.1" in url, f"unexpected Redis URL {url}")
+    n1 = cluster_node(t, url.replace("127.0.0.1", "localhost"), "n1")
+    n2 = cluster_node(t, url, "n2")
+    for n in (n1, n2):
+        h.wait_status(n.port, "/readyz", 200, 5)
+
+    async def run():
+        a = await open_peer(n1.port, name="a", node="n1")
+        b = await open_peer(n2.port, name="b", node="n2")
+        await all_pairs_relay([a, b], "by host name")
+        await close_all(a, b)
+
+    h.arun(run())
+    h.check("connected to localhost:" in n1.log(), "n1 did not connect by name\n" + n1.log_tail())
+
+
 def test_room_limit_across_nodes(t):
     redis = start_redis(t)
     n1, n2, n3 = start_nodes(t, redis, args=("--max-room-peers", "2"))
@@ -1496,6 +1517,7 @@ TESTS = [
     test_join_racing_a_disconnect_converges,
     test_claim_in_progress_does_not_hide_a_connected_peer,
     test_leave_right_after_join_takes_effect_in_order,
+    test_redis_by_host_name,
     test_room_limit_across_nodes,
     test_haproxy_spreads_clients_over_nodes,
     test_redis_restart_during_traffic,
