@@ -41,7 +41,7 @@ fuzz: test-build
 	done
 
 format:
-	clang-format -i proto/*.[ch] node/*.[ch] tests/unit/*.c tests/fuzz/*.[ch]
+	clang-format -i proto/*.[ch] node/*.c node/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch]
 
 clean:
 	rm -rf build build-test

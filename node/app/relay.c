@@ -1,0 +1,147 @@
+/* The signaling relay (protocol v1): peer IDs, relaying by ID with delivery feedback, rooms.
+ *
+ * Local state is the peers connected to this node and the rooms they are in; cluster-wide
+ * state (who holds an ID, who is in a room) is the directory's. A message for a peer on
+ * another node is published on that peer's bus channel, and the bus hands messages for this
+ * node's peers straight to them. Room events reach this node's members from here, and other
+ * nodes' members from the directory.
+ *
+ * This file holds the relay's life cycle and what every part shares; peers.c handles IDs and
+ * connections, rooms.c rooms, relaying.c the messages between peers. */
+#include "app/relay_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/conn.h"
+
+peer_t *relay_peer_ref(peer_t *p)
+{
+    p->refs++;
+    return p;
+}
+
+void relay_peer_unref(peer_t *p)
+{
+    if (--p->refs == 0) {
+        free(p->rooms);
+        free(p);
+    }
+}
+
+void relay_flow(peer_t *p)
+{
+    int stop = p->join != NULL || p->leaving || p->relays >= RELAY_WINDOW;
+    if (stop == p->paused || p->closed)
+        return;
+    p->paused = stop;
+    if (stop)
+        sb_conn_pause(p->conn);
+    else
+        sb_conn_resume(p->conn);
+}
+
+int relay_send_owned(sb_conn_t *c, char *msg, size_t len)
+{
+    int rc = -1;
+    if (msg != NULL)
+        rc = sb_conn_send_text(c, msg, len);
+    free(msg);
+    return rc;
+}
+
+void relay_send_error(sb_conn_t *c, const char *code, const char *message, const char *to,
+                      const char *room, sb_str_t mid)
+{
+    size_t len = 0;
+    char *msg = sb_msg_error(code, message, to, room, mid, &len);
+    relay_send_owned(c, msg, len);
+}
+
+void relay_channel(char *out, const char *id)
+{
+    size_t n = strlen(id);
+    memcpy(out, PEER_CHANNEL, sizeof(PEER_CHANNEL) - 1);
+    memcpy(out + sizeof(PEER_CHANNEL) - 1, id, n + 1);
+}
+
+static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
+{
+    sb_relay_t *r = app;
+    peer_t *peer = sb_conn_data(c);
+    sb_msg_t m;
+    char err[160];
+
+    if (peer == NULL)
+        return; /* refused at open; its close is on the way */
+    if (sb_msg_parse(data, len, &m, err, sizeof(err)) != 0) {
+        relay_send_error(c, "bad-request", err, NULL, NULL, m.mid);
+        return;
+    }
+    if (!peer->registered) {
+        relay_send_error(c, "unavailable", "wait for welcome before sending", NULL, NULL, m.mid);
+        return;
+    }
+    switch (m.type) {
+    case SB_MSG_JOIN:
+        relay_join(r, peer, &m);
+        break;
+    case SB_MSG_LEAVE:
+        relay_leave(r, peer, &m);
+        break;
+    default:
+        relay_message(r, peer, &m);
+        break;
+    }
+}
+
+sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir, const char *node_id)
+{
+    sb_relay_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->cfg = cfg;
+    r->bus = bus;
+    r->dir = dir;
+    snprintf(r->node_id, sizeof(r->node_id), "%s", node_id);
+    r->peers = sb_map_new();
+    r->rooms = sb_map_new();
+    if (r->peers == NULL || r->rooms == NULL) {
+        sb_relay_free(r);
+        return NULL;
+    }
+    bus->deliver = relay_deliver;
+    bus->ctx = r;
+    dir->lost = relay_reassert;
+    dir->ctx = r;
+    return r;
+}
+
+void sb_relay_free(sb_relay_t *r)
+{
+    if (r == NULL)
+        return;
+    sb_map_free(r->peers);
+    sb_map_free(r->rooms);
+    free(r);
+}
+
+sb_handler_t sb_relay_handler(sb_relay_t *r)
+{
+    sb_handler_t h = {
+        .on_open = relay_on_open, .on_text = on_text, .on_close = relay_on_close, .app = r};
+    return h;
+}
+
+int sb_relay_ready(void *relay, char *why, size_t len)
+{
+    sb_relay_t *r = relay;
+    if (!r->bus->ops->ready(r->bus, why, len) || !r->dir->ops->ready(r->dir, why, len))
+        return 0;
+    if (r->reasserting > 0) {
+        snprintf(why, len, "recording this node's peers and rooms in Redis again");
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,92 @@
+/* The relay's insides, shared by its files: peers.c (IDs), rooms.c, relaying.c and relay.c. */
+#ifndef SB_RELAY_INT_H
+#define SB_RELAY_INT_H
+
+#include "app/relay.h"
+#include "base/map.h"
+#include "message.h"
+
+/* Close codes of the protocol (PROTOCOL.md). */
+#define CLOSE_TRY_AGAIN 4003
+#define CLOSE_ID_TAKEN 4001
+#define CLOSE_BAD_ID 4002
+
+#define PEER_CHANNEL "sb:peer:"
+#define CHANNEL_MAX (sizeof(PEER_CHANNEL) + SB_ID_MAX)
+
+/* Backpressure. A peer is not read while a join or leave of its waits for the directory, so its
+ * requests take effect in the order it sent them, whatever the bus; nor while it has
+ * RELAY_WINDOW relays waiting for the bus, so what one client has in flight is bounded. */
+#define RELAY_WINDOW 64
+
+typedef struct room room_t;
+struct pending_join;
+
+/* A peer lives as long as its connection or any answer it waits for (refs). */
+typedef struct {
+    sb_relay_t *relay;
+    sb_conn_t *conn;
+    int refs;
+    int closed;     /* its connection has ended */
+    int registered; /* holds its ID (welcome sent) and its bus channel */
+    char id[SB_ID_MAX + 1];
+    room_t **rooms; /* rooms joined on this node, at most max_rooms_per_peer */
+    size_t nrooms;
+    struct pending_join *join; /* a join waiting for the directory: its room's events wait too */
+    int leaving;               /* a leave waiting for the directory */
+    size_t relays;             /* relays waiting for the bus */
+    int paused;                /* not read: see RELAY_WINDOW */
+} peer_t;
+
+/* A room's members on this node. */
+struct room {
+    char name[SB_ROOM_MAX + 1];
+    peer_t **members;
+    size_t n, cap;
+};
+
+struct sb_relay {
+    const sb_config_t *cfg;
+    sb_bus_t *bus;
+    sb_dir_t *dir;
+    sb_map_t *peers; /* id -> peer_t: peers of this node, registered or claiming */
+    sb_map_t *rooms; /* name -> room_t: rooms with members on this node */
+    char node_id[SB_ID_MAX + 1];
+    size_t reasserting; /* directory answers still due after the directory lost this node */
+};
+
+/* relay.c: peers' lifetime, backpressure, and answers. */
+peer_t *relay_peer_ref(peer_t *p);
+void relay_peer_unref(peer_t *p);
+/* Pauses or resumes reading the peer's connection as its requests in flight say. */
+void relay_flow(peer_t *p);
+/* Sends a built message and frees it; NULL (out of memory) sends nothing. */
+int relay_send_owned(sb_conn_t *c, char *msg, size_t len);
+void relay_send_error(sb_conn_t *c, const char *code, const char *message, const char *to,
+                      const char *room, sb_str_t mid);
+/* "sb:peer:<id>" into out (CHANNEL_MAX bytes). */
+void relay_channel(char *out, const char *id);
+
+/* peers.c: IDs, connections opening and closing, and recording them again after a loss. */
+void relay_on_open(void *app, sb_conn_t *c);
+void relay_on_close(void *app, sb_conn_t *c);
+void relay_reassert(void *relay);
+
+/* rooms.c */
+void relay_join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m);
+void relay_leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m);
+/* A departing peer leaves every room (telling the others). */
+void relay_leave_all(sb_relay_t *r, peer_t *peer);
+/* Records the peer's memberships in the directory again (no answers to send). */
+void relay_rejoin_all(sb_relay_t *r, peer_t *peer);
+/* Holds a room event for a join of that room still being answered. Returns 1 when held. */
+int relay_hold_event(peer_t *peer, const char *msg, size_t len);
+
+/* relaying.c */
+void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m);
+/* The bus's deliver callback: a message from another node for one of our peers. */
+int relay_deliver(void *ctx, void *sub, const char *msg, size_t len);
+
+static inline sb_str_t relay_no_mid(void) { return (sb_str_t){NULL, 0}; }
+
+#endif

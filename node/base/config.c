@@ -1,0 +1,337 @@
+/* The node's configuration: one table of options, each with a flag, an environment variable and a
+ * default. */
+#include "base/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/rand.h>
+
+#include "base/log.h"
+#include "message.h"
+
+typedef enum { OPT_STRING, OPT_BYTES, OPT_COUNT, OPT_SECONDS, OPT_FLAG, OPT_LEVEL } opt_type_t;
+
+typedef struct {
+    const char *flag; /* without the leading -- */
+    const char *env;
+    opt_type_t type;
+    size_t offset;
+    const char *def;
+    const char *help;
+} option_t;
+
+#define OFF(field) offsetof(sb_config_t, field)
+
+static const option_t options[] = {
+    {"listen", "SWITCHBOARD_LISTEN", OPT_STRING, OFF(listen), "0.0.0.0:8080",
+     "address to serve HTTP and WebSockets on, HOST:PORT or [HOST]:PORT (port 0: any free port)"},
+    {"redis", "SWITCHBOARD_REDIS_URL", OPT_STRING, OFF(redis), "",
+     "redis://[[user]:password@]host[:port][/db]: join the cluster on this Redis (default: run "
+     "alone on the embedded bus)"},
+    {"node-ttl", "SWITCHBOARD_NODE_TTL", OPT_SECONDS, OFF(node_ttl), "3",
+     "seconds without a liveness refresh after which other nodes remove this node's peers"},
+    {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
+     "directory served at / (the demo and client); auto: the installed share/switchboard/www, else "
+     "the source tree's www/; \"\": none"},
+    {"node-id", "SWITCHBOARD_NODE_ID", OPT_STRING, OFF(node_id), "",
+     "this node's name in welcome messages, 1-64 of [A-Za-z0-9_.-] (default: host name and a "
+     "random suffix)"},
+    {"ice-servers", "SWITCHBOARD_ICE_SERVERS", OPT_STRING, OFF(ice_servers),
+     "[{\"urls\":\"stun:stun.l.google.com:19302\"}]",
+     "JSON array of RTCIceServer objects sent to clients in welcome"},
+    {"max-rooms-per-peer", "SWITCHBOARD_MAX_ROOMS_PER_PEER", OPT_COUNT, OFF(max_rooms_per_peer),
+     "16", "rooms one peer may be in at once"},
+    {"max-room-peers", "SWITCHBOARD_MAX_ROOM_PEERS", OPT_COUNT, OFF(max_room_peers), "64",
+     "peers one room may hold"},
+    {"echo", "SWITCHBOARD_ECHO", OPT_FLAG, OFF(echo), "0",
+     "echo each text message back to its sender instead of relaying (a test mode)"},
+    {"max-message", "SWITCHBOARD_MAX_MESSAGE", OPT_BYTES, OFF(max_message), "65536",
+     "largest WebSocket message accepted, in bytes; larger ones close with 1009"},
+    {"max-output", "SWITCHBOARD_MAX_OUTPUT", OPT_BYTES, OFF(max_output), "1048576",
+     "bytes queued for a client that does not read before it is disconnected"},
+    {"max-connections", "SWITCHBOARD_MAX_CONNECTIONS", OPT_COUNT, OFF(max_connections), "100000",
+     "connections served at once; more are answered 503"},
+    {"ping-interval", "SWITCHBOARD_PING_INTERVAL", OPT_SECONDS, OFF(ping_interval), "25",
+     "seconds a connection may be idle before it is pinged"},
+    {"pong-timeout", "SWITCHBOARD_PONG_TIMEOUT", OPT_SECONDS, OFF(pong_timeout), "10",
+     "seconds a pinged client has to answer before it is dropped"},
+    {"handshake-timeout", "SWITCHBOARD_HANDSHAKE_TIMEOUT", OPT_SECONDS, OFF(handshake_timeout),
+     "10", "seconds a client has to send its whole HTTP request head"},
+    {"close-timeout", "SWITCHBOARD_CLOSE_TIMEOUT", OPT_SECONDS, OFF(close_timeout), "2",
+     "seconds to wait for the peer's close frame before dropping the connection"},
+    {"log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, OFF(log_level), "info",
+     "debug, info, warn or error"},
+};
+
+#define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void usage(void)
+{
+    printf("Usage: switchboard [OPTION]...\n"
+           "A WebRTC signaling node: relays offers, answers and ICE candidates between peers\n"
+           "connected over WebSockets at /ws; serves the demo at / and liveness at /healthz.\n\n"
+           "Every option can also be set with its environment variable; a flag wins.\n\n");
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        const option_t *o = &options[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s", o->flag, o->type == OPT_FLAG ? "" : " VALUE");
+        printf("  %-28s %s\n  %-28s [env %s, default %s]\n", left, o->help, "", o->env,
+               o->type == OPT_FLAG ? (strcmp(o->def, "1") == 0 ? "on" : "off") : o->def);
+    }
+    printf("  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
+           "print the version and exit");
+}
+
+/* Parses "64k", "1m", "1048576": bytes with an optional binary suffix. */
+static int parse_bytes(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20, end++;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30, end++;
+    if (*end != '\0' || v > (1ULL << 40) >> shift)
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+static int set_option(sb_config_t *cfg, const option_t *o, const char *value, const char *from,
+                      char *err, size_t errlen)
+{
+    char *field = (char *)cfg + o->offset;
+    unsigned long long n;
+    char *end;
+
+    switch (o->type) {
+    case OPT_STRING:
+        free(*(char **)field);
+        *(char **)field = strdup(value);
+        if (*(char **)field == NULL)
+            goto bad;
+        return 0;
+    case OPT_BYTES:
+    case OPT_COUNT:
+        /* A message larger than 1 GiB is never a signaling message. */
+        if (parse_bytes(value, &n) != 0 || n == 0 || n > (1ULL << 30))
+            goto bad;
+        *(size_t *)field = (size_t)n;
+        return 0;
+    case OPT_SECONDS: {
+        errno = 0;
+        double d = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 86400)
+            goto bad;
+        *(double *)field = d;
+        return 0;
+    }
+    case OPT_FLAG:
+        if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+            *(int *)field = 1;
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
+            *(int *)field = 0;
+        else
+            goto bad;
+        return 0;
+    case OPT_LEVEL: {
+        int level = sb_log_level_parse(value);
+        if (level < 0)
+            goto bad;
+        *(int *)field = level;
+        return 0;
+    }
+    }
+bad:
+    snprintf(err, errlen, "invalid value '%s' for %s", value, from);
+    return -1;
+}
+
+static const option_t *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NUM_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && strncmp(options[i].flag, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* Replaces a string option with a new value. */
+static int replace(char **field, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* Makes --www an absolute, resolved path ("" for none). "auto" looks beside the binary for an
+ * installed share/switchboard/www, then in the source tree. */
+static int resolve_www(sb_config_t *cfg, char *err, size_t errlen)
+{
+    char real[PATH_MAX], exe[PATH_MAX], candidate[PATH_MAX + 64];
+
+    if (cfg->www[0] == '\0')
+        return 0;
+    if (strcmp(cfg->www, "auto") != 0) {
+        if (realpath(cfg->www, real) == NULL) {
+            snprintf(err, errlen, "--www %s: no such directory", cfg->www);
+            return -1;
+        }
+        return replace(&cfg->www, real);
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(candidate, sizeof(candidate), "%s/../share/switchboard/www", exe);
+        if (realpath(candidate, real) != NULL)
+            return replace(&cfg->www, real);
+    }
+    if (realpath(SB_SOURCE_WWW, real) != NULL)
+        return replace(&cfg->www, real);
+    sb_log(SB_LOG_WARN, "no www directory found: the demo is not served (see --www)");
+    return replace(&cfg->www, "");
+}
+
+/* Checks --ice-servers is a JSON array of objects with urls, and stores it compactly. */
+static int check_ice_servers(sb_config_t *cfg, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_Parse(cfg->ice_servers), *server;
+    int rc = -1;
+    if (root == NULL || !cJSON_IsArray(root))
+        goto out;
+    cJSON_ArrayForEach(server, root)
+    {
+        cJSON *urls = cJSON_GetObjectItemCaseSensitive(server, "urls");
+        if (!cJSON_IsObject(server) || urls == NULL ||
+            !(cJSON_IsString(urls) || cJSON_IsArray(urls)))
+            goto out;
+    }
+    char *compact = cJSON_PrintUnformatted(root);
+    if (compact != NULL) {
+        rc = replace(&cfg->ice_servers, compact);
+        cJSON_free(compact);
+    }
+out:
+    if (rc != 0)
+        snprintf(err, errlen,
+                 "--ice-servers must be a JSON array of objects with \"urls\", "
+                 "for example [{\"urls\":\"stun:stun.l.google.com:19302\"}]");
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Names this node: --node-id, or the host name (cut to the ID alphabet) and a random suffix, so
+ * that a restarted node is told from its former self. */
+static int name_node(sb_config_t *cfg, char *err, size_t errlen)
+{
+    char host[64] = "node", id[SB_ID_MAX + 1];
+    unsigned char rnd[3];
+
+    if (cfg->node_id[0] != '\0') {
+        if (!sb_peer_id_valid(cfg->node_id, strlen(cfg->node_id))) {
+            snprintf(err, errlen, "--node-id must be 1-64 characters of [A-Za-z0-9_.-]");
+            return -1;
+        }
+        return 0;
+    }
+    if (gethostname(host, sizeof(host)) != 0)
+        strcpy(host, "node");
+    host[sizeof(host) - 1] = '\0';
+    host[48] = '\0';
+    for (char *p = host; *p; p++)
+        if (!sb_peer_id_valid(p, 1))
+            *p = '-';
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        snprintf(err, errlen, "no randomness for the node ID");
+        return -1;
+    }
+    snprintf(id, sizeof(id), "%s-%02x%02x%02x", host[0] ? host : "node", rnd[0], rnd[1], rnd[2]);
+    return replace(&cfg->node_id, id);
+}
+
+int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        char from[80];
+        snprintf(from, sizeof(from), "the default of --%s", options[i].flag);
+        if (set_option(cfg, &options[i], options[i].def, from, err, errlen) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v != NULL && set_option(cfg, &options[i], v, options[i].env, err, errlen) != 0)
+            return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage();
+            return 1;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("switchboard %s\n", SB_VERSION);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const option_t *o = find_flag(name, len);
+        if (o == NULL) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (value == NULL && o->type == OPT_FLAG)
+            value = "1";
+        if (value == NULL) {
+            if (i + 1 == argc) {
+                snprintf(err, errlen, "option --%s needs a value", o->flag);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        char from[80];
+        snprintf(from, sizeof(from), "--%s", o->flag);
+        if (set_option(cfg, o, value, from, err, errlen) != 0)
+            return -1;
+    }
+    /* What the values mean, checked once: a directory that exists, ICE servers that parse. */
+    if (resolve_www(cfg, err, errlen) != 0 || check_ice_servers(cfg, err, errlen) != 0 ||
+        name_node(cfg, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+void sb_config_free(sb_config_t *cfg)
+{
+    for (size_t i = 0; i < NUM_OPTIONS; i++)
+        if (options[i].type == OPT_STRING) {
+            char **p = (char **)((char *)cfg + options[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+}

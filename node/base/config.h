@@ -1,0 +1,36 @@
+/* The node's configuration: defaults, then SWITCHBOARD_* environment variables, then flags. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *listen;      /* HOST:PORT or [HOST]:PORT; port 0 picks a free port */
+    int echo;          /* echo each text message back instead of relaying it */
+    char *www;         /* directory served at /, "" for none; made absolute at start */
+    char *node_id;     /* this node's name in welcome messages; generated when "" */
+    char *ice_servers; /* JSON array given to clients for RTCPeerConnection */
+    char *redis;       /* redis:// URL of the cluster bus, "" for the embedded bus */
+    double node_ttl;   /* seconds after which a silent node counts as dead */
+    size_t max_rooms_per_peer;
+    size_t max_room_peers;
+    size_t max_message;       /* largest WebSocket message accepted, bytes */
+    size_t max_output;        /* outgoing bytes queued per connection before it is dropped */
+    size_t max_connections;   /* connections served at once; more get 503 */
+    double ping_interval;     /* idle seconds before the node pings a client */
+    double pong_timeout;      /* seconds a pinged client has to send anything back */
+    double handshake_timeout; /* seconds a client has to send its whole request head */
+    double close_timeout;     /* seconds to wait for the peer's close frame, or a clean close */
+    int log_level;            /* SB_LOG_* */
+} sb_config_t;
+
+/* Fills cfg from defaults, the environment and argv, then finishes it: www made an absolute
+ * path ("auto" finds the installed or source www/), ice_servers checked and compacted, node_id
+ * checked or generated (host name and a random suffix). Returns 0 to run, 1 when --help or
+ * --version was printed (exit 0), -1 on a bad value or option (err says which). Strings in
+ * cfg are owned by cfg: release them with sb_config_free. */
+int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+void sb_config_free(sb_config_t *cfg);
+
+#endif

@@ -1,0 +1,41 @@
+/* The message bus between nodes: named channels, publish with a count of receivers, subscribe. */
+#ifndef SB_BUS_H
+#define SB_BUS_H
+
+#include <stddef.h>
+
+typedef struct sb_bus sb_bus_t;
+
+/* Hands the node a message published on a channel it subscribed to; sub is what it gave
+ * subscribe for that channel. Returns 1 when the message was queued on a connection, else 0.
+ * msg is valid only during the call. */
+typedef int (*sb_bus_deliver_fn)(void *ctx, void *sub, const char *msg, size_t len);
+
+/* The outcome of a publish: receivers >= 0 took the message, -1 the bus could not take it.
+ * May run before publish returns (the embedded bus) or later (a remote bus). */
+typedef void (*sb_bus_done_fn)(void *arg, int receivers);
+
+typedef struct {
+    /* Starts receiving a channel's messages, each delivered with sub (not NULL). Returns 0, or
+     * -1 when out of memory. */
+    int (*subscribe)(sb_bus_t *b, const char *channel, void *sub);
+    void (*unsubscribe)(sb_bus_t *b, const char *channel);
+    /* Publishes msg (copied before return). done may be NULL. */
+    void (*publish)(sb_bus_t *b, const char *channel, const char *msg, size_t len,
+                    sb_bus_done_fn done, void *arg);
+    /* Returns 1 when messages can be published and received now, else 0 with a reason. */
+    int (*ready)(sb_bus_t *b, char *why, size_t len);
+    void (*free)(sb_bus_t *b);
+} sb_bus_ops_t;
+
+/* Every bus starts with this header; deliver and ctx are set by the bus's owner. */
+struct sb_bus {
+    const sb_bus_ops_t *ops;
+    sb_bus_deliver_fn deliver;
+    void *ctx;
+};
+
+/* The embedded in-process bus of a single node: delivery happens within publish. */
+sb_bus_t *sb_bus_memory_new(void);
+
+#endif

@@ -1,0 +1,64 @@
+/* The embedded bus of a single node: channels live in this process and delivery is immediate. */
+#include <stdlib.h>
+
+#include "cluster/bus.h"
+#include "base/map.h"
+
+typedef struct {
+    sb_bus_t base;
+    sb_map_t *channels; /* channel -> its subscriber */
+} memory_bus_t;
+
+static int subscribe(sb_bus_t *b, const char *channel, void *sub)
+{
+    memory_bus_t *m = (memory_bus_t *)b;
+    return sb_map_put(m->channels, channel, sub);
+}
+
+static void unsubscribe(sb_bus_t *b, const char *channel)
+{
+    sb_map_remove(((memory_bus_t *)b)->channels, channel);
+}
+
+static void publish(sb_bus_t *b, const char *channel, const char *msg, size_t len,
+                    sb_bus_done_fn done, void *arg)
+{
+    memory_bus_t *m = (memory_bus_t *)b;
+    void *sub = sb_map_get(m->channels, channel);
+    int receivers = 0;
+    if (sub != NULL && b->deliver != NULL)
+        receivers = b->deliver(b->ctx, sub, msg, len);
+    if (done)
+        done(arg, receivers);
+}
+
+static int ready(sb_bus_t *b, char *why, size_t len)
+{
+    (void)b;
+    (void)why;
+    (void)len;
+    return 1; /* in-process: always */
+}
+
+static void bus_free(sb_bus_t *b)
+{
+    memory_bus_t *m = (memory_bus_t *)b;
+    sb_map_free(m->channels);
+    free(m);
+}
+
+static const sb_bus_ops_t ops = {subscribe, unsubscribe, publish, ready, bus_free};
+
+sb_bus_t *sb_bus_memory_new(void)
+{
+    memory_bus_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->channels = sb_map_new();
+    if (m->channels == NULL) {
+        free(m);
+        return NULL;
+    }
+    m->base.ops = &ops;
+    return &m->base;
+}

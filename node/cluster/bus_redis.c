@@ -1,0 +1,266 @@
+/* The cluster bus over Redis pub/sub: one channel per peer, PUBLISH counts receivers.
+ *
+ * Two connections: PUBLISH, and a subscriber. Every
+ * subscribed channel is remembered and subscribed again after a reconnect. The node checks its
+ * own pub/sub path all the time: it publishes to a channel of its own every second and expects
+ * the message back; a subscriber that stops delivering (dropped by Redis without a clean error,
+ * an output-buffer limit, a failover) is reconnected. */
+#include "cluster/bus_redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/map.h"
+#include "cluster/redis.h"
+
+/* How often the path is checked, and how long an echo may take before the subscriber is
+ * declared wedged. */
+#define CHECK_INTERVAL 1.0
+#define CHECK_TIMEOUT 3.0
+/* Channels per SUBSCRIBE when subscribing again after a reconnect. */
+#define SUBSCRIBE_BATCH 512
+
+typedef struct {
+    sb_bus_t base;
+    struct event_base *evbase;
+    sb_redis_t *pub, *sub;
+    sb_map_t *channels; /* channel -> subscriber, for every channel this node wants */
+    char check_channel[96];
+    struct event *check_timer;
+    double sub_up_since; /* when the subscriber became ready, 0 while it is not */
+    double last_echo;    /* when our own check message last came back */
+    unsigned long check_seq;
+    int ready; /* last readiness logged */
+} redis_bus_t;
+
+static double now(const redis_bus_t *b) { return sb_loop_now(b->evbase); }
+
+/* Ready: both connections up, and a check message has made the whole trip since the
+ * subscriber (re)connected, so every subscription sent before it is in place. */
+static void update_ready(redis_bus_t *b)
+{
+    int ready = sb_redis_state(b->pub) == SB_REDIS_READY &&
+                sb_redis_state(b->sub) == SB_REDIS_READY && b->sub_up_since > 0 &&
+                b->last_echo >= b->sub_up_since;
+    if (ready == b->ready)
+        return;
+    b->ready = ready;
+    sb_log(ready ? SB_LOG_INFO : SB_LOG_WARN, "cluster bus %s", ready ? "ready" : "not ready");
+}
+
+static void subscribe_cmd(redis_bus_t *b, const char *verb, const char **channels, size_t n)
+{
+    const char *argv[SUBSCRIBE_BATCH + 1];
+    size_t lens[SUBSCRIBE_BATCH + 1];
+    argv[0] = verb;
+    lens[0] = strlen(verb);
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 1] = channels[i];
+        lens[i + 1] = strlen(channels[i]);
+    }
+    if (sb_redis_command(b->sub, (int)n + 1, argv, lens, NULL, NULL) != 0)
+        sb_redis_reset(b->sub, "cannot queue SUBSCRIBE");
+}
+
+static void resubscribe(redis_bus_t *b)
+{
+    const char *batch[SUBSCRIBE_BATCH];
+    size_t n = 0, cursor = 0;
+    const char *key;
+    void *value;
+
+    batch[n++] = b->check_channel;
+    while (sb_map_next(b->channels, &cursor, &key, &value)) {
+        batch[n++] = key;
+        if (n == SUBSCRIBE_BATCH) {
+            subscribe_cmd(b, "SUBSCRIBE", batch, n);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        subscribe_cmd(b, "SUBSCRIBE", batch, n);
+}
+
+/* Publishes the next check message to our own channel. */
+static void send_check(redis_bus_t *b)
+{
+    char seq[32];
+    const char *argv[3] = {"PUBLISH", b->check_channel, seq};
+    size_t lens[3] = {7, strlen(b->check_channel), 0};
+    lens[2] = (size_t)snprintf(seq, sizeof(seq), "%lu", ++b->check_seq);
+    sb_redis_command(b->pub, 3, argv, lens, NULL, NULL);
+}
+
+static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
+{
+    redis_bus_t *b = ctx;
+    (void)why;
+    if (r == b->sub) {
+        b->sub_up_since = up ? now(b) : 0;
+        if (up)
+            resubscribe(b);
+    }
+    /* Both up: check the path at once, so that a node is ready as soon as Redis lets it be. */
+    if (up && b->sub_up_since > 0 && sb_redis_state(b->pub) == SB_REDIS_READY)
+        send_check(b);
+    update_ready(b);
+}
+
+static void on_message(void *ctx, const char *channel, size_t chlen, const char *msg, size_t len)
+{
+    redis_bus_t *b = ctx;
+    char name[160];
+
+    if (chlen >= sizeof(name))
+        return;
+    memcpy(name, channel, chlen);
+    name[chlen] = '\0';
+    if (strcmp(name, b->check_channel) == 0) {
+        b->last_echo = now(b);
+        update_ready(b);
+        return;
+    }
+    void *sub = sb_map_get(b->channels, name);
+    if (b->base.deliver && sub != NULL)
+        b->base.deliver(b->base.ctx, sub, msg, len);
+}
+
+static void on_check(evutil_socket_t fd, short what, void *arg)
+{
+    redis_bus_t *b = arg;
+    double t = now(b);
+    (void)fd;
+    (void)what;
+
+    if (sb_redis_state(b->pub) == SB_REDIS_READY && b->sub_up_since > 0) {
+        double since = b->last_echo > b->sub_up_since ? b->last_echo : b->sub_up_since;
+        if (t - since > CHECK_TIMEOUT) {
+            sb_log(SB_LOG_WARN, "cluster bus: own messages stopped coming back for %.1f s",
+                   t - since);
+            sb_redis_reset(b->sub, "pub/sub self-check failed");
+        } else {
+            send_check(b);
+        }
+    }
+    update_ready(b);
+}
+
+static int subscribe(sb_bus_t *base, const char *channel, void *sub)
+{
+    redis_bus_t *b = (redis_bus_t *)base;
+    int known = sb_map_get(b->channels, channel) != NULL;
+    if (sb_map_put(b->channels, channel, sub) != 0)
+        return -1;
+    if (known)
+        return 0;
+    if (sb_redis_state(b->sub) == SB_REDIS_READY)
+        subscribe_cmd(b, "SUBSCRIBE", &channel, 1);
+    return 0;
+}
+
+static void unsubscribe(sb_bus_t *base, const char *channel)
+{
+    redis_bus_t *b = (redis_bus_t *)base;
+    if (sb_map_remove(b->channels, channel) == NULL)
+        return;
+    if (sb_redis_state(b->sub) == SB_REDIS_READY)
+        subscribe_cmd(b, "UNSUBSCRIBE", &channel, 1);
+}
+
+typedef struct {
+    sb_bus_done_fn done;
+    void *arg;
+} publish_t;
+
+static void on_published(void *arg, const sb_redis_reply_t *reply)
+{
+    publish_t *p = arg;
+    int receivers = -1;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
+    p->done(p->arg, receivers);
+    free(p);
+}
+
+static void publish(sb_bus_t *base, const char *channel, const char *msg, size_t len,
+                    sb_bus_done_fn done, void *arg)
+{
+    redis_bus_t *b = (redis_bus_t *)base;
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, strlen(channel), len};
+    publish_t *p = NULL;
+
+    if (done != NULL && (p = malloc(sizeof(*p))) == NULL) {
+        done(arg, -1);
+        return;
+    }
+    if (p) {
+        p->done = done;
+        p->arg = arg;
+    }
+    if (sb_redis_command(b->pub, 3, argv, lens, p ? on_published : NULL, p) != 0) {
+        free(p);
+        if (done)
+            done(arg, -1); /* not connected: the sender hears of it at once */
+    }
+}
+
+static int ready(sb_bus_t *base, char *why, size_t len)
+{
+    redis_bus_t *b = (redis_bus_t *)base;
+    if (!b->ready)
+        snprintf(why, len, "cannot publish and receive through Redis");
+    return b->ready;
+}
+
+static void bus_free(sb_bus_t *base)
+{
+    redis_bus_t *b = (redis_bus_t *)base;
+    if (b->check_timer)
+        event_free(b->check_timer);
+    sb_redis_free(b->sub);
+    sb_redis_free(b->pub); /* fails pending publishes: their senders are told */
+    sb_map_free(b->channels);
+    free(b);
+}
+
+static const sb_bus_ops_t ops = {subscribe, unsubscribe, publish, ready, bus_free};
+
+sb_bus_t *sb_bus_redis_new(struct event_base *base, struct evdns_base *dns,
+                           const sb_redis_url_t *url, const char *node_id)
+{
+    redis_bus_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->base.ops = &ops;
+    b->evbase = base;
+    snprintf(b->check_channel, sizeof(b->check_channel), "sb:check:%s", node_id);
+    sb_redis_opts_t o = {.node_id = node_id,
+                         .connect_timeout = 2,
+                         .command_timeout = 5,
+                         .backoff_cap = 2,
+                         .priority = SB_PRIO_CLIENTS,
+                         .dns = dns,
+                         .on_state = on_state,
+                         .on_message = on_message,
+                         .ctx = b};
+    o.name = "pub";
+    b->pub = sb_redis_new(base, url, &o);
+    o.name = "sub";
+    o.pubsub = 1;
+    b->sub = sb_redis_new(base, url, &o);
+    b->channels = sb_map_new();
+    b->check_timer = event_new(base, -1, EV_PERSIST, on_check, b);
+    struct timeval tv = {(time_t)CHECK_INTERVAL, 0};
+    if (!b->pub || !b->sub || !b->channels || !b->check_timer || event_add(b->check_timer, &tv)) {
+        bus_free(&b->base);
+        return NULL;
+    }
+    sb_redis_start(b->pub);
+    sb_redis_start(b->sub);
+    return &b->base;
+}

@@ -1,0 +1,439 @@
+/* One client connection: HTTP request head, WebSocket upgrade, framing, pings, closing handshake.
+ */
+#include "net/conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/loop.h"
+#include "http.h"
+#include "net/http_response.h"
+#include "ws.h"
+
+/* The largest request head accepted; a longer one is answered 431. */
+#define MAX_HEAD 8192
+
+/* Messages handled per read callback; the rest wait for a later loop turn, so that one client's
+ * burst is cut into slices like everyone else's work (loop.h). */
+#define READ_BATCH 64
+
+typedef enum {
+    PHASE_HTTP,    /* reading the request head (deadline: handshake timeout) */
+    PHASE_OPEN,    /* WebSocket open (timer: idle ping, then pong deadline) */
+    PHASE_CLOSING, /* we sent a close frame; waiting for the peer's (deadline: close timeout) */
+    PHASE_LINGER,  /* flushing our last bytes, then a half-close; waiting for the peer's EOF */
+    PHASE_DEAD,    /* handed to the server to free */
+} phase_t;
+
+struct sb_conn {
+    const sb_conn_env_t *env;
+    uint64_t id;
+    struct bufferevent *bev;
+    struct event *timer; /* one deadline at a time, its meaning set by the phase */
+    phase_t phase;
+    int was_open; /* the handler saw on_open, so it gets on_close */
+    int paused;   /* sb_conn_pause: no messages to the handler, no reading */
+    sb_ws_reader_t reader;
+    double last_read; /* event-loop time of the last bytes received */
+    double ping_sent; /* when the outstanding ping was sent, 0 when none */
+    char *query;
+    void *data;
+    char peer[64];
+    sb_conn_t *prev, *next;
+};
+
+static uint64_t next_id = 1;
+
+static double now(const sb_conn_t *c) { return sb_loop_now(c->env->base); }
+
+static void arm(sb_conn_t *c, double seconds)
+{
+    struct timeval tv = sb_loop_tv(seconds < 0.001 ? 0.001 : seconds);
+    evtimer_add(c->timer, &tv);
+}
+
+/* Runs on_read again on a later loop turn, for bytes already buffered. */
+static void read_later(sb_conn_t *c)
+{
+    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static const sb_config_t *cfg(const sb_conn_t *c) { return c->env->cfg; }
+
+/* Tells the handler, once, that an open WebSocket has ended. */
+static void end_ws(sb_conn_t *c)
+{
+    if (!c->was_open)
+        return;
+    c->was_open = 0;
+    const sb_handler_t *h = c->env->handler;
+    if (h->on_close)
+        h->on_close(h->app, c);
+}
+
+/* Ends the connection now: no more callbacks and no more sends; the server frees it, and the
+ * handler hears of it, on the next loop turn, never in the middle of the handler's own work. */
+static void finish(sb_conn_t *c)
+{
+    if (c->phase == PHASE_DEAD)
+        return;
+    c->phase = PHASE_DEAD;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    evtimer_del(c->timer);
+    c->env->on_end(c->env->end_ctx, c);
+}
+
+/* Half-closes once everything queued is written, then waits briefly for the peer's EOF: closing
+ * at once could reset the connection and lose the bytes still in flight. */
+static void linger(sb_conn_t *c)
+{
+    c->phase = PHASE_LINGER;
+    arm(c, cfg(c)->close_timeout);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        c->env->transport->close_write(c->bev);
+}
+
+/* Queues a frame. Returns -1 (and drops the connection) when the client has stopped reading
+ * and more than --max-output bytes are waiting for it. */
+static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len)
+{
+    uint8_t head[SB_WS_MAX_HEADER];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t hlen = sb_ws_write_header(head, 1, opcode, len, NULL);
+
+    if (evbuffer_add(out, head, hlen) != 0 || (len > 0 && evbuffer_add(out, data, len) != 0) ||
+        evbuffer_get_length(out) > cfg(c)->max_output) {
+        sb_log(SB_LOG_INFO, "conn %llu %s: dropped: more than %zu bytes queued, not reading",
+               (unsigned long long)c->id, c->peer, cfg(c)->max_output);
+        finish(c);
+        return -1;
+    }
+    return 0;
+}
+
+int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len)
+{
+    if (c->phase != PHASE_OPEN)
+        return -1;
+    return send_frame(c, SB_WS_OP_TEXT, data, len);
+}
+
+void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
+{
+    uint8_t payload[SB_WS_MAX_CONTROL];
+
+    if (c->phase == PHASE_HTTP) {
+        finish(c);
+        return;
+    }
+    if (c->phase != PHASE_OPEN)
+        return;
+    if (send_frame(c, SB_WS_OP_CLOSE, payload, sb_ws_close_payload(payload, code, reason)) != 0)
+        return;
+    c->phase = PHASE_CLOSING;
+    arm(c, cfg(c)->close_timeout);
+    if (c->paused) { /* the peer's close frame must still be read */
+        bufferevent_enable(c->bev, EV_READ);
+        read_later(c);
+    }
+}
+
+void sb_conn_pause(sb_conn_t *c)
+{
+    if (c->paused || c->phase != PHASE_OPEN)
+        return;
+    c->paused = 1;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void sb_conn_resume(sb_conn_t *c)
+{
+    if (!c->paused)
+        return;
+    c->paused = 0;
+    if (c->phase != PHASE_OPEN)
+        return;
+    bufferevent_enable(c->bev, EV_READ);
+    read_later(c);
+}
+
+/* A protocol violation fails the connection (RFC 6455 7.1.7): a close frame saying why, then the
+ * TCP close at once; the framing may be lost, so nothing more is parsed. */
+static void fail_ws(sb_conn_t *c)
+{
+    uint8_t payload[SB_WS_MAX_CONTROL];
+    int was_open = c->phase == PHASE_OPEN;
+
+    sb_log(SB_LOG_INFO, "conn %llu %s: closing with %u: %s", (unsigned long long)c->id, c->peer,
+           c->reader.error_code, c->reader.error);
+    if (was_open &&
+        send_frame(c, SB_WS_OP_CLOSE, payload,
+                   sb_ws_close_payload(payload, c->reader.error_code, c->reader.error)) != 0)
+        return;
+    linger(c);
+}
+
+static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev)
+{
+    const sb_handler_t *h = c->env->handler;
+
+    switch (ev->type) {
+    case SB_WS_EV_TEXT:
+        if (c->phase != PHASE_OPEN)
+            return; /* after our close frame, data is ignored (RFC 6455 1.4) */
+        if (h->on_text)
+            h->on_text(h->app, c, (const char *)ev->data, ev->len);
+        return;
+    case SB_WS_EV_PING:
+        if (c->phase == PHASE_OPEN)
+            send_frame(c, SB_WS_OP_PONG, ev->data, ev->len);
+        return;
+    case SB_WS_EV_CLOSE:
+        if (c->phase == PHASE_OPEN) {
+            /* The peer closes first: echo its code (none when it sent none), then end. */
+            uint8_t payload[SB_WS_MAX_CONTROL];
+            size_t n = 0;
+            if (ev->close_code != SB_WS_CLOSE_NO_STATUS)
+                n = sb_ws_close_payload(payload, ev->close_code, NULL);
+            if (send_frame(c, SB_WS_OP_CLOSE, payload, n) != 0)
+                return;
+        }
+        linger(c);
+        return;
+    case SB_WS_EV_BINARY: /* refused by the reader: the protocol is text JSON */
+    case SB_WS_EV_PONG:   /* any bytes count as a sign of life */
+    case SB_WS_EV_NONE:
+        return;
+    }
+}
+
+/* Feeds the reader what is buffered, one event at a time, READ_BATCH messages at most. */
+static void read_ws(sb_conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    int batch = READ_BATCH;
+
+    while (c->phase == PHASE_CLOSING || (c->phase == PHASE_OPEN && !c->paused)) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        if (batch == 0) {
+            read_later(c);
+            return;
+        }
+        struct evbuffer_iovec vec;
+        evbuffer_peek(in, -1, NULL, &vec, 1);
+        sb_ws_event_t ev;
+        int n = sb_ws_reader_feed(&c->reader, vec.iov_base, vec.iov_len, &ev);
+        if (n == 0 && ev.type == SB_WS_EV_NONE) {
+            /* A frame header split across buffer chunks: join it, or wait for the rest. */
+            if (vec.iov_len >= avail || vec.iov_len >= SB_WS_MAX_HEADER)
+                return;
+            evbuffer_pullup(in, avail < SB_WS_MAX_HEADER ? (ssize_t)avail : SB_WS_MAX_HEADER);
+            continue;
+        }
+        if (n < 0) {
+            fail_ws(c);
+            continue;
+        }
+        evbuffer_drain(in, (size_t)n);
+        if (ev.type == SB_WS_EV_TEXT)
+            batch--;
+        on_ws_event(c, &ev);
+    }
+}
+
+static void open_ws(sb_conn_t *c)
+{
+    c->phase = PHASE_OPEN;
+    c->was_open = 1;
+    sb_ws_reader_init(&c->reader, SB_WS_SERVER, cfg(c)->max_message, 0);
+    arm(c, cfg(c)->ping_interval);
+    sb_log(SB_LOG_DEBUG, "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
+    const sb_handler_t *h = c->env->handler;
+    if (h->on_open)
+        h->on_open(h->app, c);
+}
+
+/* Answers a request head that could not be read, then ends the connection. */
+static void refuse(sb_conn_t *c, int status, const char *why)
+{
+    sb_http_error(bufferevent_get_output(c->bev), status, why, NULL, 0);
+    linger(c);
+}
+
+static void read_http(sb_conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t look = avail < MAX_HEAD ? avail : MAX_HEAD;
+    const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)look);
+    sb_http_request_t req;
+    const char *err = NULL;
+
+    int n = sb_http_parse_request(buf, look, &req, &err);
+    if (n < 0) {
+        refuse(c, n == SB_HTTP_TOO_LARGE ? 431 : 400, err);
+        return;
+    }
+    if (n == 0) {
+        if (avail >= MAX_HEAD)
+            refuse(c, 431, "request head over 8192 bytes");
+        return;
+    }
+
+    if (c->env->route(c->env->route_ctx, &req, bufferevent_get_output(c->bev)) !=
+        SB_ROUTE_UPGRADE) {
+        linger(c);
+        return;
+    }
+    c->query = strndup(req.query.p, req.query.len);
+    if (c->query == NULL) {
+        finish(c);
+        return;
+    }
+    evbuffer_drain(in, (size_t)n);
+    open_ws(c);
+    read_ws(c); /* frames sent right behind the request head */
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    sb_conn_t *c = arg;
+    (void)bev;
+    c->last_read = now(c);
+    switch (c->phase) {
+    case PHASE_HTTP:
+        read_http(c);
+        break;
+    case PHASE_OPEN:
+    case PHASE_CLOSING:
+        read_ws(c);
+        break;
+    case PHASE_LINGER:
+    case PHASE_DEAD:
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        break;
+    }
+}
+
+/* Called when the output buffer has drained. */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    sb_conn_t *c = arg;
+    if (c->phase == PHASE_LINGER)
+        c->env->transport->close_write(bev);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    sb_conn_t *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (c->phase == PHASE_OPEN)
+            sb_log(SB_LOG_DEBUG, "conn %llu %s: dropped without a close frame (1006)",
+                   (unsigned long long)c->id, c->peer);
+        finish(c);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sb_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+
+    switch (c->phase) {
+    case PHASE_HTTP:
+        refuse(c, 408, "request head not received in time");
+        return;
+    case PHASE_OPEN: {
+        double t = now(c);
+        if (c->ping_sent > 0 && c->last_read < c->ping_sent) {
+            sb_log(SB_LOG_INFO, "conn %llu %s: dropped: no answer to a ping",
+                   (unsigned long long)c->id, c->peer);
+            finish(c);
+            return;
+        }
+        double idle = t - c->last_read;
+        if (idle + 0.001 < cfg(c)->ping_interval) {
+            c->ping_sent = 0;
+            arm(c, cfg(c)->ping_interval - idle);
+            return;
+        }
+        if (send_frame(c, SB_WS_OP_PING, "sb", 2) != 0)
+            return;
+        c->ping_sent = t;
+        arm(c, cfg(c)->pong_timeout);
+        return;
+    }
+    case PHASE_CLOSING:
+    case PHASE_LINGER:
+        finish(c);
+        return;
+    case PHASE_DEAD:
+        return;
+    }
+}
+
+sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struct sockaddr *addr)
+{
+    sb_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        goto fail;
+    }
+    c->env = env;
+    c->id = next_id++;
+    c->bev = env->transport->open(env->base, fd); /* owns fd from here on */
+    c->timer = evtimer_new(env->base, on_timer, c);
+    if (c->bev == NULL || c->timer == NULL)
+        goto fail;
+    if (evutil_inet_ntop(addr->sa_family,
+                         addr->sa_family == AF_INET6
+                             ? (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr
+                             : (const void *)&((const struct sockaddr_in *)addr)->sin_addr,
+                         c->peer, sizeof(c->peer)) == NULL)
+        strcpy(c->peer, "?");
+    c->last_read = now(c);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm(c, cfg(c)->handshake_timeout);
+    return c;
+fail:
+    if (c != NULL) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        free(c);
+    }
+    sb_log(SB_LOG_ERROR, "out of memory accepting a connection");
+    return NULL;
+}
+
+void sb_conn_free(sb_conn_t *c)
+{
+    if (c == NULL)
+        return;
+    c->phase = PHASE_DEAD;
+    end_ws(c);
+    bufferevent_free(c->bev);
+    event_free(c->timer);
+    sb_ws_reader_free(&c->reader);
+    free(c->query);
+    free(c);
+}
+
+sb_conn_t **sb_conn_next(sb_conn_t *c) { return &c->next; }
+sb_conn_t **sb_conn_prev(sb_conn_t *c) { return &c->prev; }
+const char *sb_conn_query(const sb_conn_t *c) { return c->query ? c->query : ""; }
+const char *sb_conn_peer(const sb_conn_t *c) { return c->peer; }
+uint64_t sb_conn_id(const sb_conn_t *c) { return c->id; }
+void *sb_conn_data(const sb_conn_t *c) { return c->data; }
+void sb_conn_set_data(sb_conn_t *c, void *data) { c->data = data; }

@@ -1,0 +1,65 @@
+/* The node's HTTP routes: /healthz, /readyz, the WebSocket upgrade at /ws, and static files. */
+#include "net/routes.h"
+
+#include "net/http_response.h"
+#include "net/static.h"
+
+static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)
+{
+    sb_ws_handshake_t hs;
+    if (sb_ws_handshake_check(req, &hs) != 101) {
+        const char *extra = hs.status == 405   ? "Allow: GET\r\n"
+                            : hs.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
+                                               : NULL;
+        sb_http_error(out, hs.status, hs.reason, extra, 0);
+        return SB_ROUTE_ANSWERED;
+    }
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Server: switchboard\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: %s\r\n"
+                        "%s\r\n",
+                        hs.accept,
+                        hs.subprotocol ? "Sec-WebSocket-Protocol: " SB_WS_SUBPROTOCOL "\r\n" : "");
+    return SB_ROUTE_UPGRADE;
+}
+
+sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct evbuffer *out)
+{
+    const sb_routes_t *rt = routes;
+    int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
+    const char *err;
+
+    /* RFC 9112 section 3.2: a missing, repeated or malformed Host is a 400 on every path. */
+    if (sb_http_check_host(req, &err) != 0) {
+        sb_http_error(out, 400, err, NULL, head);
+        return SB_ROUTE_ANSWERED;
+    }
+    if (sb_str_eq(&req->path, "/ws", 0))
+        return upgrade(req, out);
+
+    if (sb_str_eq(&req->path, "/healthz", 0)) {
+        if (!get && !head)
+            sb_http_error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
+        else /* liveness only: the event loop answered; it never depends on anything external */
+            sb_http_respond(out, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL, head);
+        return SB_ROUTE_ANSWERED;
+    }
+    if (sb_str_eq(&req->path, "/readyz", 0)) {
+        char why[160];
+        if (!get && !head)
+            sb_http_error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
+        else if (rt->ready == NULL || rt->ready(rt->ready_ctx, why, sizeof(why)))
+            sb_http_respond(out, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL, head);
+        else
+            sb_http_error(out, 503, why, NULL, head);
+        return SB_ROUTE_ANSWERED;
+    }
+    if (rt->cfg->www[0] != '\0')
+        sb_static_answer(rt->cfg->www, req, out);
+    else
+        sb_http_error(out, 404, "no such path", NULL, head);
+    return SB_ROUTE_ANSWERED;
+}

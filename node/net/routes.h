@@ -1,0 +1,32 @@
+/* The node's HTTP routes: /healthz, /readyz, the WebSocket upgrade at /ws, and static files. */
+#ifndef SB_ROUTES_H
+#define SB_ROUTES_H
+
+#include <stddef.h>
+
+#include <event2/buffer.h>
+
+#include "base/config.h"
+#include "http.h"
+
+/* Readiness for /readyz: returns 1 when ready, or 0 with a reason in why. */
+typedef int (*sb_ready_fn)(void *ctx, char *why, size_t len);
+
+typedef struct {
+    const sb_config_t *cfg; /* www: the directory served at / ("" for none) */
+    sb_ready_fn ready;      /* NULL: always ready */
+    void *ready_ctx;
+} sb_routes_t;
+
+/* What sb_routes_answer did with a request. */
+typedef enum {
+    SB_ROUTE_ANSWERED, /* a response was written; the connection closes after it */
+    SB_ROUTE_UPGRADE,  /* a 101 was written: the connection is a WebSocket from here on */
+} sb_route_t;
+
+/* Writes the answer to req into out (routes is an sb_routes_t). Every request's Host is checked
+ * first (RFC 9112 3.2). A valid upgrade at /ws is answered 101, echoing switchboard.v1 when
+ * offered. */
+sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct evbuffer *out);
+
+#endif

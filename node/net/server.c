@@ -1,0 +1,296 @@
+/* The listener and the set of live connections: accepting, reaping and shutting down. */
+#include "net/server.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "base/loop.h"
+#include "base/log.h"
+#include "net/http_response.h"
+#include "ws.h"
+
+struct sb_server {
+    struct event_base *base;
+    const sb_config_t *cfg;
+    sb_handler_t handler;
+    sb_routes_t routes;
+    sb_conn_env_t env; /* what every connection is given */
+    char busy[256];    /* the 503 for connections over --max-connections */
+    size_t busy_len;
+    struct evconnlistener *listener;
+    struct event *reaper;   /* frees ended connections on the next loop turn */
+    struct event *deadline; /* bounds a shutdown */
+    sb_conn_t *live;        /* connections in service */
+    sb_conn_t *dead;        /* ended, waiting for the reaper */
+    size_t nlive;
+    int stopping;
+    char address[80];
+    sb_ready_fn ready; /* the node's own readiness, besides shutting down */
+    void *ready_ctx;
+};
+
+static void unlink_conn(sb_conn_t **list, sb_conn_t *c)
+{
+    sb_conn_t *prev = *sb_conn_prev(c), *next = *sb_conn_next(c);
+    if (prev)
+        *sb_conn_next(prev) = next;
+    else
+        *list = next;
+    if (next)
+        *sb_conn_prev(next) = prev;
+    *sb_conn_prev(c) = *sb_conn_next(c) = NULL;
+}
+
+static void push_conn(sb_conn_t **list, sb_conn_t *c)
+{
+    *sb_conn_prev(c) = NULL;
+    *sb_conn_next(c) = *list;
+    if (*list)
+        *sb_conn_prev(*list) = c;
+    *list = c;
+}
+
+/* A connection has ended: it is freed on the next loop turn, never inside its own callback. */
+static void reap(void *ctx, sb_conn_t *c)
+{
+    sb_server_t *s = ctx;
+    unlink_conn(&s->live, c);
+    s->nlive--;
+    push_conn(&s->dead, c);
+    event_active(s->reaper, EV_TIMEOUT, 0);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    sb_server_t *s = arg;
+    (void)fd;
+    (void)what;
+    while (s->dead) {
+        sb_conn_t *c = s->dead;
+        unlink_conn(&s->dead, c);
+        sb_conn_free(c);
+    }
+    if (s->stopping && s->nlive == 0)
+        event_base_loopexit(s->base, NULL);
+}
+
+/* /readyz: not while shutting down, else as the node says. */
+static int ready(void *ctx, char *why, size_t len)
+{
+    sb_server_t *s = ctx;
+    if (s->stopping) {
+        snprintf(why, len, "shutting down");
+        return 0;
+    }
+    return s->ready ? s->ready(s->ready_ctx, why, len) : 1;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                      int socklen, void *arg)
+{
+    sb_server_t *s = arg;
+    (void)l;
+    (void)socklen;
+    if (s->nlive >= s->cfg->max_connections) {
+        s->env.transport->refuse(fd, s->busy, s->busy_len);
+        return;
+    }
+    sb_conn_t *c = sb_conn_new(&s->env, fd, addr);
+    if (c != NULL) {
+        push_conn(&s->live, c);
+        s->nlive++;
+    }
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    (void)l;
+    /* Typically EMFILE: the listener retries on its next readiness; say it once per event. */
+    sb_log(SB_LOG_WARN, "accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void format_address(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    char host[64] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        evutil_inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, len, "[%s]:%d", host, port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        evutil_inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, len, "%s:%d", host, port);
+    }
+}
+
+/* Resolves HOST:PORT, [HOST]:PORT or :PORT (all interfaces) to a socket address. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *sslen, char *err,
+                        size_t errlen)
+{
+    char host[256];
+    const char *port;
+    const char *colon = strrchr(spec, ':');
+    size_t hlen;
+
+    if (colon == NULL || colon[1] == '\0')
+        goto bad;
+    port = colon + 1;
+    hlen = (size_t)(colon - spec);
+    if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']')
+        spec++, hlen -= 2;
+    if (hlen >= sizeof(host))
+        goto bad;
+    memcpy(host, spec, hlen);
+    host[hlen] = '\0';
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
+    int rc = getaddrinfo(hlen ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(err, errlen, "cannot parse listen address '%s' (want HOST:PORT)", spec);
+    return -1;
+}
+
+sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
+                           const sb_handler_t *handler, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    sb_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base = base;
+    s->cfg = cfg;
+    s->handler = *handler;
+    s->routes = (sb_routes_t){.cfg = cfg, .ready = ready, .ready_ctx = s};
+    s->env = (sb_conn_env_t){.base = base,
+                             .cfg = cfg,
+                             .transport = &sb_transport_tcp,
+                             .handler = &s->handler,
+                             .route = sb_routes_answer,
+                             .route_ctx = &s->routes,
+                             .on_end = reap,
+                             .end_ctx = s};
+    /* Rendered once: a refused connection costs no more than a write. */
+    struct evbuffer *busy = evbuffer_new();
+    if (busy != NULL) {
+        sb_http_error(busy, 503, "server full", "Retry-After: 1\r\n", 0);
+        int n = evbuffer_remove(busy, s->busy, sizeof(s->busy));
+        s->busy_len = n > 0 ? (size_t)n : 0;
+        evbuffer_free(busy);
+    }
+
+    memset(&ss, 0, sizeof(ss));
+    if (parse_listen(cfg->listen, &ss, &sslen, err, errlen) != 0)
+        goto fail;
+    s->reaper = event_new(base, -1, 0, on_reap, s);
+    if (s->reaper == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->listener = evconnlistener_new_bind(
+        base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, sslen);
+    if (s->listener == NULL) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->listener, on_accept_error);
+
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) != 0)
+        bound = ss;
+    format_address(&bound, s->address, sizeof(s->address));
+    return s;
+fail:
+    sb_server_free(s);
+    return NULL;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    sb_server_t *s = arg;
+    (void)fd;
+    (void)what;
+    sb_log(SB_LOG_WARN, "shutdown: %zu connection(s) did not close in time", s->nlive);
+    event_base_loopexit(s->base, NULL);
+}
+
+void sb_server_shutdown(sb_server_t *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    if (s->listener) {
+        evconnlistener_free(s->listener);
+        s->listener = NULL;
+    }
+    sb_log(SB_LOG_INFO, "shutting down: closing %zu connection(s)", s->nlive);
+    for (sb_conn_t *c = s->live, *next; c != NULL; c = next) {
+        next = *sb_conn_next(c); /* closing may move c to the dead list */
+        sb_conn_close(c, SB_WS_CLOSE_GOING_AWAY, "server shutting down");
+    }
+    /* Each connection is bounded by the close timeout; this bounds the whole. */
+    struct timeval tv = sb_loop_tv(s->cfg->close_timeout + 1);
+    s->deadline = evtimer_new(s->base, on_deadline, s);
+    if (s->deadline)
+        evtimer_add(s->deadline, &tv);
+    event_active(s->reaper, EV_TIMEOUT, 0); /* exits at once when nothing is open */
+}
+
+void sb_server_free(sb_server_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    while (s->live) {
+        sb_conn_t *c = s->live;
+        unlink_conn(&s->live, c);
+        sb_conn_free(c);
+    }
+    while (s->dead) {
+        sb_conn_t *c = s->dead;
+        unlink_conn(&s->dead, c);
+        sb_conn_free(c);
+    }
+    if (s->reaper)
+        event_free(s->reaper);
+    if (s->deadline)
+        event_free(s->deadline);
+    free(s);
+}
+
+void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx)
+{
+    s->ready = fn;
+    s->ready_ctx = ctx;
+}
+
+const char *sb_server_address(const sb_server_t *s) { return s->address; }

@@ -1,0 +1,31 @@
+/* How a connection's bytes travel (plain TCP now, TLS next): one small table of functions. */
+#include "net/transport.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+
+static struct bufferevent *tcp_open(struct event_base *base, evutil_socket_t fd)
+{
+    int one = 1;
+    /* Signaling messages are small and latency matters more than packet count. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL)
+        evutil_closesocket(fd);
+    return bev;
+}
+
+static void tcp_close_write(struct bufferevent *bev) { shutdown(bufferevent_getfd(bev), SHUT_WR); }
+
+static void tcp_refuse(evutil_socket_t fd, const char *answer, size_t len)
+{
+    /* A fresh socket's send buffer is empty: the answer fits at once or not at all. */
+    if (send(fd, answer, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        sb_log(SB_LOG_DEBUG, "could not answer a refused connection");
+    evutil_closesocket(fd);
+}
+
+const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_close_write, tcp_refuse};

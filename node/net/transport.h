@@ -1,0 +1,28 @@
+/* How a connection's bytes travel (plain TCP now, TLS next): one small table of functions. */
+#ifndef SB_TRANSPORT_H
+#define SB_TRANSPORT_H
+
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+#include <event2/util.h>
+
+/* Every byte a client connection reads or writes goes through its transport's bufferevent; the
+ * two things a bufferevent cannot do for every transport alike are here too. */
+typedef struct {
+    const char *name;
+    /* Takes a freshly accepted socket and returns the bufferevent that reads and writes it, or
+     * NULL (fd closed) when out of memory. */
+    struct bufferevent *(*open)(struct event_base *base, evutil_socket_t fd);
+    /* Ends the sending direction once everything queued has been written (TCP: a half-close),
+     * so that the peer reads all of it before it sees the end. */
+    void (*close_write)(struct bufferevent *bev);
+    /* Best effort, for a connection refused before it is served: writes a short answer without
+     * blocking, then closes fd. */
+    void (*refuse)(evutil_socket_t fd, const char *answer, size_t len);
+} sb_transport_t;
+
+/* Plain TCP. */
+extern const sb_transport_t sb_transport_tcp;
+
+#endif
