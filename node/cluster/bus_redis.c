@@ -180,7 +180,7 @@ static void on_published(void *arg, const sb_redis_reply_t *reply)
 {
     publish_t *p = arg;
     int receivers = -1;
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+    if (reply != NULL && reply->type == SB_REDIS_INTEGER)
         receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
     p->done(p->arg, receivers);
     free(p);

@@ -191,7 +191,7 @@ static int eval(redis_dir_t *d, int script, int nkeys, const char **args, int na
 static void log_error(void *arg, const sb_redis_reply_t *reply)
 {
     const char *what = arg;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+    if (reply != NULL && reply->type == SB_REDIS_ERROR)
         sb_log(SB_LOG_ERROR, "redis %s: %.*s", what, (int)reply->len, reply->str);
 }
 
@@ -205,7 +205,7 @@ static void on_claimed(void *arg, const sb_redis_reply_t *reply)
     claim_t *c = arg;
     sb_dir_result_t result = SB_DIR_UNAVAILABLE;
     log_error("claim", reply);
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+    if (reply != NULL && reply->type == SB_REDIS_INTEGER)
         result = reply->integer == 1 ? SB_DIR_OK : SB_DIR_TAKEN;
     c->done(c->arg, result);
     free(c);
@@ -260,16 +260,16 @@ static void on_joined(void *arg, const sb_redis_reply_t *reply)
 {
     join_t *j = arg;
     log_error("join", reply);
-    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+    if (reply != NULL && reply->type == SB_REDIS_NIL) {
         j->done(j->arg, SB_DIR_FULL, 0, NULL, NULL, 0);
-    } else if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements % 2 == 1 &&
-               reply->element[0]->type == REDIS_REPLY_INTEGER) {
+    } else if (reply != NULL && reply->type == SB_REDIS_ARRAY && reply->elements % 2 == 1 &&
+               reply->element[0]->type == SB_REDIS_INTEGER) {
         size_t n = reply->elements / 2, k = 0;
         const char **members = malloc((n + 1) * sizeof(*members));
         const char **nodes = malloc((n + 1) * sizeof(*nodes));
         for (size_t i = 0; members && nodes && i < n; i++) {
             const sb_redis_reply_t *p = reply->element[1 + 2 * i], *q = reply->element[2 + 2 * i];
-            if (p->type == REDIS_REPLY_STRING && q->type == REDIS_REPLY_STRING) {
+            if (p->type == SB_REDIS_STRING && q->type == SB_REDIS_STRING) {
                 members[k] = p->str;
                 nodes[k++] = q->str;
             }
@@ -381,7 +381,7 @@ static void on_held(void *arg, const sb_redis_reply_t *reply)
     held_t *h = arg;
     log_error("held", reply);
     /* Unknown counts as held: the caller then says "unavailable", not "not connected". */
-    h->done(h->arg, reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer == 1);
+    h->done(h->arg, reply == NULL || reply->type != SB_REDIS_INTEGER || reply->integer == 1);
     free(h);
 }
 
@@ -445,7 +445,7 @@ static void on_alive(void *arg, const sb_redis_reply_t *reply)
 {
     redis_dir_t *d = arg;
     log_error("liveness", reply);
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+    if (reply == NULL || reply->type != SB_REDIS_INTEGER) {
         d->registered = 0;
         return;
     }
@@ -460,10 +460,10 @@ static void on_swept(void *arg, const sb_redis_reply_t *reply)
 {
     (void)arg;
     log_error("sweep", reply);
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+    if (reply == NULL || reply->type != SB_REDIS_ARRAY)
         return;
     for (size_t i = 0; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_STRING)
+        if (reply->element[i]->type == SB_REDIS_STRING)
             sb_log(SB_LOG_WARN,
                    "cluster: node %s stopped refreshing its liveness; removed its "
                    "peers and room members",

@@ -50,6 +50,71 @@ static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
 
 static void connect_now(sb_redis_t *r);
 
+/* Replies are built as our own sb_redis_reply_t by hiredis's reader: a string is allocated with
+ * its reply, in one block. */
+static sb_redis_reply_t *new_reply(const redisReadTask *task, sb_redis_type_t type, size_t extra)
+{
+    sb_redis_reply_t *reply = calloc(1, sizeof(*reply) + extra);
+    if (reply == NULL)
+        return NULL;
+    reply->type = type;
+    if (task->parent != NULL) {
+        sb_redis_reply_t *parent = task->parent->obj;
+        parent->element[task->idx] = reply;
+    }
+    return reply;
+}
+
+static void *create_string(const redisReadTask *task, char *str, size_t len)
+{
+    sb_redis_type_t type = task->type == REDIS_REPLY_ERROR    ? SB_REDIS_ERROR
+                           : task->type == REDIS_REPLY_STATUS ? SB_REDIS_STATUS
+                                                              : SB_REDIS_STRING;
+    sb_redis_reply_t *reply = new_reply(task, type, len + 1);
+    if (reply == NULL)
+        return NULL;
+    char *copy = (char *)(reply + 1);
+    memcpy(copy, str, len);
+    copy[len] = '\0';
+    reply->str = copy;
+    reply->len = len;
+    return reply;
+}
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    sb_redis_reply_t *reply = new_reply(task, SB_REDIS_ARRAY, n * sizeof(sb_redis_reply_t *));
+    if (reply == NULL)
+        return NULL;
+    reply->element = (sb_redis_reply_t **)(reply + 1);
+    reply->elements = n;
+    return reply;
+}
+
+static void *create_integer(const redisReadTask *task, long long value)
+{
+    sb_redis_reply_t *reply = new_reply(task, SB_REDIS_INTEGER, 0);
+    if (reply != NULL)
+        reply->integer = value;
+    return reply;
+}
+
+static void *create_nil(const redisReadTask *task) { return new_reply(task, SB_REDIS_NIL, 0); }
+
+static void free_reply(void *obj)
+{
+    sb_redis_reply_t *reply = obj;
+    if (reply == NULL)
+        return;
+    for (size_t i = 0; i < reply->elements; i++)
+        free_reply(reply->element[i]);
+    free(reply);
+}
+
+static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
+                                                    create_nil, free_reply};
+
 /* Equal jitter: half the capped exponential delay, plus up to as much again at random. */
 static double backoff(sb_redis_t *r)
 {
@@ -178,7 +243,7 @@ static int send_eval(eval_t *e);
 static void on_eval(void *arg, const sb_redis_reply_t *reply)
 {
     eval_t *e = arg;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !e->evaled &&
+    if (reply != NULL && reply->type == SB_REDIS_ERROR && !e->evaled &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         sb_log(SB_LOG_WARN,
                "redis %s: Redis lost its scripts (SCRIPT FLUSH?); sending them in full",
@@ -242,7 +307,7 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply)
     sb_redis_t *r = arg;
     if (reply == NULL)
         return; /* the connection dropped; drop() already handled it */
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (reply->type == SB_REDIS_ERROR) {
         char why[160];
         snprintf(why, sizeof(why), "Redis refused the connection: %.*s", (int)reply->len,
                  reply->str);
@@ -267,20 +332,19 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply)
 static int is_str(const sb_redis_reply_t *e, const char *s)
 {
     size_t n = strlen(s);
-    return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, s, n) == 0;
+    return e->type == SB_REDIS_STRING && e->len == n && memcmp(e->str, s, n) == 0;
 }
 
 static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
 {
     /* On a subscriber, once subscribed, everything is a push: messages and confirmations. */
     if (r->o.pubsub && r->head == NULL) {
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        if (reply->type == SB_REDIS_ARRAY && reply->elements == 3 &&
             is_str(reply->element[0], "message")) {
             const sb_redis_reply_t *ch = reply->element[1], *msg = reply->element[2];
-            if (r->o.on_message && ch->type == REDIS_REPLY_STRING &&
-                msg->type == REDIS_REPLY_STRING)
+            if (r->o.on_message && ch->type == SB_REDIS_STRING && msg->type == SB_REDIS_STRING)
                 r->o.on_message(r->o.ctx, ch->str, ch->len, msg->str, msg->len);
-        } else if (reply->type == REDIS_REPLY_ERROR) {
+        } else if (reply->type == SB_REDIS_ERROR) {
             sb_log(SB_LOG_WARN, "redis %s: %.*s", r->o.name, (int)reply->len, reply->str);
         }
         return;
@@ -324,7 +388,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (reply == NULL)
             break;
         dispatch(r, reply);
-        freeReplyObject(reply);
+        free_reply(reply);
     }
     r->dispatching = 0;
     if (r->drop_why[0] != '\0') {
@@ -415,7 +479,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 
 static void connect_now(sb_redis_t *r)
 {
-    r->reader = redisReaderCreate();
+    r->reader = redisReaderCreateWithFunctions(&reply_functions);
     r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (r->reader == NULL || r->bev == NULL) {
         r->state = SB_REDIS_CONNECTING; /* so drop() cleans up and retries */

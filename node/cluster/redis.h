@@ -7,12 +7,27 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <hiredis/hiredis.h> /* for struct redisReply and REDIS_REPLY_*; only redis.c calls it */
 
 #include "redis_url.h"
 
-/* The reply type others read (never free or keep). */
-typedef struct redisReply sb_redis_reply_t;
+typedef enum {
+    SB_REDIS_STRING,  /* a bulk string */
+    SB_REDIS_STATUS,  /* +OK */
+    SB_REDIS_ERROR,   /* -ERR ... */
+    SB_REDIS_INTEGER, /* :1 */
+    SB_REDIS_NIL,     /* a null bulk string or array */
+    SB_REDIS_ARRAY,
+} sb_redis_type_t;
+
+/* A reply, as others read it (never free or keep it). */
+typedef struct sb_redis_reply {
+    sb_redis_type_t type;
+    long long integer; /* SB_REDIS_INTEGER */
+    const char *str;   /* STRING, STATUS, ERROR: len bytes, NUL-terminated */
+    size_t len;
+    struct sb_redis_reply **element; /* SB_REDIS_ARRAY: elements of them */
+    size_t elements;
+} sb_redis_reply_t;
 
 typedef enum {
     SB_REDIS_CLOSED,     /* not connected; a reconnect is scheduled unless stopped */
