@@ -58,9 +58,9 @@ static void forget(sb_relay_t *r, peer_t *peer)
 
 static void register_peer(sb_relay_t *r, peer_t *peer)
 {
-    char channel[CHANNEL_MAX];
+    char channel[SB_ENV_CHANNEL_MAX];
     size_t len = 0;
-    relay_channel(channel, peer->id);
+    sb_env_peer_channel(peer->id, channel);
     if (r->bus->ops->subscribe(r->bus, channel, peer) != 0) {
         r->dir->ops->release(r->dir, peer->id);
         forget(r, peer);
@@ -143,8 +143,8 @@ void relay_on_close(void *app, sb_conn_t *c)
     peer->closed = 1;
     relay_leave_all(r, peer);
     if (peer->registered) {
-        char channel[CHANNEL_MAX];
-        relay_channel(channel, peer->id);
+        char channel[SB_ENV_CHANNEL_MAX];
+        sb_env_peer_channel(peer->id, channel);
         r->bus->ops->unsubscribe(r->bus, channel);
         r->dir->ops->release(r->dir, peer->id);
     }

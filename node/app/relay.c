@@ -59,13 +59,6 @@ void relay_send_error(sb_conn_t *c, const char *code, const char *message, const
     relay_send_owned(c, msg, len);
 }
 
-void relay_channel(char *out, const char *id)
-{
-    size_t n = strlen(id);
-    memcpy(out, PEER_CHANNEL, sizeof(PEER_CHANNEL) - 1);
-    memcpy(out + sizeof(PEER_CHANNEL) - 1, id, n + 1);
-}
-
 static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
 {
     sb_relay_t *r = app;

@@ -4,15 +4,13 @@
 
 #include "app/relay.h"
 #include "base/map.h"
+#include "envelope.h"
 #include "message.h"
 
 /* Close codes of the protocol (PROTOCOL.md). */
 #define CLOSE_TRY_AGAIN 4003
 #define CLOSE_ID_TAKEN 4001
 #define CLOSE_BAD_ID 4002
-
-#define PEER_CHANNEL "sb:peer:"
-#define CHANNEL_MAX (sizeof(PEER_CHANNEL) + SB_ID_MAX)
 
 /* Backpressure. A peer is not read while a join or leave of its waits for the directory, so its
  * requests take effect in the order it sent them, whatever the bus; nor while it has
@@ -64,8 +62,6 @@ void relay_flow(peer_t *p);
 int relay_send_owned(sb_conn_t *c, char *msg, size_t len);
 void relay_send_error(sb_conn_t *c, const char *code, const char *message, const char *to,
                       const char *room, sb_str_t mid);
-/* "sb:peer:<id>" into out (CHANNEL_MAX bytes). */
-void relay_channel(char *out, const char *id);
 
 /* peers.c: IDs, connections opening and closing, and recording them again after a loss. */
 void relay_on_open(void *app, sb_conn_t *c);
@@ -79,8 +75,9 @@ void relay_leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m);
 void relay_leave_all(sb_relay_t *r, peer_t *peer);
 /* Records the peer's memberships in the directory again (no answers to send). */
 void relay_rejoin_all(sb_relay_t *r, peer_t *peer);
-/* Holds a room event for a join of that room still being answered. Returns 1 when held. */
-int relay_hold_event(peer_t *peer, const char *msg, size_t len);
+/* A room event from the bus for peer: shown to it, or held while it waits for the answer to its
+ * join of that room. Returns 1 when shown or held. */
+int relay_room_event(peer_t *peer, const sb_env_t *env);
 
 /* relaying.c */
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m);

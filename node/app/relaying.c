@@ -4,7 +4,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "base/log.h"
+#include "envelope.h"
 #include "net/conn.h"
 
 /* Where a relayed message went, kept until the bus says whether anyone took it. */
@@ -54,14 +57,77 @@ static void relay_done(void *arg, int receivers)
         answer_sender(p, receivers > 0 ? 1 : -1);
 }
 
-void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
+/* The envelope kind of a relayed type: the same four, in the same order. */
+static sb_env_kind_t env_kind(sb_msg_type_t type)
+{
+    switch (type) {
+    case SB_MSG_OFFER:
+        return SB_ENV_OFFER;
+    case SB_MSG_ANSWER:
+        return SB_ENV_ANSWER;
+    case SB_MSG_CANDIDATE:
+        return SB_ENV_CANDIDATE;
+    default:
+        return SB_ENV_BYE;
+    }
+}
+
+static sb_msg_type_t msg_type(sb_env_kind_t kind)
+{
+    switch (kind) {
+    case SB_ENV_OFFER:
+        return SB_MSG_OFFER;
+    case SB_ENV_ANSWER:
+        return SB_MSG_ANSWER;
+    case SB_ENV_CANDIDATE:
+        return SB_MSG_CANDIDATE;
+    default:
+        return SB_MSG_BYE;
+    }
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Renders a relayed message for its recipient and queues it. Returns 0, or -1 when it could not
+ * be queued (out of memory, or the connection is gone). */
+static int hand_over(sb_conn_t *to, sb_msg_type_t type, const char *from, sb_str_t payload,
+                     sb_str_t mid)
 {
     size_t len = 0;
-    char *msg = sb_msg_relay(m->type, sender->id, m->payload, m->mid, &len);
+    char *msg = sb_msg_relay(type, from, payload, mid, &len);
+    return relay_send_owned(to, msg, len);
+}
+
+/* Publishes the message as an envelope on the recipient's channel. */
+static void publish(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_relay_t *p)
+{
+    sb_env_t env = {.kind = env_kind(m->type),
+                    .sent_us = now_us(),
+                    .from = {sender->id, strlen(sender->id)},
+                    .to = {m->to, strlen(m->to)},
+                    .mid = m->mid,
+                    .payload = m->payload};
+    size_t len = sb_env_size(&env);
+    char channel[SB_ENV_CHANNEL_MAX], *msg = malloc(len);
+    if (msg == NULL) {
+        answer_sender(p, -1);
+        return;
+    }
+    sb_env_write(&env, msg);
+    sb_env_peer_channel(m->to, channel);
+    r->bus->ops->publish(r->bus, channel, msg, len, relay_done, p);
+    free(msg);
+}
+
+void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
+{
     pending_relay_t *p = calloc(1, sizeof(*p));
-    if (msg == NULL || p == NULL) {
-        free(msg);
-        free(p);
+    if (p == NULL) {
         relay_send_error(sender->conn, "unavailable", "out of memory", m->to, NULL, m->mid);
         return;
     }
@@ -74,25 +140,34 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
     peer_t *local = sb_map_get(r->peers, m->to);
     if (local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
-        answer_sender(p, sb_conn_send_text(local->conn, msg, len) == 0 ? 1 : 0);
+        answer_sender(p, hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0);
     } else {
         /* Not here, or a connection here still claiming the ID, which may well be held by a
          * peer on another node: the bus and the directory decide. */
-        char channel[CHANNEL_MAX];
-        relay_channel(channel, m->to);
-        r->bus->ops->publish(r->bus, channel, msg, len, relay_done, p);
+        publish(r, sender, m, p);
         relay_flow(sender);
     }
-    free(msg);
 }
 
 int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
 {
     peer_t *peer = sub;
+    sb_env_t env;
+    const char *err;
     (void)ctx;
     if (!peer->registered || peer->closed)
         return 0;
-    if (relay_hold_event(peer, msg, len))
-        return 1;
-    return sb_conn_send_text(peer->conn, msg, len) == 0;
+    if (sb_env_parse(msg, len, &env, &err) != 0) {
+        /* Not from a node of this version: nobody to answer, so say it where operators look. */
+        sb_log(SB_LOG_WARN, "peer %s: dropped a bus message: %s", peer->id, err);
+        return 0;
+    }
+    if (!sb_env_is_relay(env.kind))
+        return relay_room_event(peer, &env);
+    if (!sb_str_eq(&env.to, peer->id, 0))
+        return 0; /* published on this peer's channel for another: not ours to show */
+    char from[SB_ID_MAX + 1];
+    memcpy(from, env.from.p, env.from.len);
+    from[env.from.len] = '\0';
+    return hand_over(peer->conn, msg_type(env.kind), from, env.payload, env.mid) == 0;
 }

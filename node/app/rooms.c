@@ -280,53 +280,36 @@ void relay_leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
     relay_send_owned(peer->conn, msg, len);
 }
 
-/* Reads a room event as the directory writes it: {"type":"peer-joined"|"peer-left",
- * "room":"<room>","peer":"<id>"} (names never need escaping). Returns 0, or -1 for anything else.
- */
-static int parse_room_event(const char *msg, size_t len, held_event_t *ev, char *room)
-{
-    static const char joined[] = "{\"type\":\"peer-joined\",\"room\":\"";
-    static const char left[] = "{\"type\":\"peer-left\",\"room\":\"";
-    static const char mid[] = "\",\"peer\":\"";
-    const char *end = msg + len, *p;
-
-    if (len > sizeof(joined) && memcmp(msg, joined, sizeof(joined) - 1) == 0)
-        ev->joined = 1, p = msg + sizeof(joined) - 1;
-    else if (len > sizeof(left) && memcmp(msg, left, sizeof(left) - 1) == 0)
-        ev->joined = 0, p = msg + sizeof(left) - 1;
-    else
-        return -1;
-    const char *q = memchr(p, '"', (size_t)(end - p));
-    if (q == NULL || q - p > SB_ROOM_MAX || (size_t)(end - q) < sizeof(mid) + 2 ||
-        memcmp(q, mid, sizeof(mid) - 1) != 0)
-        return -1;
-    snprintf(room, SB_ROOM_MAX + 1, "%.*s", (int)(q - p), p);
-    p = q + sizeof(mid) - 1;
-    q = memchr(p, '"', (size_t)(end - p));
-    if (q == NULL || q - p > SB_ID_MAX || end - q != 2 || q[1] != '}')
-        return -1;
-    snprintf(ev->peer, sizeof(ev->peer), "%.*s", (int)(q - p), p);
-    return 0;
-}
-
-int relay_hold_event(peer_t *peer, const char *msg, size_t len)
+int relay_room_event(peer_t *peer, const sb_env_t *env)
 {
     pending_join_t *p = peer->join;
-    held_event_t ev;
-    char room[SB_ROOM_MAX + 1];
-    if (p == NULL || parse_room_event(msg, len, &ev, room) != 0 || strcmp(p->room, room) != 0)
-        return 0;
-    if (p->nevents == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 4;
-        held_event_t *events =
-            cap <= HELD_EVENTS_MAX ? realloc(p->events, cap * sizeof(*events)) : NULL;
-        if (events == NULL)
-            return 0; /* delivered at once instead: the view may be off, the event is not lost */
-        p->events = events;
-        p->cap = cap;
+    char room[SB_ROOM_MAX + 1], who[SB_ID_MAX + 1];
+    memcpy(room, env->room.p, env->room.len);
+    room[env->room.len] = '\0';
+    memcpy(who, env->from.p, env->from.len);
+    who[env->from.len] = '\0';
+    /* The event overtook the answer to this peer's join of that room: hold it until then. */
+    if (p != NULL && strcmp(p->room, room) == 0) {
+        if (p->nevents == p->cap) {
+            size_t cap = p->cap ? p->cap * 2 : 4;
+            held_event_t *events =
+                cap <= HELD_EVENTS_MAX ? realloc(p->events, cap * sizeof(*events)) : NULL;
+            if (events != NULL) {
+                p->events = events;
+                p->cap = cap;
+            }
+        }
+        if (p->nevents < p->cap) {
+            held_event_t *ev = &p->events[p->nevents++];
+            ev->joined = env->kind == SB_ENV_PEER_JOINED;
+            memcpy(ev->peer, who, sizeof(who));
+            return 1;
+        }
+        /* Out of memory: delivered at once instead; the view may be off, the event is not lost. */
     }
-    p->events[p->nevents++] = ev;
-    return 1;
+    size_t len = 0;
+    char *msg = sb_msg_peer_event(sb_env_kind_name(env->kind), room, who, &len);
+    return relay_send_owned(peer->conn, msg, len) == 0;
 }
 
 void relay_leave_all(sb_relay_t *r, peer_t *peer)

@@ -10,7 +10,7 @@
  *   sb:sweeper               the node that sweeps dead nodes, while it is alive
  * Every check-and-set is one Lua script, run by its SHA (loaded on each connect), so two nodes
  * never both win. Room events for other nodes' members are published by those scripts on the
- * members' peer channels (sb:peer:<id>).
+ * members' peer channels (sb:peer:<id>), as envelopes (proto/envelope.h) like every bus message.
  *
  * Two connections of its own: "dir" for claims and rooms, which carries client requests, and
  * "upkeep" for this node's liveness and the sweeps, at the loop's upkeep priority. Nothing a
@@ -22,10 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/map.h"
+#include "envelope.h"
 #include "message.h"
 #include "cluster/redis.h"
 
@@ -49,49 +51,55 @@ static const char RELEASE[] =
  * before their welcome, from inside the script that changes the room: a member joining at the
  * same moment is either in the list the script sees, or sees the change in its own answer. */
 
+/* A room event for the member whose peer ID is in Lua variable member, as the envelope of
+ * proto/envelope.h; kind, sent (the calling node's clock), peer and room are Lua expressions. */
+#define PUBLISH_EVENT(member, kind, sent, peer, room)                                              \
+    "redis.call('PUBLISH', '" SB_ENV_PEER_CHANNEL "' .. " member                                   \
+    ", string.format('" SB_ENV_ROOM_EVENT_LUA "', " kind ", " sent ", " peer ", " room "))"
+
 /* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, limit, "<room>\t<peer>",
- * room. Returns {added, peer1, node1, peer2, node2, ...}, or nil when the room is full. */
-static const char JOIN[] =
-    "local added = 0\n"
-    "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
-    "  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and\n"
-    "     redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then\n"
-    "    return false\n"
-    "  end\n"
-    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "  redis.call('SADD', KEYS[2], ARGV[4])\n"
-    "  added = 1\n"
-    "end\n"
-    "local all = redis.call('HGETALL', KEYS[1])\n"
-    "if added == 1 then\n"
-    "  local event = '{\"type\":\"peer-joined\",\"room\":\"' .. ARGV[5] .. '\",\"peer\":\"' ..\n"
-    "    ARGV[1] .. '\"}'\n"
-    "  for i = 1, #all, 2 do\n"
-    "    if all[i + 1] ~= ARGV[2] then redis.call('PUBLISH', 'sb:peer:' .. all[i], event) end\n"
-    "  end\n"
-    "end\n"
-    "table.insert(all, 1, added)\n"
-    "return all\n";
+ * room, sent. Returns {added, peer1, node1, peer2, node2, ...}, or nil when the room is full. */
+static const char JOIN[] = "local added = 0\n"
+                           "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
+                           "  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and\n"
+                           "     redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then\n"
+                           "    return false\n"
+                           "  end\n"
+                           "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+                           "  redis.call('SADD', KEYS[2], ARGV[4])\n"
+                           "  added = 1\n"
+                           "end\n"
+                           "local all = redis.call('HGETALL', KEYS[1])\n"
+                           "if added == 1 then\n"
+                           "  for i = 1, #all, 2 do\n"
+                           "    if all[i + 1] ~= ARGV[2] then\n"
+                           "      " PUBLISH_EVENT("all[i]", "'peer-joined'", "ARGV[6]", "ARGV[1]",
+                                                  "ARGV[5]") "\n"
+                                                             "    end\n"
+                                                             "  end\n"
+                                                             "end\n"
+                                                             "table.insert(all, 1, added)\n"
+                                                             "return all\n";
 
 /* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, "<room>\t<peer>", room,
- * announce. Tells the others when it removed the member, or always with announce "1" (a leave
+ * announce, sent. Tells the others when it removed the member, or always with announce "1" (a leave
  * that waited out an outage: Redis may have lost the member, not the others' memory of it). */
-static const char LEAVE[] =
-    "local removed = 0\n"
-    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
-    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "  removed = 1\n"
-    "end\n"
-    "redis.call('SREM', KEYS[2], ARGV[3])\n"
-    "if removed == 1 or ARGV[5] == '1' then\n"
-    "  local event = '{\"type\":\"peer-left\",\"room\":\"' .. ARGV[4] .. '\",\"peer\":\"' ..\n"
-    "    ARGV[1] .. '\"}'\n"
-    "  local all = redis.call('HGETALL', KEYS[1])\n"
-    "  for i = 1, #all, 2 do\n"
-    "    if all[i + 1] ~= ARGV[2] then redis.call('PUBLISH', 'sb:peer:' .. all[i], event) end\n"
-    "  end\n"
-    "end\n"
-    "return removed\n";
+static const char LEAVE[] = "local removed = 0\n"
+                            "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+                            "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+                            "  removed = 1\n"
+                            "end\n"
+                            "redis.call('SREM', KEYS[2], ARGV[3])\n"
+                            "if removed == 1 or ARGV[5] == '1' then\n"
+                            "  local all = redis.call('HGETALL', KEYS[1])\n"
+                            "  for i = 1, #all, 2 do\n"
+                            "    if all[i + 1] ~= ARGV[2] then\n"
+                            "      " PUBLISH_EVENT("all[i]", "'peer-left'", "ARGV[6]", "ARGV[1]",
+                                                   "ARGV[4]") "\n"
+                                                              "    end\n"
+                                                              "  end\n"
+                                                              "end\n"
+                                                              "return removed\n";
 
 /* KEYS: sb:id:<peer>. Returns 1 when a live node holds the ID. */
 static const char HELD[] =
@@ -105,11 +113,11 @@ static const char HELD[] =
 static const char ALIVE[] = "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
                             "return redis.call('SADD', 'sb:nodes', ARGV[1])\n";
 
-/* ARGV: node. Removes every node whose liveness key has expired: its room members (telling every
- * remaining member, on whatever node, peer-left) and its ID claims. Atomic, so the work is done
- * once. One live node at a time holds the sweeper lease (sb:sweeper) and does the scan; the others
- * stop at the lease, so a cluster's sweeping costs O(nodes) a second, not O(nodes^2). A lease
- * whose holder's liveness key has expired is taken over at once: a dead sweeper is no delay.
+/* ARGV: node, sent. Removes every node whose liveness key has expired: its room members (telling
+ * every remaining member, on whatever node, peer-left) and its ID claims. Atomic, so the work is
+ * done once. One live node at a time holds the sweeper lease (sb:sweeper) and does the scan; the
+ * others stop at the lease, so a cluster's sweeping costs O(nodes) a second, not O(nodes^2). A
+ * lease whose holder's liveness key has expired is taken over at once: a dead sweeper is no delay.
  * Returns the nodes removed. */
 static const char SWEEP[] =
     "local holder = redis.call('GET', 'sb:sweeper')\n"
@@ -127,25 +135,28 @@ static const char SWEEP[] =
     "      local hash = 'sb:members:' .. room\n"
     "      if redis.call('HGET', hash, peer) == node then\n"
     "        redis.call('HDEL', hash, peer)\n"
-    "        local event = '{\"type\":\"peer-left\",\"room\":\"' .. room .. '\",\"peer\":\"' ..\n"
-    "          peer .. '\"}'\n"
     "        local all = redis.call('HGETALL', hash)\n"
     "        for i = 1, #all, 2 do\n"
-    "          if all[i + 1] ~= node then redis.call('PUBLISH', 'sb:peer:' .. all[i], event) end\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "    local ikey = 'sb:node:' .. node .. ':ids'\n"
-    "    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do\n"
-    "      if redis.call('GET', 'sb:id:' .. id) == node then redis.call('DEL', 'sb:id:' .. id) "
-    "end\n"
-    "    end\n"
-    "    redis.call('DEL', mkey, ikey)\n"
-    "    redis.call('SREM', 'sb:nodes', node)\n"
-    "    table.insert(removed, node)\n"
-    "  end\n"
-    "end\n"
-    "return removed\n";
+    "          if all[i + 1] ~= node then\n"
+    "            " PUBLISH_EVENT(
+        "all[i]", "'peer-left'", "ARGV[2]", "peer",
+        "room") "\n"
+                "          end\n"
+                "        end\n"
+                "      end\n"
+                "    end\n"
+                "    local ikey = 'sb:node:' .. node .. ':ids'\n"
+                "    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do\n"
+                "      if redis.call('GET', 'sb:id:' .. id) == node then redis.call('DEL', "
+                "'sb:id:' .. id) "
+                "end\n"
+                "    end\n"
+                "    redis.call('DEL', mkey, ikey)\n"
+                "    redis.call('SREM', 'sb:nodes', node)\n"
+                "    table.insert(removed, node)\n"
+                "  end\n"
+                "end\n"
+                "return removed\n";
 
 /* The scripts by connection: the first five run on "dir", the last two on "upkeep". */
 enum { S_CLAIM, S_RELEASE, S_JOIN, S_LEAVE, S_HELD, S_ALIVE, S_SWEEP, S_COUNT };
@@ -178,6 +189,16 @@ typedef struct {
 static int ready(const redis_dir_t *d)
 {
     return sb_redis_state(d->cmd) == SB_REDIS_READY && sb_redis_state(d->upkeep) == SB_REDIS_READY;
+}
+
+/* This node's clock for the room events a script sends, in microseconds, as digits (Lua would
+ * write a number this large in exponent form). */
+static void sent_now(char out[24])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(out, 24, "%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
 }
 
 /* Runs one of the scripts on the connection it belongs to. */
@@ -304,8 +325,10 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
     snprintf(lim, sizeof(lim), "%zu", limit > 1000000000 ? (size_t)1000000000 : limit);
     sb_map_remove(d->leaves, entry);
-    const char *args[] = {key, set, peer, d->node, lim, entry, room};
-    if (eval(d, S_JOIN, 2, args, 7, on_joined, j) != 0) {
+    char sent[24];
+    sent_now(sent);
+    const char *args[] = {key, set, peer, d->node, lim, entry, room, sent};
+    if (eval(d, S_JOIN, 2, args, 8, on_joined, j) != 0) {
         free(j);
         done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
     }
@@ -345,9 +368,11 @@ static int send_leave(redis_dir_t *d, const char *entry, int announce, leave_t *
     snprintf(room, sizeof(room), "%.*s", (int)(tab - entry), entry);
     snprintf(key, sizeof(key), "sb:members:%s", room);
     snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
-    const char *args[] = {key, set, tab + 1, d->node, entry, room, announce ? "1" : "0"};
-    return l ? eval(d, S_LEAVE, 2, args, 7, on_left, l)
-             : eval(d, S_LEAVE, 2, args, 7, log_error, "leave");
+    char sent[24];
+    sent_now(sent);
+    const char *args[] = {key, set, tab + 1, d->node, entry, room, announce ? "1" : "0", sent};
+    return l ? eval(d, S_LEAVE, 2, args, 8, on_left, l)
+             : eval(d, S_LEAVE, 2, args, 8, log_error, "leave");
 }
 
 static void leave(sb_dir_t *base, const char *room, const char *peer, sb_dir_done_fn done,
@@ -488,8 +513,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     snprintf(ttl, sizeof(ttl), "%ld", (long)(d->ttl * 1000));
     const char *args[] = {key, d->node, ttl};
     eval(d, S_ALIVE, 1, args, 3, on_alive, d);
-    const char *sweeper[] = {d->node};
-    eval(d, S_SWEEP, 0, sweeper, 1, on_swept, d);
+    char sent[24];
+    sent_now(sent);
+    const char *sweeper[] = {d->node, sent};
+    eval(d, S_SWEEP, 0, sweeper, 2, on_swept, d);
 }
 
 static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)

@@ -193,20 +193,44 @@ static void push(sb_redis_t *r, sb_redis_reply_fn cb, void *arg, pending_t *p)
 }
 
 /* Writes a command; pushes its callback unless it is a pub/sub confirmation. */
+/* Writes a RESP length line ("*3\r\n", "$7\r\n") into out; returns its length. */
+static size_t resp_count(char *out, char tag, size_t n)
+{
+    char digits[24];
+    size_t k = 0, len = 0;
+    do
+        digits[k++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    out[len++] = tag;
+    while (k > 0)
+        out[len++] = digits[--k];
+    out[len++] = '\r';
+    out[len++] = '\n';
+    return len;
+}
+
+/* Writes a command as RESP straight into the output buffer (no copy of it is made first);
+ * pushes its callback unless it is a pub/sub confirmation. */
 static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
                         int expect_reply, sb_redis_reply_fn cb, void *arg)
 {
-    char *cmd = NULL;
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    char line[32];
+    size_t total = resp_count(line, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++)
+        total += resp_count(line, '$', lens[i]) + lens[i] + 2;
     pending_t *p = expect_reply ? malloc(sizeof(*p)) : NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (len < 0 || (expect_reply && p == NULL) ||
-        evbuffer_add(bufferevent_get_output(r->bev), cmd, (size_t)len) != 0) {
+    /* Room for all of it first, so that the appends below cannot fail half-way. */
+    if ((expect_reply && p == NULL) || evbuffer_expand(out, total) != 0) {
         free(p);
-        if (len >= 0)
-            redisFreeCommand(cmd);
         return -1;
     }
-    redisFreeCommand(cmd);
+    evbuffer_add(out, line, resp_count(line, '*', (size_t)argc));
+    for (int i = 0; i < argc; i++) {
+        evbuffer_add(out, line, resp_count(line, '$', lens[i]));
+        evbuffer_add(out, argv[i], lens[i]);
+        evbuffer_add(out, "\r\n", 2);
+    }
     if (expect_reply)
         push(r, cb, arg, p);
     return 0;
