@@ -1,5 +1,4 @@
-/* HTTP/1.1 request-head parser and the WebSocket opening handshake (RFC 7230, RFC 6455 4.2), no
- * I/O. */
+/* HTTP/1.1 request-head parser, header lookups and the Host check (RFC 9112), no I/O. */
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 
@@ -40,28 +39,12 @@ const sb_str_t *sb_http_header(const sb_http_request_t *req, const char *name);
 /* Returns 1 when the comma-separated header value contains token (case-insensitive). */
 int sb_http_has_token(const sb_str_t *value, const char *token);
 
+/* The same, with the token's case significant (subprotocol names, RFC 6455 4.1). */
+int sb_http_has_exact_token(const sb_str_t *value, const char *token);
+
 /* Checks the Host fields against RFC 9112 section 3.2: exactly one for HTTP/1.1, at most one for
  * HTTP/1.0, and a value that is empty or uri-host [ ":" port ] (RFC 3986 3.2.2-3.2.3). Returns 0
  * when they are acceptable, else -1 with *err set to a static reason (answered with 400). */
 int sb_http_check_host(const sb_http_request_t *req, const char **err);
-
-/* The subprotocol Switchboard speaks, echoed when a client offers it. */
-#define SB_WS_SUBPROTOCOL "switchboard.v1"
-
-/* Outcome of checking a request to upgrade to a WebSocket. */
-typedef struct {
-    int status;         /* 101 to accept, else 400, 405 or 426 */
-    const char *reason; /* static text saying what was wrong (status != 101) */
-    char accept[29];    /* Sec-WebSocket-Accept value, NUL-terminated (status 101) */
-    int subprotocol;    /* 1 when the client offered SB_WS_SUBPROTOCOL */
-} sb_ws_handshake_t;
-
-/* Checks an upgrade request against RFC 6455 section 4.2.1: GET, HTTP/1.1 or later, Host (as
- * sb_http_check_host), Upgrade: websocket, Connection containing upgrade, Sec-WebSocket-Version
- * 13 (else 426) and a Sec-WebSocket-Key that decodes to 16 bytes. Fills hs; returns hs->status. */
-int sb_ws_handshake_check(const sb_http_request_t *req, sb_ws_handshake_t *hs);
-
-/* Computes Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), NUL-terminated. */
-void sb_ws_accept_key(const char *key, size_t key_len, char out[29]);
 
 #endif

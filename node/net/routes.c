@@ -2,6 +2,7 @@
 #include "net/routes.h"
 
 #include "net/http_response.h"
+#include "handshake.h"
 #include "net/static.h"
 
 static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)

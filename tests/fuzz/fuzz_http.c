@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "handshake.h"
 #include "http.h"
 
 /* RFC 7230 section 3.2.6 tchar, written out rather than shared with proto/http.c. */

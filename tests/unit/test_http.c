@@ -1,10 +1,12 @@
-/* Unit tests for proto/http: the request-head parser, the Host check, the WebSocket handshake. */
+/* Unit tests for proto/http and proto/handshake: the request-head parser, the Host check, the
+ * WebSocket handshake. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
+#include "handshake.h"
 #include "http.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
