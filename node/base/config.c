@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <limits.h>
 #include <unistd.h>
@@ -190,7 +191,8 @@ static int resolve_www(sb_config_t *cfg, char *err, size_t errlen)
     if (cfg->www[0] == '\0')
         return 0;
     if (strcmp(cfg->www, "auto") != 0) {
-        if (realpath(cfg->www, real) == NULL) {
+        struct stat st;
+        if (realpath(cfg->www, real) == NULL || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
             snprintf(err, errlen, "--www %s: no such directory", cfg->www);
             return -1;
         }
@@ -215,7 +217,8 @@ static int resolve_www(sb_config_t *cfg, char *err, size_t errlen)
 /* Checks --ice-servers is a JSON array of objects with urls, and stores it compactly. */
 static int check_ice_servers(sb_config_t *cfg, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_Parse(cfg->ice_servers), *server;
+    /* Nothing may follow the array: cJSON_Parse alone would drop it without a word. */
+    cJSON *root = cJSON_ParseWithOpts(cfg->ice_servers, NULL, 1), *server;
     int rc = -1;
     if (root == NULL || !cJSON_IsArray(root))
         goto out;
