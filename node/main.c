@@ -85,8 +85,12 @@ int main(int argc, char **argv)
     } else {
         if (cfg.redis[0] != '\0') {
             /* A clear answer at start beats a node that never becomes ready. */
-            if (sb_redis_url_parse(cfg.redis, &redis_url, err, sizeof(err)) != 0 ||
-                sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
+            const char *why;
+            if (sb_redis_url_parse(cfg.redis, &redis_url, &why) != 0) {
+                sb_log(SB_LOG_ERROR, "bad Redis URL: %s (want " SB_REDIS_URL_FORM ")", why);
+                goto out;
+            }
+            if (sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }

@@ -202,6 +202,14 @@ static char *put_decimal(char *out, uint64_t v)
 
 size_t sb_env_write(const sb_env_t *env, char *out)
 {
+    char *p = out + sb_env_write_head(env, out);
+    p = put(p, env->mid.p, env->mid.len);
+    p = put(p, env->payload.p, env->payload.len);
+    return (size_t)(p - out);
+}
+
+size_t sb_env_write_head(const sb_env_t *env, char *out)
+{
     const char *kind = sb_env_kind_name(env->kind);
     char *p = out;
 
@@ -218,8 +226,6 @@ size_t sb_env_write(const sb_env_t *env, char *out)
     *p++ = ' ';
     p = put_decimal(p, env->mid.len);
     *p++ = ' ';
-    p = put(p, env->mid.p, env->mid.len);
-    p = put(p, env->payload.p, env->payload.len);
     return (size_t)(p - out);
 }
 

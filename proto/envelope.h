@@ -72,6 +72,12 @@ size_t sb_env_size(const sb_env_t *env);
  * returns the bytes written. The caller guarantees env is valid (as sb_env_parse would accept). */
 size_t sb_env_write(const sb_env_t *env, char *out);
 
+/* The head of the envelope: everything before the mid, at most SB_ENV_HEAD_MAX bytes. Writing the
+ * head, then the mid's bytes, then the payload's gives what sb_env_write gives, so a sender can
+ * hand the three on without joining them first. Returns the bytes written. */
+#define SB_ENV_HEAD_MAX 256
+size_t sb_env_write_head(const sb_env_t *env, char *out);
+
 /* The wire name of a kind ("offer", ..., "peer-left"); NULL for a value outside the enum. */
 const char *sb_env_kind_name(sb_env_kind_t kind);
 

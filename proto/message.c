@@ -1,8 +1,6 @@
 /* Signaling protocol v1 (PROTOCOL.md): parses client messages and builds server messages. */
 #include "message.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,34 +28,57 @@ int sb_peer_id_valid(const char *s, size_t len) { return valid_name(s, len, SB_I
 
 int sb_room_valid(const char *s, size_t len) { return valid_name(s, len, SB_ROOM_MAX, "_.:-"); }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int fail(const char **err, int code, const char *why)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
+    if (err != NULL)
+        *err = why;
+    return code;
 }
 
-/* The fields the protocol knows; others are ignored so that later versions can add some. */
+/* A JSON syntax error at byte at. */
+static int bad_json(sb_msg_t *m, const char **err, size_t at)
+{
+    m->error_at = at;
+    return fail(err, SB_MSG_EJSON, "invalid JSON");
+}
+
+/* The fields the protocol knows; others are ignored so that later versions can add some. Each
+ * has its reasons written out, so that they are static and still name the field. */
 enum { F_TYPE, F_TO, F_ROOM, F_PAYLOAD, F_MID, NUM_FIELDS };
-static const char *const field_names[] = {"type", "to", "room", "payload", "mid"};
+static const struct {
+    const char *name;
+    const char *missing;    /* type, to, room: required */
+    const char *not_string; /* type, to, room: strings */
+    const char *duplicate;
+    const char *invalid; /* to, room, mid: the rule the value breaks */
+} fields[NUM_FIELDS] = {
+    [F_TYPE] = {"type", "missing field 'type'", "'type' must be a string", "duplicate field 'type'",
+                NULL},
+    [F_TO] = {"to", "missing field 'to'", "'to' must be a string", "duplicate field 'to'",
+              "'to' must be 1-64 characters of [A-Za-z0-9_.-]"},
+    [F_ROOM] = {"room", "missing field 'room'", "'room' must be a string", "duplicate field 'room'",
+                "'room' must be 1-64 characters of [A-Za-z0-9_.:-]"},
+    [F_PAYLOAD] = {"payload", NULL, NULL, "duplicate field 'payload'", NULL},
+    [F_MID] = {"mid", NULL, NULL, "duplicate field 'mid'",
+               "'mid' must be a string of at most 64 bytes or a number of at most 64 characters"},
+};
+_Static_assert(SB_ID_MAX == 64 && SB_ROOM_MAX == 64 && SB_MID_MAX == 64,
+               "the reasons above say 64");
 
 static int is_string(const sb_str_t *v) { return v->len > 0 && v->p[0] == '"'; }
 
-/* Decodes a string field that must be a name; writes it NUL-terminated into out. */
-static int name_field(const sb_str_t *v, const char *field, char *out, size_t cap,
-                      int (*valid)(const char *, size_t), const char *rule, char *err,
-                      size_t errlen)
+/* Decodes string field f, which must be a name; writes it NUL-terminated into out. */
+static int name_field(const sb_str_t *v, int f, char *out, size_t cap,
+                      int (*valid)(const char *, size_t), const char **err)
 {
     int n;
     if (v->len == 0)
-        return fail(err, errlen, "missing field '%s'", field);
+        return fail(err, SB_MSG_EMISSING, fields[f].missing);
     if (!is_string(v))
-        return fail(err, errlen, "'%s' must be a string", field);
+        return fail(err, SB_MSG_ENOT_STRING, fields[f].not_string);
     n = sb_json_decode_string(v, out, cap);
     if (n < 0 || !valid(out, (size_t)n))
-        return fail(err, errlen, "'%s' must be %s", field, rule);
+        return fail(err, SB_MSG_EVALUE, fields[f].invalid);
     return 0;
 }
 
@@ -69,7 +90,7 @@ static int mid_valid(const sb_str_t *v)
     return v->len <= SB_MID_MAX && (v->p[0] == '-' || (v->p[0] >= '0' && v->p[0] <= '9'));
 }
 
-int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t errlen)
+int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, const char **err)
 {
     sb_str_t f[NUM_FIELDS];
     size_t pos = 0;
@@ -82,8 +103,8 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
     if (pos >= len || json[pos] != '{') {
         size_t check = pos;
         if (pos < len && sb_json_skip_value(json, len, &check) == 0)
-            return fail(err, errlen, "a message must be a JSON object");
-        return fail(err, errlen, "invalid JSON at byte %zu", check);
+            return fail(err, SB_MSG_ENOT_OBJECT, "a message must be a JSON object");
+        return bad_json(m, err, check);
     }
     pos++;
     sb_json_skip_ws(json, len, &pos);
@@ -91,33 +112,33 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
     while (pos < len && json[pos] != '}') {
         if (!first) {
             if (json[pos] != ',')
-                return fail(err, errlen, "invalid JSON at byte %zu", pos);
+                return bad_json(m, err, pos);
             pos++;
             sb_json_skip_ws(json, len, &pos);
         }
         first = 0;
         size_t kstart = pos;
         if (pos >= len || json[pos] != '"' || sb_json_skip_value(json, len, &pos) != 0)
-            return fail(err, errlen, "invalid JSON at byte %zu", pos);
+            return bad_json(m, err, pos);
         sb_str_t klit = {json + kstart, pos - kstart};
         char key[16];
         int known = -1, klen = sb_json_decode_string(&klit, key, sizeof(key));
         for (int i = 0; klen >= 0 && i < NUM_FIELDS; i++)
-            if ((size_t)klen == strlen(field_names[i]) &&
-                memcmp(key, field_names[i], (size_t)klen) == 0)
+            if ((size_t)klen == strlen(fields[i].name) &&
+                memcmp(key, fields[i].name, (size_t)klen) == 0)
                 known = i; /* compared with its length: a decoded \u0000 cannot cut a key short */
         sb_json_skip_ws(json, len, &pos);
         if (pos >= len || json[pos] != ':')
-            return fail(err, errlen, "invalid JSON at byte %zu", pos);
+            return bad_json(m, err, pos);
         pos++;
         sb_json_skip_ws(json, len, &pos);
         size_t vstart = pos;
         if (sb_json_skip_nested(json, len, &pos, 1) != 0) /* inside the message object */
-            return fail(err, errlen, "invalid JSON at byte %zu", pos);
+            return bad_json(m, err, pos);
         if (known >= 0) {
             /* Two values for one field could be read two ways: refuse rather than guess. */
             if (f[known].p != NULL)
-                return fail(err, errlen, "duplicate field '%s'", field_names[known]);
+                return fail(err, SB_MSG_EDUPLICATE, fields[known].duplicate);
             f[known].p = json + vstart;
             f[known].len = pos - vstart;
             /* Keep a valid mid as soon as it is seen, so that an error found later carries it. */
@@ -127,40 +148,36 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t er
         sb_json_skip_ws(json, len, &pos);
     }
     if (pos >= len)
-        return fail(err, errlen, "invalid JSON at byte %zu", pos);
+        return bad_json(m, err, pos);
     pos++;
     sb_json_skip_ws(json, len, &pos);
-    if (pos != len)
-        return fail(err, errlen, "invalid JSON at byte %zu: data after the object", pos);
+    if (pos != len) {
+        m->error_at = pos;
+        return fail(err, SB_MSG_ETRAILING, "data after the object");
+    }
 
     if (f[F_MID].len > 0 && m->mid.len == 0)
-        return fail(err, errlen,
-                    "'mid' must be a string of at most %d bytes or a number of at "
-                    "most %d characters",
-                    SB_MID_MAX, SB_MID_MAX);
+        return fail(err, SB_MSG_EVALUE, fields[F_MID].invalid);
 
     char type[16];
     if (f[F_TYPE].len == 0)
-        return fail(err, errlen, "missing field 'type'");
+        return fail(err, SB_MSG_EMISSING, fields[F_TYPE].missing);
     if (!is_string(&f[F_TYPE]))
-        return fail(err, errlen, "'type' must be a string");
+        return fail(err, SB_MSG_ENOT_STRING, fields[F_TYPE].not_string);
     int found = -1, tlen = sb_json_decode_string(&f[F_TYPE], type, sizeof(type));
     for (size_t i = 0; tlen >= 0 && i < NUM_TYPES; i++)
         if ((size_t)tlen == strlen(type_names[i]) && memcmp(type, type_names[i], (size_t)tlen) == 0)
             found = (int)i;
     if (found < 0)
-        return fail(err, errlen,
-                    "unknown type: expected offer, answer, candidate, bye, join or "
-                    "leave");
+        return fail(err, SB_MSG_EUNKNOWN_TYPE,
+                    "unknown type: expected offer, answer, candidate, bye, join or leave");
     m->type = (sb_msg_type_t)found;
 
     if (m->type == SB_MSG_JOIN || m->type == SB_MSG_LEAVE)
-        return name_field(&f[F_ROOM], "room", m->room, sizeof(m->room), sb_room_valid,
-                          "1-64 characters of [A-Za-z0-9_.:-]", err, errlen);
+        return name_field(&f[F_ROOM], F_ROOM, m->room, sizeof(m->room), sb_room_valid, err);
 
     m->payload = f[F_PAYLOAD];
-    return name_field(&f[F_TO], "to", m->to, sizeof(m->to), sb_peer_id_valid,
-                      "1-64 characters of [A-Za-z0-9_.-]", err, errlen);
+    return name_field(&f[F_TO], F_TO, m->to, sizeof(m->to), sb_peer_id_valid, err);
 }
 
 /* A growing output string for the builders. */

@@ -1,4 +1,8 @@
-/* Signaling protocol v1 (PROTOCOL.md): parses client messages and builds server messages. */
+/* Signaling protocol v1 (PROTOCOL.md): parses client messages and builds server messages.
+ *
+ * Errors (as everywhere in proto/): a function returns 0, or a length or count >= 0, on success and
+ * a negative code on failure; a `const char **err` out-parameter (NULL allowed) then receives a
+ * static reason for people. */
 #ifndef SB_MESSAGE_H
 #define SB_MESSAGE_H
 
@@ -29,11 +33,29 @@ typedef struct {
     char room[SB_ROOM_MAX + 1]; /* join, leave */
     sb_str_t payload;
     sb_str_t mid;
+    size_t error_at; /* SB_MSG_EJSON, SB_MSG_ETRAILING: the offset of the offending byte */
 } sb_msg_t;
 
-/* Parses one client message. Returns 0, or -1 with a message for people in err. Even on error,
- * m->mid is set when a valid mid was found, so the error can carry it. */
-int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, char *err, size_t errlen);
+/* What sb_msg_parse returns. The reason in *err names the field, when there is one
+ * ("missing field 'to'"); the JSON errors leave their byte offset in m->error_at, so that the
+ * message for people reads "<reason> at byte N" (SB_MSG_EJSON: "invalid JSON at byte 12") or
+ * "invalid JSON at byte N: <reason>" (SB_MSG_ETRAILING: "... : data after the object"). */
+enum {
+    SB_MSG_EJSON = -1,         /* not valid JSON (or cut short) */
+    SB_MSG_ETRAILING = -2,     /* a complete object with bytes after it */
+    SB_MSG_ENOT_OBJECT = -3,   /* valid JSON, but not an object */
+    SB_MSG_EDUPLICATE = -4,    /* a field the protocol knows, given twice */
+    SB_MSG_EVALUE = -5,        /* a field breaking its rule: mid (checked first), to or room */
+    SB_MSG_EMISSING = -6,      /* type, or the to or room its type requires, absent */
+    SB_MSG_ENOT_STRING = -7,   /* type, to or room not a JSON string */
+    SB_MSG_EUNKNOWN_TYPE = -8, /* type is none of the six names */
+};
+
+/* Parses one client message. Returns 0, or a negative SB_MSG_E* code with *err (when err is not
+ * NULL) set to a static reason for people and, for the JSON errors, m->error_at set. Even on
+ * error, m->mid is set when a valid mid was found, so the error can carry it; nothing else in m
+ * is to be used. */
+int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, const char **err);
 
 /* The wire name of a type ("offer", ...). */
 const char *sb_msg_type_name(sb_msg_type_t type);

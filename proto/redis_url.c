@@ -3,14 +3,13 @@
 
 #include "str.h"
 
-#include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *why)
+static int fail(const char **err, int code, const char *why)
 {
-    snprintf(err, errlen, "bad Redis URL: %s (want redis://[[user]:password@]host[:port][/db])",
-             why);
-    return -1;
+    if (err != NULL)
+        *err = why;
+    return code;
 }
 
 /* Parses a decimal number in [lo, hi] spanning exactly [s, s+n). */
@@ -30,14 +29,14 @@ static int number(const char *s, size_t n, int lo, int hi, int *out)
     return 0;
 }
 
-int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t errlen)
+int sb_redis_url_parse(const char *url, sb_redis_url_t *out, const char **err)
 {
     static const char scheme[] = "redis://";
     memset(out, 0, sizeof(*out));
     out->port = 6379;
 
     if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return fail(err, errlen, "it must start with redis://");
+        return fail(err, SB_REDIS_URL_ESCHEME, "it must start with redis://");
     const char *p = url + sizeof(scheme) - 1;
     const char *end = p + strlen(p);
 
@@ -45,7 +44,7 @@ int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t e
     const char *slash = strchr(p, '/');
     if (slash != NULL) {
         if (slash + 1 < end && number(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &out->db))
-            return fail(err, errlen, "the database must be a number");
+            return fail(err, SB_REDIS_URL_EDB, "the database must be a number");
         end = slash;
     }
     /* Credentials: everything before the last '@' (a password may contain '@'). */
@@ -56,11 +55,12 @@ int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t e
     if (at != NULL) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon == NULL)
-            return fail(err, errlen, "credentials must be user:password or :password");
+            return fail(err, SB_REDIS_URL_EAUTH, "credentials must be user:password or :password");
         if (sb_percent_decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) < 0 ||
             sb_percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
                               sizeof(out->password)) < 0)
-            return fail(err, errlen, "the user or password is too long or badly encoded");
+            return fail(err, SB_REDIS_URL_EAUTH,
+                        "the user or password is too long or badly encoded");
         p = at + 1;
     }
     /* Host and port. */
@@ -68,7 +68,7 @@ int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t e
     if (p < end && *p == '[') {
         const char *close = memchr(p, ']', (size_t)(end - p));
         if (close == NULL)
-            return fail(err, errlen, "an IPv6 address needs its closing ]");
+            return fail(err, SB_REDIS_URL_EHOST, "an IPv6 address needs its closing ]");
         host = p + 1;
         hend = close;
         p = close + 1;
@@ -79,12 +79,12 @@ int sb_redis_url_parse(const char *url, sb_redis_url_t *out, char *err, size_t e
         p = hend;
     }
     if (hend == host || (size_t)(hend - host) >= sizeof(out->host))
-        return fail(err, errlen, "the host is missing or too long");
+        return fail(err, SB_REDIS_URL_EHOST, "the host is missing or too long");
     memcpy(out->host, host, (size_t)(hend - host));
     out->host[hend - host] = '\0';
     if (p < end) {
         if (*p != ':' || number(p + 1, (size_t)(end - p - 1), 1, 65535, &out->port) != 0)
-            return fail(err, errlen, "the port must be a number from 1 to 65535");
+            return fail(err, SB_REDIS_URL_EPORT, "the port must be a number from 1 to 65535");
     }
     return 0;
 }

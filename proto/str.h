@@ -1,4 +1,8 @@
-/* Byte slices (a pointer and a length into someone else's buffer) and small text helpers. */
+/* Byte slices (a pointer and a length into someone else's buffer) and small text helpers.
+ *
+ * Errors, everywhere in proto/: a function returns 0 (or a length or count >= 0) on success and a
+ * negative code on failure, and a `const char **err` out-parameter (NULL allowed) receives a
+ * static reason for people. */
 #ifndef SB_STR_H
 #define SB_STR_H
 

@@ -24,11 +24,28 @@ void sb_ws_reader_free(sb_ws_reader_t *r)
     r->msg_len = r->msg_cap = 0;
 }
 
-static int fail(sb_ws_reader_t *r, uint16_t code, const char *why)
+/* Records the failure, which every later call reports again, and returns its code. */
+static int fail(sb_ws_reader_t *r, int code, const char *why)
 {
-    r->error_code = code;
-    r->error = why;
-    return -1;
+    r->failed = code;
+    r->failed_why = why;
+    return code;
+}
+
+uint16_t sb_ws_error_close_code(int code)
+{
+    switch (code) {
+    case SB_WS_EPROTOCOL:
+        return SB_WS_CLOSE_PROTOCOL_ERROR;
+    case SB_WS_EBINARY:
+        return SB_WS_CLOSE_UNSUPPORTED;
+    case SB_WS_EUTF8:
+        return SB_WS_CLOSE_INVALID_DATA;
+    case SB_WS_ETOO_BIG:
+        return SB_WS_CLOSE_TOO_BIG;
+    default:
+        return SB_WS_CLOSE_INTERNAL;
+    }
 }
 
 static int is_control(int opcode) { return (opcode & 0x8) != 0; }
@@ -52,9 +69,9 @@ static int reserve(sb_ws_reader_t *r, size_t n)
     return 0;
 }
 
-/* Parses and checks a frame header. Returns its length, 0 when more bytes are needed, -1 on a
- * violation. Checks that the first two bytes decide come first, so a bad frame is refused
- * however its header is split. */
+/* Parses and checks a frame header. Returns its length, 0 when more bytes are needed, an
+ * SB_WS_E* code on a violation. Checks that the first two bytes decide come first, so a bad frame
+ * is refused however its header is split. */
 static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len)
 {
     if (len < 2)
@@ -65,7 +82,7 @@ static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len)
     unsigned len7 = buf[1] & 0x7F;
 
     if (buf[0] & 0x70)
-        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension");
+        return fail(r, SB_WS_EPROTOCOL, "reserved bits set without an extension");
     switch (opcode) {
     case SB_WS_OP_CONT:
     case SB_WS_OP_TEXT:
@@ -75,25 +92,25 @@ static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len)
     case SB_WS_OP_PONG:
         break;
     default:
-        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "reserved opcode");
+        return fail(r, SB_WS_EPROTOCOL, "reserved opcode");
     }
     if (r->role == SB_WS_SERVER && !masked)
-        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "client frame is not masked");
+        return fail(r, SB_WS_EPROTOCOL, "client frame is not masked");
     if (r->role == SB_WS_CLIENT && masked)
-        return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "server frame is masked");
+        return fail(r, SB_WS_EPROTOCOL, "server frame is masked");
     if (is_control(opcode)) {
         if (!fin)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "fragmented control frame");
+            return fail(r, SB_WS_EPROTOCOL, "fragmented control frame");
         if (len7 > SB_WS_MAX_CONTROL)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes");
+            return fail(r, SB_WS_EPROTOCOL, "control frame payload over 125 bytes");
     } else if (opcode == SB_WS_OP_CONT) {
         if (r->msg_opcode == 0)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
+            return fail(r, SB_WS_EPROTOCOL, "continuation frame without a message");
     } else {
         if (r->msg_opcode != 0)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
+            return fail(r, SB_WS_EPROTOCOL, "new message inside a fragmented one");
         if (opcode == SB_WS_OP_BINARY && !r->allow_binary)
-            return fail(r, SB_WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
+            return fail(r, SB_WS_EBINARY, "binary messages are not supported");
     }
 
     size_t hlen = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0);
@@ -105,21 +122,21 @@ static int parse_header(sb_ws_reader_t *r, const uint8_t *buf, size_t len)
         plen = (uint64_t)p[0] << 8 | p[1];
         p += 2;
         if (plen < 126)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "length not in its minimal encoding");
+            return fail(r, SB_WS_EPROTOCOL, "length not in its minimal encoding");
     } else if (len7 == 127) {
         plen = 0;
         for (int i = 0; i < 8; i++)
             plen = plen << 8 | p[i];
         p += 8;
         if (plen >> 63)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "length has its most significant bit set");
+            return fail(r, SB_WS_EPROTOCOL, "length has its most significant bit set");
         if (plen <= 0xFFFF)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "length not in its minimal encoding");
+            return fail(r, SB_WS_EPROTOCOL, "length not in its minimal encoding");
     }
     if (!is_control(opcode)) {
         size_t before = opcode == SB_WS_OP_CONT ? r->msg_len : 0;
         if (plen > r->max_message || before + plen > r->max_message)
-            return fail(r, SB_WS_CLOSE_TOO_BIG, "message too big");
+            return fail(r, SB_WS_ETOO_BIG, "message too big");
     }
 
     r->frame_fin = fin;
@@ -142,7 +159,7 @@ static void start_message(sb_ws_reader_t *r, int opcode)
     sb_utf8_reset(&r->utf8);
 }
 
-/* Consumes n payload bytes of the current frame. */
+/* Consumes n payload bytes of the current frame. Returns 0 or an SB_WS_E* code. */
 static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
 {
     uint8_t *dst;
@@ -151,7 +168,7 @@ static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
         r->ctl_len += n;
     } else {
         if (reserve(r, n) != 0)
-            return fail(r, SB_WS_CLOSE_INTERNAL, "out of memory");
+            return fail(r, SB_WS_ENOMEM, "out of memory");
         dst = r->msg + r->msg_len;
         r->msg_len += n;
     }
@@ -162,11 +179,12 @@ static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
     r->frame_left -= n;
     if (r->msg_opcode == SB_WS_OP_TEXT && !is_control(r->frame_opcode) &&
         sb_utf8_feed(&r->utf8, dst, n) != 0)
-        return fail(r, SB_WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+        return fail(r, SB_WS_EUTF8, "invalid UTF-8 in a text message");
     return 0;
 }
 
-/* The current frame is complete: report what it finished, if anything. */
+/* The current frame is complete: report what it finished, if anything. Returns 0 or an SB_WS_E*
+ * code. */
 static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
 {
     r->in_payload = 0;
@@ -181,13 +199,13 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
         ev->type = SB_WS_EV_CLOSE;
         ev->close_code = SB_WS_CLOSE_NO_STATUS;
         if (r->ctl_len == 1)
-            return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
+            return fail(r, SB_WS_EPROTOCOL, "close frame with a 1-byte payload");
         if (r->ctl_len >= 2) {
             unsigned code = (unsigned)r->ctl[0] << 8 | r->ctl[1];
             if (!sb_ws_close_code_valid(code))
-                return fail(r, SB_WS_CLOSE_PROTOCOL_ERROR, "invalid close code");
+                return fail(r, SB_WS_EPROTOCOL, "invalid close code");
             if (sb_utf8_valid(r->ctl + 2, r->ctl_len - 2) != 0)
-                return fail(r, SB_WS_CLOSE_INVALID_DATA, "close reason is not valid UTF-8");
+                return fail(r, SB_WS_EUTF8, "close reason is not valid UTF-8");
             ev->close_code = (uint16_t)code;
             ev->data = r->ctl + 2;
             ev->len = r->ctl_len - 2;
@@ -197,7 +215,7 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
         if (!r->frame_fin)
             return 0;
         if (r->msg_opcode == SB_WS_OP_TEXT && !sb_utf8_complete(&r->utf8))
-            return fail(r, SB_WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
+            return fail(r, SB_WS_EUTF8, "text message ends inside a UTF-8 sequence");
         ev->type = r->msg_opcode == SB_WS_OP_TEXT ? SB_WS_EV_TEXT : SB_WS_EV_BINARY;
         ev->data = r->msg;
         ev->len = r->msg_len;
@@ -206,11 +224,13 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
     }
 }
 
-int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev)
+static int feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev)
 {
     size_t used = 0;
+    int rc;
 
-    memset(ev, 0, sizeof(*ev));
+    if (r->failed)
+        return r->failed;
     if (!r->in_payload) {
         int n = parse_header(r, buf, len);
         if (n <= 0)
@@ -226,12 +246,25 @@ int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_e
     size_t n = len - used;
     if (n > r->frame_left)
         n = (size_t)r->frame_left;
-    if (n > 0 && take_payload(r, buf + used, n) != 0)
-        return -1;
+    if (n > 0 && (rc = take_payload(r, buf + used, n)) != 0)
+        return rc;
     used += n;
-    if (r->frame_left == 0 && end_frame(r, ev) != 0)
-        return -1;
+    if (r->frame_left == 0 && (rc = end_frame(r, ev)) != 0)
+        return rc;
     return (int)used;
+}
+
+int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev,
+                      const char **err)
+{
+    memset(ev, 0, sizeof(*ev));
+    int rc = feed(r, buf, len, ev);
+    if (rc < 0) {
+        memset(ev, 0, sizeof(*ev)); /* nothing half-reported */
+        if (err != NULL)
+            *err = r->failed_why;
+    }
+    return rc;
 }
 
 size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const uint8_t *mask)

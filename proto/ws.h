@@ -1,4 +1,8 @@
-/* RFC 6455 WebSocket framing: a streaming message reader and frame writers, with no I/O. */
+/* RFC 6455 WebSocket framing: a streaming message reader and frame writers, with no I/O.
+ *
+ * Errors (as everywhere in proto/): a function returns 0, or a length or count >= 0, on success and
+ * a negative code on failure; a `const char **err` out-parameter (NULL allowed) then receives a
+ * static reason for logs. */
 #ifndef SB_WS_H
 #define SB_WS_H
 
@@ -82,10 +86,24 @@ typedef struct {
     uint8_t ctl[SB_WS_MAX_CONTROL];
     size_t ctl_len;
 
-    /* set when feed returns -1 */
-    uint16_t error_code; /* close code to send: 1002, 1003, 1007 or 1009 */
-    const char *error;   /* static text saying what was wrong */
+    /* private: the failure feed reported, returned again by every later call */
+    int failed; /* 0, or an SB_WS_E* code */
+    const char *failed_why;
 } sb_ws_reader_t;
+
+/* What sb_ws_reader_feed returns for a frame that breaks the protocol (or a limit). Each says
+ * which close code to fail the connection with (sb_ws_error_close_code). */
+enum {
+    SB_WS_EPROTOCOL = -1, /* a framing rule of RFC 6455 broken: 1002 */
+    SB_WS_EBINARY = -2,   /* a binary message when allow_binary is 0: 1003 */
+    SB_WS_EUTF8 = -3,     /* a text message or a close reason that is not UTF-8: 1007 */
+    SB_WS_ETOO_BIG = -4,  /* a message over max_message: 1009 */
+    SB_WS_ENOMEM = -5,    /* no memory for the message: 1011 */
+};
+
+/* The close code to send for an SB_WS_E* code: 1002, 1003, 1007, 1009 or 1011 (also for any other
+ * value). */
+uint16_t sb_ws_error_close_code(int code);
 
 /* Initialises a reader; it owns no memory until the first fragmented or non-empty message. */
 void sb_ws_reader_init(sb_ws_reader_t *r, sb_ws_role_t role, size_t max_message, int allow_binary);
@@ -97,9 +115,12 @@ void sb_ws_reader_free(sb_ws_reader_t *r);
  * Returns the number of bytes consumed (>= 0) and sets *ev (SB_WS_EV_NONE when nothing
  * completed). 0 with SB_WS_EV_NONE means more bytes are needed before anything can be consumed
  * (an incomplete frame header is never consumed: present it again with more bytes after it).
- * Returns -1 on a protocol violation, with r->error_code and r->error set; the reader must not
- * be fed again. buf is never written: payloads are unmasked into the reader's own buffers. */
-int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev);
+ * Returns a negative SB_WS_E* code on a protocol violation, with *err (when err is not NULL) set
+ * to a static reason; the connection must then be failed with sb_ws_error_close_code(code). A
+ * failed reader stays failed: every later call consumes nothing and returns the same code and
+ * reason. buf is never written: payloads are unmasked into the reader's own buffers. */
+int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev,
+                      const char **err);
 
 /* Writes a frame header for a payload of len bytes into out (at least SB_WS_MAX_HEADER bytes)
  * and returns its length. mask is NULL for server frames, 4 bytes for client frames; the

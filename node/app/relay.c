@@ -64,12 +64,20 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
     sb_relay_t *r = app;
     peer_t *peer = sb_conn_data(c);
     sb_msg_t m;
-    char err[160];
+    const char *why;
+    int rc;
 
     if (peer == NULL)
         return; /* refused at open; its close is on the way */
-    if (sb_msg_parse(data, len, &m, err, sizeof(err)) != 0) {
-        relay_send_error(c, "bad-request", err, NULL, NULL, m.mid);
+    if ((rc = sb_msg_parse(data, len, &m, &why)) != 0) {
+        char text[160];
+        if (rc == SB_MSG_EJSON)
+            snprintf(text, sizeof(text), "%s at byte %zu", why, m.error_at);
+        else if (rc == SB_MSG_ETRAILING)
+            snprintf(text, sizeof(text), "invalid JSON at byte %zu: %s", m.error_at, why);
+        else
+            snprintf(text, sizeof(text), "%s", why);
+        relay_send_error(c, "bad-request", text, NULL, NULL, m.mid);
         return;
     }
     if (!peer->registered) {

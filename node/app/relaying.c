@@ -112,16 +112,11 @@ static void publish(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_re
                     .to = {m->to, strlen(m->to)},
                     .mid = m->mid,
                     .payload = m->payload};
-    size_t len = sb_env_size(&env);
-    char channel[SB_ENV_CHANNEL_MAX], *msg = malloc(len);
-    if (msg == NULL) {
-        answer_sender(p, -1);
-        return;
-    }
-    sb_env_write(&env, msg);
+    char channel[SB_ENV_CHANNEL_MAX], head[SB_ENV_HEAD_MAX];
+    /* The head, then the mid and payload straight from the sender's message: not joined here. */
+    sb_str_t parts[3] = {{head, sb_env_write_head(&env, head)}, m->mid, m->payload};
     sb_env_peer_channel(m->to, channel);
-    r->bus->ops->publish(r->bus, channel, msg, len, relay_done, p);
-    free(msg);
+    r->bus->ops->publish(r->bus, channel, parts, 3, relay_done, p);
 }
 
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "str.h"
+
 typedef struct sb_bus sb_bus_t;
 
 /* Hands the node a message published on a channel it subscribed to; sub is what it gave
@@ -20,8 +22,9 @@ typedef struct {
      * -1 when out of memory. */
     int (*subscribe)(sb_bus_t *b, const char *channel, void *sub);
     void (*unsubscribe)(sb_bus_t *b, const char *channel);
-    /* Publishes msg (copied before return). done may be NULL. */
-    void (*publish)(sb_bus_t *b, const char *channel, const char *msg, size_t len,
+    /* Publishes the message made of nparts parts, one after another (copied before return).
+     * done may be NULL. */
+    void (*publish)(sb_bus_t *b, const char *channel, const sb_str_t *parts, size_t nparts,
                     sb_bus_done_fn done, void *arg);
     /* Returns 1 when messages can be published and received now, else 0 with a reason. */
     int (*ready)(sb_bus_t *b, char *why, size_t len);

@@ -1,5 +1,6 @@
 /* The embedded bus of a single node: channels live in this process and delivery is immediate. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cluster/bus.h"
 #include "base/map.h"
@@ -20,14 +21,29 @@ static void unsubscribe(sb_bus_t *b, const char *channel)
     sb_map_remove(((memory_bus_t *)b)->channels, channel);
 }
 
-static void publish(sb_bus_t *b, const char *channel, const char *msg, size_t len,
+static void publish(sb_bus_t *b, const char *channel, const sb_str_t *parts, size_t nparts,
                     sb_bus_done_fn done, void *arg)
 {
     memory_bus_t *m = (memory_bus_t *)b;
     void *sub = sb_map_get(m->channels, channel);
     int receivers = 0;
-    if (sub != NULL && b->deliver != NULL)
+    if (sub != NULL && b->deliver != NULL) {
+        /* Delivered as one message, as a remote bus would. */
+        size_t len = 0;
+        for (size_t i = 0; i < nparts; i++)
+            len += parts[i].len;
+        char *msg = malloc(len ? len : 1);
+        if (msg == NULL) {
+            if (done)
+                done(arg, -1);
+            return;
+        }
+        for (size_t i = 0, at = 0; i < nparts; at += parts[i].len, i++)
+            if (parts[i].len > 0)
+                memcpy(msg + at, parts[i].p, parts[i].len);
         receivers = b->deliver(b->ctx, sub, msg, len);
+        free(msg);
+    }
     if (done)
         done(arg, receivers);
 }

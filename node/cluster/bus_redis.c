@@ -186,12 +186,10 @@ static void on_published(void *arg, const sb_redis_reply_t *reply)
     free(p);
 }
 
-static void publish(sb_bus_t *base, const char *channel, const char *msg, size_t len,
+static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, size_t nparts,
                     sb_bus_done_fn done, void *arg)
 {
     redis_bus_t *b = (redis_bus_t *)base;
-    const char *argv[3] = {"PUBLISH", channel, msg};
-    size_t lens[3] = {7, strlen(channel), len};
     publish_t *p = NULL;
 
     if (done != NULL && (p = malloc(sizeof(*p))) == NULL) {
@@ -202,7 +200,7 @@ static void publish(sb_bus_t *base, const char *channel, const char *msg, size_t
         p->done = done;
         p->arg = arg;
     }
-    if (sb_redis_command(b->pub, 3, argv, lens, p ? on_published : NULL, p) != 0) {
+    if (sb_redis_publish(b->pub, channel, parts, nparts, p ? on_published : NULL, p) != 0) {
         free(p);
         if (done)
             done(arg, -1); /* not connected: the sender hears of it at once */

@@ -209,26 +209,39 @@ static size_t resp_count(char *out, char tag, size_t n)
     return len;
 }
 
-/* Writes a command as RESP straight into the output buffer (no copy of it is made first);
- * pushes its callback unless it is a pub/sub confirmation. */
+/* Writes a command as RESP straight into the output buffer (no copy of it is made first): argc
+ * arguments, and one more made of nlast parts when last is not NULL. Pushes its callback unless
+ * it is a pub/sub confirmation. */
 static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
-                        int expect_reply, sb_redis_reply_fn cb, void *arg)
+                        const sb_str_t *last, size_t nlast, int expect_reply, sb_redis_reply_fn cb,
+                        void *arg)
 {
     struct evbuffer *out = bufferevent_get_output(r->bev);
     char line[32];
-    size_t total = resp_count(line, '*', (size_t)argc);
+    size_t last_len = 0;
+    for (size_t i = 0; i < nlast; i++)
+        last_len += last[i].len;
+    size_t total = resp_count(line, '*', (size_t)argc + (last != NULL));
     for (int i = 0; i < argc; i++)
         total += resp_count(line, '$', lens[i]) + lens[i] + 2;
+    if (last != NULL)
+        total += resp_count(line, '$', last_len) + last_len + 2;
     pending_t *p = expect_reply ? malloc(sizeof(*p)) : NULL;
     /* Room for all of it first, so that the appends below cannot fail half-way. */
     if ((expect_reply && p == NULL) || evbuffer_expand(out, total) != 0) {
         free(p);
         return -1;
     }
-    evbuffer_add(out, line, resp_count(line, '*', (size_t)argc));
+    evbuffer_add(out, line, resp_count(line, '*', (size_t)argc + (last != NULL)));
     for (int i = 0; i < argc; i++) {
         evbuffer_add(out, line, resp_count(line, '$', lens[i]));
         evbuffer_add(out, argv[i], lens[i]);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (last != NULL) {
+        evbuffer_add(out, line, resp_count(line, '$', last_len));
+        for (size_t i = 0; i < nlast; i++)
+            evbuffer_add(out, last[i].p, last[i].len);
         evbuffer_add(out, "\r\n", 2);
     }
     if (expect_reply)
@@ -236,12 +249,22 @@ static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t
     return 0;
 }
 
+int sb_redis_publish(sb_redis_t *r, const char *channel, const sb_str_t *parts, size_t nparts,
+                     sb_redis_reply_fn cb, void *arg)
+{
+    const char *argv[2] = {"PUBLISH", channel};
+    size_t lens[2] = {7, strlen(channel)};
+    if (r->state != SB_REDIS_READY || r->o.pubsub)
+        return -1;
+    return send_command(r, 2, argv, lens, parts, nparts, 1, cb, arg);
+}
+
 int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
                      sb_redis_reply_fn cb, void *arg)
 {
     if (r->state != SB_REDIS_READY)
         return -1;
-    return send_command(r, argc, argv, lens, !r->o.pubsub, cb, arg);
+    return send_command(r, argc, argv, lens, NULL, 0, !r->o.pubsub, cb, arg);
 }
 
 void sb_redis_script_init(sb_redis_script_t *s)
@@ -440,25 +463,25 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             if (r->url->user[0])
                 argv[argc] = r->url->user, lens[argc] = strlen(r->url->user), argc++;
             argv[argc] = r->url->password, lens[argc] = strlen(r->url->password), argc++;
-            send_command(r, argc, argv, lens, 1, on_handshake, r);
+            send_command(r, argc, argv, lens, NULL, 0, 1, on_handshake, r);
             r->handshake_left++;
         }
         if (r->url->db != 0) {
             snprintf(db, sizeof(db), "%d", r->url->db);
             argv[0] = "SELECT", lens[0] = 6, argv[1] = db, lens[1] = strlen(db);
-            send_command(r, 2, argv, lens, 1, on_handshake, r);
+            send_command(r, 2, argv, lens, NULL, 0, 1, on_handshake, r);
             r->handshake_left++;
         }
         /* A name an operator recognises in CLIENT LIST (and tests can CLIENT KILL). */
         snprintf(name, sizeof(name), "switchboard-%s-%s", r->o.node_id, r->o.name);
         argv[0] = "CLIENT", lens[0] = 6, argv[1] = "SETNAME", lens[1] = 7;
         argv[2] = name, lens[2] = strlen(name);
-        send_command(r, 3, argv, lens, 1, on_handshake, r);
+        send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
         r->handshake_left++;
         for (size_t i = 0; i < r->o.nscripts; i++) {
             argv[0] = "SCRIPT", lens[0] = 6, argv[1] = "LOAD", lens[1] = 4;
             argv[2] = r->o.scripts[i].body, lens[2] = strlen(r->o.scripts[i].body);
-            send_command(r, 3, argv, lens, 1, on_handshake, r);
+            send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
             r->handshake_left++;
         }
         return;

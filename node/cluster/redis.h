@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "redis_url.h"
+#include "str.h"
 
 typedef enum {
     SB_REDIS_STRING,  /* a bulk string */
@@ -95,6 +96,12 @@ sb_redis_state_t sb_redis_state(const sb_redis_t *r);
  * not ready (cb is then not called). On a pub/sub connection cb must be NULL: replies to
  * SUBSCRIBE and UNSUBSCRIBE are confirmations, not answers. */
 int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
+                     sb_redis_reply_fn cb, void *arg);
+
+/* PUBLISH channel message, the message being the concatenation of nparts parts, written into the
+ * connection's buffer as they are (no copy is joined first). As sb_redis_command otherwise: cb
+ * gets the number of receivers as an integer reply, or NULL. */
+int sb_redis_publish(sb_redis_t *r, const char *channel, const sb_str_t *parts, size_t nparts,
                      sb_redis_reply_fn cb, void *arg);
 
 /* Runs a script: EVALSHA sha nkeys args... (the first nkeys of args are keys; args are

@@ -166,16 +166,16 @@ void sb_conn_resume(sb_conn_t *c)
 
 /* A protocol violation fails the connection (RFC 6455 7.1.7): a close frame saying why, then the
  * TCP close at once; the framing may be lost, so nothing more is parsed. */
-static void fail_ws(sb_conn_t *c)
+static void fail_ws(sb_conn_t *c, int error, const char *why)
 {
     uint8_t payload[SB_WS_MAX_CONTROL];
     int was_open = c->phase == PHASE_OPEN;
+    uint16_t code = sb_ws_error_close_code(error);
 
     sb_log(SB_LOG_INFO, "conn %llu %s: closing with %u: %s", (unsigned long long)c->id, c->peer,
-           c->reader.error_code, c->reader.error);
+           code, why);
     if (was_open &&
-        send_frame(c, SB_WS_OP_CLOSE, payload,
-                   sb_ws_close_payload(payload, c->reader.error_code, c->reader.error)) != 0)
+        send_frame(c, SB_WS_OP_CLOSE, payload, sb_ws_close_payload(payload, code, why)) != 0)
         return;
     linger(c);
 }
@@ -231,7 +231,8 @@ static void read_ws(sb_conn_t *c)
         struct evbuffer_iovec vec;
         evbuffer_peek(in, -1, NULL, &vec, 1);
         sb_ws_event_t ev;
-        int n = sb_ws_reader_feed(&c->reader, vec.iov_base, vec.iov_len, &ev);
+        const char *why = NULL;
+        int n = sb_ws_reader_feed(&c->reader, vec.iov_base, vec.iov_len, &ev, &why);
         if (n == 0 && ev.type == SB_WS_EV_NONE) {
             /* A frame header split across buffer chunks: join it, or wait for the rest. */
             if (vec.iov_len >= avail || vec.iov_len >= SB_WS_MAX_HEADER)
@@ -240,7 +241,7 @@ static void read_ws(sb_conn_t *c)
             continue;
         }
         if (n < 0) {
-            fail_ws(c);
+            fail_ws(c, n, why);
             continue;
         }
         evbuffer_drain(in, (size_t)n);

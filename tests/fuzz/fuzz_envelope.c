@@ -141,6 +141,12 @@ static void check_accepted(const uint8_t *data, size_t size, const sb_env_t *env
     CHECK(memcmp(out, in, size) == 0);
     free(out);
 
+    /* (3b) the head is the input up to the mid, within SB_ENV_HEAD_MAX */
+    char head[SB_ENV_HEAD_MAX];
+    size_t hlen = sb_env_write_head(env, head);
+    CHECK(hlen + env->mid.len + env->payload.len == size);
+    CHECK(memcmp(head, in, hlen) == 0);
+
     /* (4) a room event is what the Redis scripts' pattern builds */
     if (!sb_env_is_relay(env->kind)) {
         char lua[256], sent[32], from[SB_ID_MAX + 1], room[SB_ROOM_MAX + 1];

@@ -310,17 +310,30 @@ static void check_room_answers(const sb_msg_t *m)
     cJSON_Delete(root);
 }
 
-/* A refused message is answered with its error text and the mid, if one was read. */
-static void check_refused(const uint8_t *data, size_t size, const sb_msg_t *m, const char *err)
+/* A refused message is answered with its error text (built as node/app/relay.c builds it: the
+ * byte of a JSON error after the reason) and the mid, if one was read. */
+static void check_refused(const uint8_t *data, size_t size, const sb_msg_t *m, int rc,
+                          const char *err)
 {
     size_t len = 0;
     cJSON *root;
+    char text[160];
 
     CHECK(err[0] != '\0');
+    if (rc == SB_MSG_EJSON || rc == SB_MSG_ETRAILING)
+        CHECK(m->error_at < size || (rc == SB_MSG_EJSON && m->error_at == size));
+    else
+        CHECK(m->error_at == 0);
+    if (rc == SB_MSG_EJSON)
+        snprintf(text, sizeof(text), "%s at byte %zu", err, m->error_at);
+    else if (rc == SB_MSG_ETRAILING)
+        snprintf(text, sizeof(text), "invalid JSON at byte %zu: %s", m->error_at, err);
+    else
+        snprintf(text, sizeof(text), "%s", err);
     if (m->mid.len > 0)
         check_mid(m->mid, data, size);
-    root = check_built(sb_msg_error("bad-request", err, NULL, NULL, m->mid, &len), &len, "error");
-    check_string_field(root, "message", err);
+    root = check_built(sb_msg_error("bad-request", text, NULL, NULL, m->mid, &len), &len, "error");
+    check_string_field(root, "message", text);
     check_built_mid(root, m->mid);
     cJSON_Delete(root);
 }
@@ -413,13 +426,19 @@ static void check_scanner(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sb_msg_t m;
-    char err[256];
+    const char *err = NULL;
 
     memset(&m, 0x5A, sizeof(m));
-    memset(err, 0, sizeof(err));
-    int rc = sb_msg_parse((const char *)data, size, &m, err, sizeof(err));
-    CHECK(rc == 0 || rc == -1);
-    CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+    int rc = sb_msg_parse((const char *)data, size, &m, &err);
+    CHECK(rc <= 0 && rc >= SB_MSG_EUNKNOWN_TYPE);
+    CHECK((rc == 0) == (err == NULL)); /* a reason exactly when refused */
+    if (rc != 0) {
+        /* err may be NULL: the same answer */
+        sb_msg_t again;
+        CHECK(sb_msg_parse((const char *)data, size, &again, NULL) == rc);
+        CHECK(again.error_at == m.error_at);
+        CHECK(again.mid.p == m.mid.p && again.mid.len == m.mid.len);
+    }
 
     if (rc == 0) {
         cJSON *input = check_accepted_by_cjson(data, size, &m);
@@ -430,7 +449,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_relay(&m, input);
         cJSON_Delete(input);
     } else {
-        check_refused(data, size, &m, err);
+        check_refused(data, size, &m, rc, err);
     }
 
     check_scanner(data, size);

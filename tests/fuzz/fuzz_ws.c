@@ -81,8 +81,9 @@ typedef struct {
 } cfg_t;
 
 typedef struct {
-    int failed;          /* feed returned -1 */
-    uint16_t error_code; /* r->error_code when failed */
+    int failed;          /* feed returned a negative SB_WS_E* code */
+    uint16_t error_code; /* the close code that code calls for, when failed */
+    const char *error;   /* the reason feed gave, when failed */
     size_t consumed;     /* bytes consumed before the end (or the failing call) */
 } outcome_t;
 
@@ -152,18 +153,27 @@ static void run(const cfg_t *c, const uint8_t *stream, size_t n, size_t bound, u
         sb_ws_event_t ev;
         memset(&ev, 0x5A, sizeof(ev)); /* feed must set every field it reports */
         ev.type = (sb_ws_event_type_t)77;
-        int k = sb_ws_reader_feed(&r, in, len, &ev);
+        const char *why = NULL;
+        int k = sb_ws_reader_feed(&r, in, len, &ev, &why);
         CHECK(len == 0 || memcmp(in, stream + pos, len) == 0);
 
         if (k < 0) {
+            CHECK(k == SB_WS_EPROTOCOL || k == SB_WS_EBINARY || k == SB_WS_EUTF8 ||
+                  k == SB_WS_ETOO_BIG);
+            CHECK(why != NULL && why[0] != '\0');
+            CHECK(ev.type == SB_WS_EV_NONE);
+            uint16_t code = sb_ws_error_close_code(k);
+            CHECK(code == SB_WS_CLOSE_PROTOCOL_ERROR || code == SB_WS_CLOSE_UNSUPPORTED ||
+                  code == SB_WS_CLOSE_INVALID_DATA || code == SB_WS_CLOSE_TOO_BIG);
+            /* a failed reader stays failed: the same answer, nothing consumed, err may be NULL */
+            const char *again = NULL;
+            CHECK(sb_ws_reader_feed(&r, in, len, &ev, &again) == k && again == why);
+            CHECK(ev.type == SB_WS_EV_NONE);
+            CHECK(sb_ws_reader_feed(&r, in, len, &ev, NULL) == k);
             free(copy);
-            CHECK(k == -1);
-            CHECK(r.error != NULL);
-            CHECK(r.error_code == SB_WS_CLOSE_PROTOCOL_ERROR ||
-                  r.error_code == SB_WS_CLOSE_UNSUPPORTED ||
-                  r.error_code == SB_WS_CLOSE_INVALID_DATA || r.error_code == SB_WS_CLOSE_TOO_BIG);
             out->failed = 1;
-            out->error_code = r.error_code;
+            out->error_code = code;
+            out->error = why;
             break;
         }
         CHECK((size_t)k <= len);
@@ -205,6 +215,7 @@ static void run_both(const cfg_t *c, const uint8_t *stream, size_t n, size_t bou
     CHECK(log_whole->len == 0 || memcmp(log_whole->p, log_split.p, log_whole->len) == 0);
     CHECK(whole->failed == split.failed);
     CHECK(whole->error_code == split.error_code);
+    CHECK(whole->error == split.error); /* the same reason, too */
     if (!whole->failed)
         CHECK(whole->consumed == split.consumed);
     free(log_split.p);

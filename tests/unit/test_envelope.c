@@ -200,6 +200,35 @@ START_TEST(test_exact_bytes)
 }
 END_TEST
 
+/* The head, then the mid and payload, is the whole envelope; the longest head fits the bound. */
+START_TEST(test_head)
+{
+    char id[SB_ID_MAX + 1], room[SB_ROOM_MAX + 1], head[SB_ENV_HEAD_MAX], whole[1024];
+    memset(id, 'i', SB_ID_MAX);
+    id[SB_ID_MAX] = '\0';
+    memset(room, 'r', SB_ROOM_MAX);
+    room[SB_ROOM_MAX] = '\0';
+    sb_env_t relay = {
+        SB_ENV_CANDIDATE,           UINT64_MAX, str(id), str(id), str(NULL), str("\"mid\""),
+        str("{\"candidate\":\"\"}")};
+    sb_env_t event = {SB_ENV_PEER_JOINED, UINT64_MAX, str(id),  str(NULL),
+                      str(room),          str(NULL),  str(NULL)};
+    const sb_env_t *cases[] = {&relay, &event};
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        size_t n = sb_env_write_head(cases[i], head), total = sb_env_write(cases[i], whole);
+        REQUIRE(n <= SB_ENV_HEAD_MAX, "head of %zu bytes", n);
+        REQUIRE(n + cases[i]->mid.len + cases[i]->payload.len == total &&
+                    memcmp(head, whole, n) == 0,
+                "head %s is not the start of %s", show(head, n), show(whole, total));
+    }
+    /* The longest possible head: relay kinds have no room, so the widest is an ID, an ID and the
+     * longest kind with a room instead; both are under the bound with room to spare. */
+    sb_env_t widest = {SB_ENV_PEER_JOINED, UINT64_MAX, str(id),  str(id),
+                       str(room),          str(NULL),  str(NULL)};
+    REQUIRE(sb_env_write_head(&widest, head) <= SB_ENV_HEAD_MAX, "widest head over the bound");
+}
+END_TEST
+
 START_TEST(test_round_trip_every_kind)
 {
     for (size_t i = 0; i < N_ELEMS(relay_kinds); i++) {
@@ -821,6 +850,7 @@ static Suite *envelope_suite(void)
 
     tc = tcase_create("round trips");
     tcase_add_test(tc, test_exact_bytes);
+    tcase_add_test(tc, test_head);
     tcase_add_test(tc, test_round_trip_every_kind);
     tcase_add_test(tc, test_round_trip_payload_bytes);
     tcase_add_test(tc, test_round_trip_mids);

@@ -18,9 +18,22 @@ typedef struct {
     char *buf;
     size_t len;
     sb_msg_t m;
-    char err[256];
+    const char *err; /* the reason, when rc < 0 */
+    char text[160];  /* what a client is told, built as node/app/relay.c builds it */
     int rc;
 } parsed_t;
+
+/* The bad-request message a client receives for a refused message, built as node/app/relay.c's
+ * on_text builds it. */
+static void text_for_people(int rc, const char *err, const sb_msg_t *m, char *out, size_t cap)
+{
+    if (rc == SB_MSG_EJSON)
+        snprintf(out, cap, "%s at byte %zu", err, m->error_at);
+    else if (rc == SB_MSG_ETRAILING)
+        snprintf(out, cap, "invalid JSON at byte %zu: %s", m->error_at, err);
+    else
+        snprintf(out, cap, "%s", err);
+}
 
 static void parse_n(parsed_t *p, const char *json, size_t len)
 {
@@ -31,10 +44,33 @@ static void parse_n(parsed_t *p, const char *json, size_t len)
     p->len = len;
     /* garbage in, so that "len 0 when absent" and the reset of m mean something */
     memset(&p->m, 0x5A, sizeof(p->m));
-    memset(p->err, 0, sizeof(p->err));
-    p->rc = sb_msg_parse(p->buf, len, &p->m, p->err, sizeof(p->err));
-    REQUIRE(p->rc == 0 || p->rc == -1, "sb_msg_parse(%s) returned %d", show(json, len), p->rc);
-    REQUIRE(memchr(p->err, '\0', sizeof(p->err)) != NULL, "err not NUL-terminated");
+    p->err = NULL;
+    p->text[0] = '\0';
+    p->rc = sb_msg_parse(p->buf, len, &p->m, &p->err);
+    REQUIRE(p->rc <= 0 && p->rc >= SB_MSG_EUNKNOWN_TYPE, "sb_msg_parse(%s) returned %d",
+            show(json, len), p->rc);
+    if (p->rc == 0) {
+        REQUIRE(p->err == NULL, "%s: accepted, with a reason", show(json, len));
+        REQUIRE(p->m.error_at == 0, "%s: accepted, with error_at set", show(json, len));
+        return;
+    }
+    REQUIRE(p->err != NULL && p->err[0] != '\0', "%s: refused without a reason", show(json, len));
+    if (p->rc == SB_MSG_EJSON)
+        REQUIRE(p->m.error_at <= len, "%s: error_at %zu", show(json, len), p->m.error_at);
+    else if (p->rc == SB_MSG_ETRAILING)
+        REQUIRE(p->m.error_at < len, "%s: error_at %zu", show(json, len), p->m.error_at);
+    else
+        REQUIRE(p->m.error_at == 0, "%s: error_at %zu set for %d", show(json, len), p->m.error_at,
+                p->rc);
+    text_for_people(p->rc, p->err, &p->m, p->text, sizeof(p->text));
+
+    /* err may be NULL: the same answer */
+    sb_msg_t again;
+    REQUIRE(sb_msg_parse(p->buf, len, &again, NULL) == p->rc, "%s: another code with err NULL",
+            show(json, len));
+    REQUIRE(again.error_at == p->m.error_at && again.mid.p == p->m.mid.p &&
+                again.mid.len == p->m.mid.len,
+            "%s: another error_at or mid with err NULL", show(json, len));
 }
 
 static void parsed_free(parsed_t *p)
@@ -63,18 +99,25 @@ static void assert_slice_at(const parsed_t *p, sb_str_t s, const char *want, con
 static void expect_ok(parsed_t *p, const char *json)
 {
     parse_n(p, json, strlen(json));
-    REQUIRE(p->rc == 0, "refused %s: %s", show(json, strlen(json)), p->err);
+    REQUIRE(p->rc == 0, "refused %s: %s", show(json, strlen(json)), p->text);
 }
 
-/* want_mid: NULL when the error cannot carry a mid, else the mid's exact text. */
-static void expect_fail_n(const char *json, size_t len, const char *want_mid)
+/* A want_mid that checks nothing: which of two mids an error carries is not specified. */
+static const char ANY_MID[] = "any";
+
+/* Refused with code and exactly the reason why. want_mid: NULL when the error cannot carry a
+ * mid, else the mid's exact text. */
+static void expect_fail_n(const char *json, size_t len, int code, const char *why,
+                          const char *want_mid)
 {
     parsed_t p;
 
     parse_n(&p, json, len);
-    REQUIRE(p.rc == -1, "accepted %s", show(json, len));
-    REQUIRE(p.err[0] != '\0', "no error message for %s", show(json, len));
-    if (want_mid == NULL)
+    REQUIRE(p.rc == code && strcmp(p.err, why) == 0, "%s: %d (%s), want %d (%s)", show(json, len),
+            p.rc, p.err ? p.err : "accepted", code, why);
+    if (want_mid == ANY_MID)
+        ;
+    else if (want_mid == NULL)
         REQUIRE(p.m.mid.len == 0, "%s: mid set to %s", show(json, len),
                 show(p.m.mid.p, p.m.mid.len));
     else
@@ -82,21 +125,35 @@ static void expect_fail_n(const char *json, size_t len, const char *want_mid)
     parsed_free(&p);
 }
 
-static void expect_fail(const char *json, const char *want_mid)
+static void expect_fail(const char *json, int code, const char *why, const char *want_mid)
 {
-    expect_fail_n(json, strlen(json), want_mid);
+    expect_fail_n(json, strlen(json), code, why, want_mid);
 }
 
-/* Refused, saying nothing about mid (the JSON itself is broken). */
-static void expect_fail_any(const char *json, size_t len)
+/* Refused as broken JSON (SB_MSG_EJSON, SB_MSG_ETRAILING) or JSON that is no object
+ * (SB_MSG_ENOT_OBJECT), the offending byte at (0 for SB_MSG_ENOT_OBJECT), and the client is told
+ * exactly text; nothing is said about mid (a valid one may have been read before the fault). */
+static void expect_bad_json(const char *json, size_t len, int code, size_t at, const char *text)
 {
     parsed_t p;
 
     parse_n(&p, json, len);
-    REQUIRE(p.rc == -1, "accepted %s", show(json, len));
-    REQUIRE(p.err[0] != '\0', "no error message for %s", show(json, len));
+    REQUIRE(p.rc == code && p.m.error_at == at, "%s: %d at %zu (%s), want %d at %zu",
+            show(json, len), p.rc, p.m.error_at, p.rc ? p.text : "accepted", code, at);
+    REQUIRE(strcmp(p.text, text) == 0, "%s: told \"%s\", want \"%s\"", show(json, len), p.text,
+            text);
     parsed_free(&p);
 }
+
+/* The reasons, word for word (a client sees them in its bad-request errors). */
+#define NOT_OBJECT "a message must be a JSON object"
+#define MISSING(f) "missing field '" f "'"
+#define NOT_STRING(f) "'" f "' must be a string"
+#define DUPLICATE(f) "duplicate field '" f "'"
+#define BAD_TO "'to' must be 1-64 characters of [A-Za-z0-9_.-]"
+#define BAD_ROOM "'room' must be 1-64 characters of [A-Za-z0-9_.:-]"
+#define BAD_MID "'mid' must be a string of at most 64 bytes or a number of at most 64 characters"
+#define UNKNOWN_TYPE "unknown type: expected offer, answer, candidate, bye, join or leave"
 
 /* A string of n copies of c (n < 512); static, overwritten by the next call. */
 static const char *repeat(char c, size_t n)
@@ -240,9 +297,10 @@ START_TEST(test_payload_depth)
         parse_n(&p, json, (size_t)n);
         if (depth < SB_JSON_MAX_DEPTH)
             REQUIRE(p.rc == 0 && p.m.payload.len == 2 * (size_t)depth, "depth %d refused: %s",
-                    depth, p.err);
+                    depth, p.text);
         else
-            REQUIRE(p.rc == -1 && p.err[0] != '\0', "depth %d accepted", depth);
+            REQUIRE(p.rc == SB_MSG_EJSON && strcmp(p.err, "invalid JSON") == 0, "depth %d: %d (%s)",
+                    depth, p.rc, p.rc ? p.text : "accepted");
         parsed_free(&p);
     }
 }
@@ -313,23 +371,23 @@ START_TEST(test_mid_limits)
 
     /* one more is too long, in each form; nothing invalid ends up in m->mid */
     snprintf(json, sizeof(json), "{\"type\":\"bye\",\"to\":\"b\",\"mid\":\"%s\"}", repeat('m', 65));
-    expect_fail(json, NULL);
+    expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
     mid[0] = '"';
     for (int i = 0; i < 33; i++)
         memcpy(mid + 1 + 2 * i, "\xC3\xA9", 2);
     memcpy(mid + 67, "\"", 2);
     snprintf(json, sizeof(json), "{\"type\":\"bye\",\"to\":\"b\",\"mid\":%s}", mid);
-    expect_fail(json, NULL);
+    expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
     mid[0] = '"';
     for (int i = 0; i < 65; i++)
         memcpy(mid + 1 + 6 * i, "\\u0041", 6);
     memcpy(mid + 391, "\"", 2);
     snprintf(json, sizeof(json), "{\"type\":\"bye\",\"to\":\"b\",\"mid\":%s}", mid);
-    expect_fail(json, NULL);
+    expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
     snprintf(json, sizeof(json), "{\"type\":\"bye\",\"to\":\"b\",\"mid\":%s}", repeat('7', 65));
-    expect_fail(json, NULL);
+    expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
     snprintf(json, sizeof(json), "{\"type\":\"bye\",\"to\":\"b\",\"mid\":-%s}", repeat('7', 64));
-    expect_fail(json, NULL);
+    expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
 }
 END_TEST
 
@@ -371,7 +429,8 @@ START_TEST(test_escaped_names)
     ck_assert_str_eq(p.m.room, "a:b");
     parsed_free(&p);
     /* an escaped key is the same key: a duplicate */
-    expect_fail("{\"type\":\"offer\",\"to\":\"a\",\"\\u0074o\":\"b\"}", NULL);
+    expect_fail("{\"type\":\"offer\",\"to\":\"a\",\"\\u0074o\":\"b\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("to"), NULL);
 }
 END_TEST
 
@@ -403,55 +462,111 @@ START_TEST(test_name_limits_parse)
     ck_assert_str_eq(p.m.room, repeat(':', 64));
     parsed_free(&p);
     snprintf(json, sizeof(json), "{\"type\":\"offer\",\"to\":\"%s\"}", repeat('Z', 65));
-    expect_fail(json, NULL);
+    expect_fail(json, SB_MSG_EVALUE, BAD_TO, NULL);
     snprintf(json, sizeof(json), "{\"type\":\"join\",\"room\":\"%s\",\"mid\":1}", repeat('r', 65));
-    expect_fail(json, "1");
+    expect_fail(json, SB_MSG_EVALUE, BAD_ROOM, "1");
 }
 END_TEST
 
 /* ---- sb_msg_parse: errors ------------------------------------------------------------------- */
 
-/* Broken JSON, trailing data, not an object: refused with a message. */
+/* Broken JSON, trailing data, not an object: refused with the code, the offending byte and the
+ * message clients have always been told. */
 START_TEST(test_invalid_json)
 {
-    static const char *const texts[] = {
-        "", " ", "{", "}", "{}}", "{\"type\":\"offer\"", "{\"type\":\"offer\",\"to\":\"b\",}",
-        "{\"type\" \"offer\",\"to\":\"b\"}", "{\"type\":\"offer\" \"to\":\"b\"}",
-        "{'type':'offer','to':'b'}", "{type:\"offer\",to:\"b\"}",
-        "{,\"type\":\"offer\",\"to\":\"b\"}", "{\"type\":\"offer\",,\"to\":\"b\"}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":01}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":[1,]}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":+1}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":NaN}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":.5}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":{\"a\":1,}}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"abc}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"a\\x\"}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"\\u12G4\"}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"a\tb\"}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"\xFF\"}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"\xC0\xAF\":1}", "{\"type\":\"offer\",\"to\":\"\xC3\"}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\"}", "{\"type\":\"offer\",\"to\":\"b\":1}",
-        "{\"type\":\"offer\";\"to\":\"b\"}", "{\"type\":\"offer\",\"to\":\"b\",\"payload\":tru}",
-        "{\"type\":\"offer\",\"to\":\"b\",\"payload\":[1 2]}",
+    static const struct {
+        const char *json;
+        int code;
+        size_t at;
+        const char *text; /* what the client is told */
+    } cases[] = {
+        {"", SB_MSG_EJSON, 0, "invalid JSON at byte 0"},
+        {" ", SB_MSG_EJSON, 1, "invalid JSON at byte 1"},
+        {"{", SB_MSG_EJSON, 1, "invalid JSON at byte 1"},
+        {"}", SB_MSG_EJSON, 0, "invalid JSON at byte 0"},
+        {"{}}", SB_MSG_ETRAILING, 2, "invalid JSON at byte 2: data after the object"},
+        {"{\"type\":\"offer\"", SB_MSG_EJSON, 15, "invalid JSON at byte 15"},
+        {"{\"type\":\"offer\",\"to\":\"b\",}", SB_MSG_EJSON, 25, "invalid JSON at byte 25"},
+        {"{\"type\" \"offer\",\"to\":\"b\"}", SB_MSG_EJSON, 8, "invalid JSON at byte 8"},
+        {"{\"type\":\"offer\" \"to\":\"b\"}", SB_MSG_EJSON, 16, "invalid JSON at byte 16"},
+        {"{'type':'offer','to':'b'}", SB_MSG_EJSON, 1, "invalid JSON at byte 1"},
+        {"{type:\"offer\",to:\"b\"}", SB_MSG_EJSON, 1, "invalid JSON at byte 1"},
+        {"{,\"type\":\"offer\",\"to\":\"b\"}", SB_MSG_EJSON, 1, "invalid JSON at byte 1"},
+        {"{\"type\":\"offer\",,\"to\":\"b\"}", SB_MSG_EJSON, 16, "invalid JSON at byte 16"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":01}", SB_MSG_EJSON, 36,
+         "invalid JSON at byte 36"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":[1,]}", SB_MSG_EJSON, 38,
+         "invalid JSON at byte 38"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":+1}", SB_MSG_EJSON, 35,
+         "invalid JSON at byte 35"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":NaN}", SB_MSG_EJSON, 35,
+         "invalid JSON at byte 35"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":.5}", SB_MSG_EJSON, 35,
+         "invalid JSON at byte 35"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":{\"a\":1,}}", SB_MSG_EJSON, 42,
+         "invalid JSON at byte 42"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"abc}", SB_MSG_EJSON, 40,
+         "invalid JSON at byte 40"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"a\\x\"}", SB_MSG_EJSON, 38,
+         "invalid JSON at byte 38"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"\\u12G4\"}", SB_MSG_EJSON, 40,
+         "invalid JSON at byte 40"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"a\tb\"}", SB_MSG_EJSON, 37,
+         "invalid JSON at byte 37"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":\"\xFF\"}", SB_MSG_EJSON, 36,
+         "invalid JSON at byte 36"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"\xC0\xAF\":1}", SB_MSG_EJSON, 26,
+         "invalid JSON at byte 26"},
+        {"{\"type\":\"offer\",\"to\":\"\xC3\"}", SB_MSG_EJSON, 23, "invalid JSON at byte 23"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":}", SB_MSG_EJSON, 35,
+         "invalid JSON at byte 35"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\"}", SB_MSG_EJSON, 34,
+         "invalid JSON at byte 34"},
+        {"{\"type\":\"offer\",\"to\":\"b\":1}", SB_MSG_EJSON, 24, "invalid JSON at byte 24"},
+        {"{\"type\":\"offer\";\"to\":\"b\"}", SB_MSG_EJSON, 15, "invalid JSON at byte 15"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":tru}", SB_MSG_EJSON, 38,
+         "invalid JSON at byte 38"},
+        {"{\"type\":\"offer\",\"to\":\"b\",\"payload\":[1 2]}", SB_MSG_EJSON, 38,
+         "invalid JSON at byte 38"},
         /* trailing data */
-        "{\"type\":\"offer\",\"to\":\"b\"} x", "{\"type\":\"offer\",\"to\":\"b\"}{}",
-        "{\"type\":\"offer\",\"to\":\"b\"},", "{\"type\":\"offer\",\"to\":\"b\"}]",
-        "{\"type\":\"offer\",\"to\":\"b\"}\f", "{\"type\":\"offer\",\"to\":\"b\"}1",
+        {"{\"type\":\"offer\",\"to\":\"b\"} x", SB_MSG_ETRAILING, 26,
+         "invalid JSON at byte 26: data after the object"},
+        {"{\"type\":\"offer\",\"to\":\"b\"}{}", SB_MSG_ETRAILING, 25,
+         "invalid JSON at byte 25: data after the object"},
+        {"{\"type\":\"offer\",\"to\":\"b\"},", SB_MSG_ETRAILING, 25,
+         "invalid JSON at byte 25: data after the object"},
+        {"{\"type\":\"offer\",\"to\":\"b\"}]", SB_MSG_ETRAILING, 25,
+         "invalid JSON at byte 25: data after the object"},
+        {"{\"type\":\"offer\",\"to\":\"b\"}\f", SB_MSG_ETRAILING, 25,
+         "invalid JSON at byte 25: data after the object"},
+        {"{\"type\":\"offer\",\"to\":\"b\"}1", SB_MSG_ETRAILING, 25,
+         "invalid JSON at byte 25: data after the object"},
         /* not an object */
-        "[]", "[{\"type\":\"offer\",\"to\":\"b\"}]", "\"offer\"", "1", "null", "true", "  42  ",
-        "x"};
-    for (size_t i = 0; i < N_ELEMS(texts); i++)
-        expect_fail_any(texts[i], strlen(texts[i]));
+        {"[]", SB_MSG_ENOT_OBJECT, 0, "a message must be a JSON object"},
+        {"[{\"type\":\"offer\",\"to\":\"b\"}]", SB_MSG_ENOT_OBJECT, 0,
+         "a message must be a JSON object"},
+        {"\"offer\"", SB_MSG_ENOT_OBJECT, 0, "a message must be a JSON object"},
+        {"1", SB_MSG_ENOT_OBJECT, 0, "a message must be a JSON object"},
+        {"null", SB_MSG_ENOT_OBJECT, 0, "a message must be a JSON object"},
+        {"true", SB_MSG_ENOT_OBJECT, 0, "a message must be a JSON object"},
+        {"  42  ", SB_MSG_ENOT_OBJECT, 0, "a message must be a JSON object"},
+        {"x", SB_MSG_EJSON, 0, "invalid JSON at byte 0"},
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++)
+        expect_bad_json(cases[i].json, strlen(cases[i].json), cases[i].code, cases[i].at,
+                        cases[i].text);
     /* NULs: after the object, and in place of white space */
-    expect_fail_any("{\"type\":\"offer\",\"to\":\"b\"}\0", 26);
-    expect_fail_any("{\"type\":\"offer\",\0\"to\":\"b\"}", 26);
-    expect_fail_any("\0{\"type\":\"offer\",\"to\":\"b\"}", 26);
+    expect_bad_json("{\"type\":\"offer\",\"to\":\"b\"}\0", 26, SB_MSG_ETRAILING, 25,
+                    "invalid JSON at byte 25: data after the object");
+    expect_bad_json("{\"type\":\"offer\",\0\"to\":\"b\"}", 26, SB_MSG_EJSON, 16,
+                    "invalid JSON at byte 16");
+    expect_bad_json("\0{\"type\":\"offer\",\"to\":\"b\"}", 26, SB_MSG_EJSON, 0,
+                    "invalid JSON at byte 0");
 }
 END_TEST
 
-/* Every proper prefix of a valid message is refused (each in an exact-size buffer). */
+/* Every proper prefix of a valid message is refused as JSON cut short, at the byte where it ends
+ * (each in an exact-size buffer). */
 START_TEST(test_prefixes_refused)
 {
     static const char *const texts[] = {
@@ -468,7 +583,9 @@ START_TEST(test_prefixes_refused)
             /* trailing white space may be cut without harm */
             if (strspn(texts[t] + cut, " ") == len - cut)
                 break;
-            expect_fail_any(texts[t], cut);
+            char text[64];
+            snprintf(text, sizeof(text), "invalid JSON at byte %zu", cut);
+            expect_bad_json(texts[t], cut, SB_MSG_EJSON, cut, text);
         }
     }
 }
@@ -504,10 +621,13 @@ START_TEST(test_bad_type)
     for (size_t i = 0; i < N_ELEMS(types); i++) {
         snprintf(json, sizeof(json), "{\"type\":%s,\"to\":\"b\",\"room\":\"r\",\"mid\":\"q\"}",
                  types[i]);
-        expect_fail(json, "\"q\"");
+        if (types[i][0] == '"')
+            expect_fail(json, SB_MSG_EUNKNOWN_TYPE, UNKNOWN_TYPE, "\"q\"");
+        else
+            expect_fail(json, SB_MSG_ENOT_STRING, NOT_STRING("type"), "\"q\"");
     }
-    expect_fail("{\"to\":\"b\",\"room\":\"r\",\"mid\":7}", "7");
-    expect_fail("{}", NULL);
+    expect_fail("{\"to\":\"b\",\"room\":\"r\",\"mid\":7}", SB_MSG_EMISSING, MISSING("type"), "7");
+    expect_fail("{}", SB_MSG_EMISSING, MISSING("type"), NULL);
 }
 END_TEST
 
@@ -539,6 +659,16 @@ START_TEST(test_bad_to_and_room)
     char json[256];
 
     for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        /* absent, not a string, or a string breaking the rule */
+        int code = bad[i] == NULL     ? SB_MSG_EMISSING
+                   : bad[i][0] != '"' ? SB_MSG_ENOT_STRING
+                                      : SB_MSG_EVALUE;
+        const char *to_why = code == SB_MSG_EMISSING      ? MISSING("to")
+                             : code == SB_MSG_ENOT_STRING ? NOT_STRING("to")
+                                                          : BAD_TO;
+        const char *room_why = code == SB_MSG_EMISSING      ? MISSING("room")
+                               : code == SB_MSG_ENOT_STRING ? NOT_STRING("room")
+                                                            : BAD_ROOM;
         for (size_t t = 0; t < N_ELEMS(relay_names); t++) {
             if (bad[i] == NULL)
                 snprintf(json, sizeof(json), "{\"type\":\"%s\",\"room\":\"r\",\"mid\":\"q\"}",
@@ -546,39 +676,48 @@ START_TEST(test_bad_to_and_room)
             else
                 snprintf(json, sizeof(json), "{\"type\":\"%s\",\"to\":%s,\"mid\":\"q\"}",
                          relay_names[t], bad[i]);
-            expect_fail(json, "\"q\"");
+            expect_fail(json, code, to_why, "\"q\"");
         }
         if (bad[i] == NULL) {
-            expect_fail("{\"type\":\"join\",\"to\":\"b\",\"mid\":\"q\"}", "\"q\"");
-            expect_fail("{\"type\":\"leave\",\"mid\":\"q\"}", "\"q\"");
+            expect_fail("{\"type\":\"join\",\"to\":\"b\",\"mid\":\"q\"}", code, room_why, "\"q\"");
+            expect_fail("{\"type\":\"leave\",\"mid\":\"q\"}", code, room_why, "\"q\"");
             continue;
         }
         snprintf(json, sizeof(json), "{\"type\":\"join\",\"room\":%s,\"mid\":\"q\"}", bad[i]);
-        expect_fail(json, "\"q\"");
+        expect_fail(json, code, room_why, "\"q\"");
         snprintf(json, sizeof(json), "{\"mid\":1,\"type\":\"leave\",\"room\":%s}", bad[i]);
-        expect_fail(json, "1");
+        expect_fail(json, code, room_why, "1");
     }
     /* ':' is for rooms only */
-    expect_fail("{\"type\":\"offer\",\"to\":\"a:b\",\"mid\":2}", "2");
+    expect_fail("{\"type\":\"offer\",\"to\":\"a:b\",\"mid\":2}", SB_MSG_EVALUE, BAD_TO, "2");
 }
 END_TEST
 
 /* Two values for a known field are refused, whichever it is. */
 START_TEST(test_duplicate_fields)
 {
-    expect_fail("{\"type\":\"offer\",\"type\":\"offer\",\"to\":\"b\"}", NULL);
-    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"to\":\"b\"}", NULL);
-    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"to\":\"c\"}", NULL);
-    expect_fail("{\"type\":\"join\",\"room\":\"r\",\"room\":\"s\"}", NULL);
-    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"payload\":1,\"payload\":1}", NULL);
-    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"payload\":null,\"payload\":null}", NULL);
+    expect_fail("{\"type\":\"offer\",\"type\":\"offer\",\"to\":\"b\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("type"), NULL);
+    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"to\":\"b\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("to"), NULL);
+    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"to\":\"c\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("to"), NULL);
+    expect_fail("{\"type\":\"join\",\"room\":\"r\",\"room\":\"s\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("room"), NULL);
+    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"payload\":1,\"payload\":1}", SB_MSG_EDUPLICATE,
+                DUPLICATE("payload"), NULL);
+    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"payload\":null,\"payload\":null}",
+                SB_MSG_EDUPLICATE, DUPLICATE("payload"), NULL);
     /* (which of two mids an error carries is not specified) */
     static const char dup_mid1[] = "{\"type\":\"offer\",\"to\":\"b\",\"mid\":1,\"mid\":1}";
     static const char dup_mid2[] = "{\"type\":\"offer\",\"to\":\"b\",\"mid\":\"a\",\"mid\":\"b\"}";
-    expect_fail_any(dup_mid1, sizeof(dup_mid1) - 1);
-    expect_fail_any(dup_mid2, sizeof(dup_mid2) - 1);
+    expect_fail_n(dup_mid1, sizeof(dup_mid1) - 1, SB_MSG_EDUPLICATE, DUPLICATE("mid"), ANY_MID);
+    expect_fail_n(dup_mid2, sizeof(dup_mid2) - 1, SB_MSG_EDUPLICATE, DUPLICATE("mid"), ANY_MID);
     /* a relay's "room" and a join's "to" count as known too */
-    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"room\":\"r\",\"room\":\"r\"}", NULL);
+    expect_fail("{\"type\":\"offer\",\"to\":\"b\",\"room\":\"r\",\"room\":\"r\"}",
+                SB_MSG_EDUPLICATE, DUPLICATE("room"), NULL);
+    expect_fail("{\"type\":\"join\",\"room\":\"r\",\"to\":\"b\",\"to\":\"b\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("to"), NULL);
 }
 END_TEST
 
@@ -590,27 +729,74 @@ START_TEST(test_bad_mid)
 
     for (size_t i = 0; i < N_ELEMS(mids); i++) {
         snprintf(json, sizeof(json), "{\"type\":\"offer\",\"to\":\"b\",\"mid\":%s}", mids[i]);
-        expect_fail(json, NULL);
+        expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
         /* the mid error wins over other errors, and no bad mid is handed back */
         snprintf(json, sizeof(json), "{\"type\":\"nope\",\"mid\":%s}", mids[i]);
-        expect_fail(json, NULL);
+        expect_fail(json, SB_MSG_EVALUE, BAD_MID, NULL);
     }
 }
 END_TEST
 
-/* err is a message for people: it fits errlen and is NUL-terminated however short errlen is. */
-START_TEST(test_err_buffer)
+/* err may be NULL; a reason is static text, the same pointer every time. */
+START_TEST(test_err_optional_and_static)
 {
     static const char json[] = "{\"type\":\"offer\"}";
-    for (size_t errlen = 1; errlen <= 64; errlen++) {
-        char err[80];
-        sb_msg_t m;
-        memset(err, 0x5A, sizeof(err));
-        ck_assert_int_eq(sb_msg_parse(json, sizeof(json) - 1, &m, err, errlen), -1);
-        REQUIRE(memchr(err, '\0', errlen) != NULL, "errlen %zu: not terminated", errlen);
-        for (size_t i = errlen; i < sizeof(err); i++)
-            REQUIRE(err[i] == 0x5A, "errlen %zu: wrote byte %zu", errlen, i);
-        REQUIRE(errlen == 1 || err[0] != '\0', "errlen %zu: empty message", errlen);
+    sb_msg_t m;
+    const char *first = NULL, *second = NULL;
+
+    ck_assert_int_eq(sb_msg_parse(json, sizeof(json) - 1, &m, NULL), SB_MSG_EMISSING);
+    ck_assert_int_eq(sb_msg_parse(json, sizeof(json) - 1, &m, &first), SB_MSG_EMISSING);
+    ck_assert_int_eq(sb_msg_parse(json, sizeof(json) - 1, &m, &second), SB_MSG_EMISSING);
+    ck_assert_ptr_eq(first, second);
+    ck_assert_str_eq(first, MISSING("to"));
+    /* accepted: err untouched */
+    static const char ok[] = "{\"type\":\"bye\",\"to\":\"b\"}";
+    first = "untouched";
+    ck_assert_int_eq(sb_msg_parse(ok, sizeof(ok) - 1, &m, &first), 0);
+    ck_assert_str_eq(first, "untouched");
+}
+END_TEST
+
+/* The bad-request messages clients get, word for word as before the codes existed: one per code
+ * and every field a reason names. */
+START_TEST(test_error_texts)
+{
+    static const struct {
+        const char *json;
+        int code;
+        const char *text;
+    } cases[] = {
+        {"{\"type\":\"offer\",", SB_MSG_EJSON, "invalid JSON at byte 16"},
+        {"{\"type\":\"offer\",\"to\":\"b\"} x", SB_MSG_ETRAILING,
+         "invalid JSON at byte 26: data after the object"},
+        {"[1]", SB_MSG_ENOT_OBJECT, "a message must be a JSON object"},
+        {"{\"type\":\"bye\",\"type\":\"bye\"}", SB_MSG_EDUPLICATE, "duplicate field 'type'"},
+        {"{\"to\":\"b\",\"to\":\"b\"}", SB_MSG_EDUPLICATE, "duplicate field 'to'"},
+        {"{\"room\":\"r\",\"room\":\"r\"}", SB_MSG_EDUPLICATE, "duplicate field 'room'"},
+        {"{\"payload\":1,\"payload\":1}", SB_MSG_EDUPLICATE, "duplicate field 'payload'"},
+        {"{\"mid\":1,\"mid\":1}", SB_MSG_EDUPLICATE, "duplicate field 'mid'"},
+        {"{\"type\":\"bye\",\"to\":\"b\",\"mid\":true}", SB_MSG_EVALUE,
+         "'mid' must be a string of at most 64 bytes or a number of at most 64 characters"},
+        {"{\"to\":\"b\"}", SB_MSG_EMISSING, "missing field 'type'"},
+        {"{\"type\":1}", SB_MSG_ENOT_STRING, "'type' must be a string"},
+        {"{\"type\":\"hello\"}", SB_MSG_EUNKNOWN_TYPE,
+         "unknown type: expected offer, answer, candidate, bye, join or leave"},
+        {"{\"type\":\"offer\"}", SB_MSG_EMISSING, "missing field 'to'"},
+        {"{\"type\":\"offer\",\"to\":[]}", SB_MSG_ENOT_STRING, "'to' must be a string"},
+        {"{\"type\":\"offer\",\"to\":\"a b\"}", SB_MSG_EVALUE,
+         "'to' must be 1-64 characters of [A-Za-z0-9_.-]"},
+        {"{\"type\":\"join\"}", SB_MSG_EMISSING, "missing field 'room'"},
+        {"{\"type\":\"leave\",\"room\":null}", SB_MSG_ENOT_STRING, "'room' must be a string"},
+        {"{\"type\":\"join\",\"room\":\"\"}", SB_MSG_EVALUE,
+         "'room' must be 1-64 characters of [A-Za-z0-9_.:-]"},
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        parsed_t p;
+        parse_n(&p, cases[i].json, strlen(cases[i].json));
+        REQUIRE(p.rc == cases[i].code, "%s: %d, want %d", cases[i].json, p.rc, cases[i].code);
+        REQUIRE(strcmp(p.text, cases[i].text) == 0, "%s: told \"%s\", want \"%s\"", cases[i].json,
+                p.text, cases[i].text);
+        parsed_free(&p);
     }
 }
 END_TEST
@@ -622,8 +808,10 @@ END_TEST
  * unknown type (bad-request). "offer\u0000junk" is not "offer". */
 START_TEST(test_type_with_escaped_nul_is_unknown)
 {
-    expect_fail("{\"type\":\"offer\\u0000junk\",\"to\":\"b\",\"mid\":1}", "1");
-    expect_fail("{\"type\":\"join\\u0000\",\"room\":\"r\",\"mid\":1}", "1");
+    expect_fail("{\"type\":\"offer\\u0000junk\",\"to\":\"b\",\"mid\":1}", SB_MSG_EUNKNOWN_TYPE,
+                UNKNOWN_TYPE, "1");
+    expect_fail("{\"type\":\"join\\u0000\",\"room\":\"r\",\"mid\":1}", SB_MSG_EUNKNOWN_TYPE,
+                UNKNOWN_TYPE, "1");
 }
 END_TEST
 
@@ -632,7 +820,8 @@ START_TEST(test_key_with_escaped_nul_is_unknown)
 {
     parsed_t p;
 
-    expect_fail("{\"type\":\"offer\",\"to\\u0000x\":\"b\",\"mid\":1}", "1");
+    expect_fail("{\"type\":\"offer\",\"to\\u0000x\":\"b\",\"mid\":1}", SB_MSG_EMISSING,
+                MISSING("to"), "1");
     expect_ok(&p, "{\"type\":\"offer\",\"to\":\"a\",\"to\\u0000\":\"b\"}");
     ck_assert_str_eq(p.m.to, "a");
     parsed_free(&p);
@@ -646,8 +835,10 @@ END_TEST
  * a valid mid before it meets the duplicate. */
 START_TEST(test_mid_kept_on_duplicate_field)
 {
-    expect_fail("{\"mid\":\"m1\",\"type\":\"offer\",\"type\":\"answer\",\"to\":\"b\"}", "\"m1\"");
-    expect_fail("{\"mid\":2,\"type\":\"offer\",\"to\":\"b\",\"to\":\"c\"}", "2");
+    expect_fail("{\"mid\":\"m1\",\"type\":\"offer\",\"type\":\"answer\",\"to\":\"b\"}",
+                SB_MSG_EDUPLICATE, DUPLICATE("type"), "\"m1\"");
+    expect_fail("{\"mid\":2,\"type\":\"offer\",\"to\":\"b\",\"to\":\"c\"}", SB_MSG_EDUPLICATE,
+                DUPLICATE("to"), "2");
 }
 END_TEST
 
@@ -1152,7 +1343,8 @@ static Suite *message_suite(void)
     tcase_add_test(tc, test_bad_to_and_room);
     tcase_add_test(tc, test_duplicate_fields);
     tcase_add_test(tc, test_bad_mid);
-    tcase_add_test(tc, test_err_buffer);
+    tcase_add_test(tc, test_err_optional_and_static);
+    tcase_add_test(tc, test_error_texts);
     tcase_add_test(tc, test_type_with_escaped_nul_is_unknown);
     tcase_add_test(tc, test_key_with_escaped_nul_is_unknown);
     tcase_add_test(tc, test_mid_kept_on_duplicate_field);

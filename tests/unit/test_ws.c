@@ -11,6 +11,25 @@
 
 static const uint8_t MASK[4] = {0x37, 0xFA, 0x21, 0x3D}; /* RFC 6455 section 5.7's key */
 
+/* The reader's reasons, word for word: they go to the peer in the close frame. */
+#define NOT_MASKED "client frame is not masked"
+#define MASKED "server frame is masked"
+#define NO_BINARY "binary messages are not supported"
+#define NOT_MINIMAL "length not in its minimal encoding"
+#define TOP_BIT "length has its most significant bit set"
+#define RSV "reserved bits set without an extension"
+#define RESERVED_OP "reserved opcode"
+#define CONTROL_LONG "control frame payload over 125 bytes"
+#define CONTROL_FRAGMENTED "fragmented control frame"
+#define CONT_ALONE "continuation frame without a message"
+#define NEW_INSIDE "new message inside a fragmented one"
+#define TOO_BIG "message too big"
+#define BAD_UTF8 "invalid UTF-8 in a text message"
+#define CUT_UTF8 "text message ends inside a UTF-8 sequence"
+#define CLOSE_ONE_BYTE "close frame with a 1-byte payload"
+#define CLOSE_CODE "invalid close code"
+#define CLOSE_UTF8 "close reason is not valid UTF-8"
+
 /* ---- building input -------------------------------------------------------------------------- */
 
 /* A growable byte buffer holding the wire bytes of one test. */
@@ -131,10 +150,9 @@ typedef struct {
 } rec_t;
 
 typedef struct {
-    int rc;              /* 0, or -1 when the reader reported a protocol violation */
-    uint16_t error_code; /* r->error_code after -1 */
-    const char *error;   /* r->error after -1 */
-    size_t consumed;     /* input bytes consumed in total */
+    int rc;            /* 0, or the SB_WS_E* code of the protocol violation the reader reported */
+    const char *error; /* the reason it gave with rc */
+    size_t consumed;   /* input bytes consumed in total */
     rec_t ev[64];
     size_t nev;
     const char *misuse; /* set when the reader broke its own contract */
@@ -164,21 +182,32 @@ static void drive(sb_ws_reader_t *r, const uint8_t *buf, size_t len, size_t chun
             uint8_t *copy = malloc(n ? n : 1);
             sb_ws_event_t ev;
             int rc;
+            const char *why = NULL;
 
             ck_assert_ptr_nonnull(copy);
             memcpy(copy, buf + pos, n);
             memset(&ev, 0xA5, sizeof ev);
-            rc = sb_ws_reader_feed(r, copy, n, &ev);
+            rc = sb_ws_reader_feed(r, copy, n, &ev, &why);
             if (rc >= 0 && memcmp(copy, buf + pos, n) != 0)
                 run->misuse = "feed wrote into its input buffer";
             if (rc < 0) {
-                free(copy);
                 run->rc = rc;
-                run->error_code = r->error_code;
-                run->error = r->error;
+                run->error = why;
                 run->consumed = pos;
-                if (rc != -1)
-                    run->misuse = "feed returned a negative value other than -1";
+                if (rc < SB_WS_ENOMEM)
+                    run->misuse = "feed returned a negative value that is no SB_WS_E* code";
+                else if (ev.type != SB_WS_EV_NONE)
+                    run->misuse = "feed failed with an event";
+                else if (why == NULL)
+                    run->misuse = "feed failed without a reason";
+                /* a failed reader stays failed: the same code and reason, nothing consumed, and
+                 * err may be NULL */
+                else if (sb_ws_reader_feed(r, copy, n, &ev, &why) != rc || why != run->error ||
+                         ev.type != SB_WS_EV_NONE)
+                    run->misuse = "a second call after a failure answered differently";
+                else if (sb_ws_reader_feed(r, copy, n, &ev, NULL) != rc)
+                    run->misuse = "a call with err NULL answered differently";
+                free(copy);
                 return;
             }
             if ((size_t)rc > n) {
@@ -285,35 +314,36 @@ static void assert_events(const run_t *run, const want_t *want, size_t nwant)
 /* Asserts that the whole input was consumed without error and produced exactly want. */
 static void assert_ok(const run_t *run, size_t len, const want_t *want, size_t nwant)
 {
-    ck_assert_msg(run->rc == 0, "feed failed with %u (%s)", run->error_code,
+    ck_assert_msg(run->rc == 0, "feed failed with %d (%s)", run->rc,
                   run->error ? run->error : "no error text");
     assert_events(run, want, nwant);
     ck_assert_msg(run->consumed == len, "consumed %zu of %zu bytes", run->consumed, len);
 }
 
-/* Asserts that the reader failed with code after producing exactly want. */
-static void assert_fail(const run_t *run, uint16_t code, const want_t *want, size_t nwant)
+/* Asserts that the reader failed with code and exactly the reason why, after producing exactly
+ * want. */
+static void assert_fail(const run_t *run, int code, const char *why, const want_t *want,
+                        size_t nwant)
 {
     ck_assert_msg(run->misuse == NULL, "reader misuse: %s", run->misuse);
-    ck_assert_msg(run->rc == -1, "feed accepted the input (%zu events), expected error %u",
-                  run->nev, code);
-    ck_assert_msg(run->error_code == code, "error_code %u (%s), expected %u", run->error_code,
-                  run->error ? run->error : "no error text", code);
-    ck_assert_msg(run->error != NULL, "error_code %u without error text", code);
+    ck_assert_msg(run->rc < 0, "feed accepted the input (%zu events), expected error %d (%s)",
+                  run->nev, code, why);
+    ck_assert_msg(run->rc == code && strcmp(run->error, why) == 0,
+                  "error %d (%s), expected %d (%s)", run->rc, run->error, code, why);
     assert_events(run, want, nwant);
 }
 
 /* Feeds w to a fresh server reader (whole, then byte by byte) and expects one error. */
-static void expect_error(const wire_t *w, sb_ws_role_t role, size_t max, int allow_binary,
-                         uint16_t code)
+static void expect_error(const wire_t *w, sb_ws_role_t role, size_t max, int allow_binary, int code,
+                         const char *why)
 {
     run_t run;
 
     feed_new(w->p, w->len, role, max, allow_binary, 0, &run);
-    assert_fail(&run, code, NULL, 0);
+    assert_fail(&run, code, why, NULL, 0);
     run_free(&run);
     feed_new(w->p, w->len, role, max, allow_binary, 1, &run);
-    assert_fail(&run, code, NULL, 0);
+    assert_fail(&run, code, why, NULL, 0);
     run_free(&run);
 }
 
@@ -359,7 +389,7 @@ START_TEST(test_unmasked_to_server)
     wire_t w = {0};
 
     put_frame(&w, 1, SB_WS_OP_TEXT, "hi", 2, NULL);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, NOT_MASKED);
     wire_free(&w);
 }
 END_TEST
@@ -374,7 +404,7 @@ START_TEST(test_client_role)
     wire_free(&w);
 
     put_frame(&w, 1, SB_WS_OP_TEXT, "hi", 2, MASK); /* a server must not mask */
-    expect_error(&w, SB_WS_CLIENT, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_CLIENT, BIG, 0, SB_WS_EPROTOCOL, MASKED);
     wire_free(&w);
 }
 END_TEST
@@ -395,11 +425,11 @@ START_TEST(test_binary_refused)
     wire_t w = {0};
 
     put_frame(&w, 1, SB_WS_OP_BINARY, "\x00\x01", 2, MASK);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_UNSUPPORTED);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EBINARY, NO_BINARY);
     wire_free(&w);
 
     put_frame(&w, 0, SB_WS_OP_BINARY, "\x00\x01", 2, MASK); /* the first fragment already */
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_UNSUPPORTED);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EBINARY, NO_BINARY);
     wire_free(&w);
 }
 END_TEST
@@ -475,9 +505,9 @@ START_TEST(test_non_minimal_length)
 
         put_raw(&w, 0x81, cases[i].form, cases[i].len, MASK, payload, cases[i].len);
         feed_new(w.p, w.len, SB_WS_SERVER, BIG, 0, 0, &run);
-        ck_assert_msg(run.rc == -1 && run.error_code == SB_WS_CLOSE_PROTOCOL_ERROR,
-                      "length %zu in the %d-bit form: rc %d code %u, expected 1002", cases[i].len,
-                      cases[i].form, run.rc, run.error_code);
+        ck_assert_msg(run.rc == SB_WS_EPROTOCOL && strcmp(run.error, NOT_MINIMAL) == 0,
+                      "length %zu in the %d-bit form: rc %d (%s), expected SB_WS_EPROTOCOL",
+                      cases[i].len, cases[i].form, run.rc, run.error ? run.error : "no reason");
         run_free(&run);
         wire_free(&w);
     }
@@ -490,11 +520,11 @@ START_TEST(test_length_top_bit)
     wire_t w = {0};
 
     put_raw(&w, 0x81, 64, UINT64_C(0x8000000000000000), MASK, NULL, 0);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, TOP_BIT);
     wire_free(&w);
 
     put_raw(&w, 0x82, 64, UINT64_C(0xFFFFFFFFFFFFFFFF), MASK, NULL, 0);
-    expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_EPROTOCOL, TOP_BIT);
     wire_free(&w);
 }
 END_TEST
@@ -506,7 +536,7 @@ START_TEST(test_rsv_bits)
 
     for (size_t i = 0; i < sizeof b0; i++) {
         put_raw(&w, b0[i], 7, 1, MASK, "x", 1);
-        expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_CLOSE_PROTOCOL_ERROR);
+        expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_EPROTOCOL, RSV);
         wire_free(&w);
     }
 }
@@ -519,11 +549,11 @@ START_TEST(test_reserved_opcodes)
 
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         put_raw(&w, (uint8_t)(0x80 | ops[i]), 7, 0, MASK, NULL, 0);
-        expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_CLOSE_PROTOCOL_ERROR);
+        expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_EPROTOCOL, RESERVED_OP);
         wire_free(&w);
 
         put_raw(&w, (uint8_t)ops[i], 7, 1, MASK, "x", 1); /* FIN clear */
-        expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_CLOSE_PROTOCOL_ERROR);
+        expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_EPROTOCOL, RESERVED_OP);
         wire_free(&w);
     }
 }
@@ -563,13 +593,13 @@ START_TEST(test_control_max_payload)
     wire_free(&w);
 
     put_raw(&w, 0x89, 16, 126, MASK, payload, 126);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONTROL_LONG);
     wire_free(&w);
     put_raw(&w, 0x8A, 16, 126, MASK, payload, 126);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONTROL_LONG);
     wire_free(&w);
     put_raw(&w, 0x88, 16, 126, MASK, payload, 126);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONTROL_LONG);
     wire_free(&w);
     free(payload);
 }
@@ -580,13 +610,13 @@ START_TEST(test_control_fragmented)
     wire_t w = {0};
 
     put_frame(&w, 0, SB_WS_OP_PING, "x", 1, MASK);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONTROL_FRAGMENTED);
     wire_free(&w);
     put_frame(&w, 0, SB_WS_OP_PONG, "x", 1, MASK);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONTROL_FRAGMENTED);
     wire_free(&w);
     put_raw(&w, 0x08, 7, 2, MASK, "\x03\xE8", 2);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONTROL_FRAGMENTED);
     wire_free(&w);
 }
 END_TEST
@@ -639,11 +669,11 @@ START_TEST(test_cont_without_message)
     wire_t w = {0};
 
     put_text(&w, 1, SB_WS_OP_CONT, "x");
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONT_ALONE);
     wire_free(&w);
 
     put_text(&w, 0, SB_WS_OP_CONT, "x");
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CONT_ALONE);
     wire_free(&w);
 
     /* after a complete message there is again none in progress */
@@ -654,7 +684,7 @@ START_TEST(test_cont_without_message)
         put_text(&w, 1, SB_WS_OP_TEXT, "done");
         put_text(&w, 1, SB_WS_OP_CONT, "x");
         feed_new(w.p, w.len, SB_WS_SERVER, BIG, 0, 0, &run);
-        assert_fail(&run, SB_WS_CLOSE_PROTOCOL_ERROR, want, 1);
+        assert_fail(&run, SB_WS_EPROTOCOL, CONT_ALONE, want, 1);
         run_free(&run);
         wire_free(&w);
     }
@@ -667,17 +697,17 @@ START_TEST(test_new_message_during_fragments)
 
     put_text(&w, 0, SB_WS_OP_TEXT, "Hel");
     put_text(&w, 1, SB_WS_OP_TEXT, "lo");
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, NEW_INSIDE);
     wire_free(&w);
 
     put_text(&w, 0, SB_WS_OP_TEXT, "Hel");
     put_frame(&w, 1, SB_WS_OP_BINARY, "lo", 2, MASK);
-    expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_EPROTOCOL, NEW_INSIDE);
     wire_free(&w);
 
     put_frame(&w, 0, SB_WS_OP_BINARY, "Hel", 3, MASK);
     put_text(&w, 0, SB_WS_OP_TEXT, "lo");
-    expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 1, SB_WS_EPROTOCOL, NEW_INSIDE);
     wire_free(&w);
 }
 END_TEST
@@ -694,11 +724,11 @@ START_TEST(test_max_message)
     wire_free(&w);
 
     put_text(&w, 1, SB_WS_OP_TEXT, "0123456789A");
-    expect_error(&w, SB_WS_SERVER, 10, 0, SB_WS_CLOSE_TOO_BIG);
+    expect_error(&w, SB_WS_SERVER, 10, 0, SB_WS_ETOO_BIG, TOO_BIG);
     wire_free(&w);
 
     put_frame(&w, 1, SB_WS_OP_BINARY, "0123456789A", 11, MASK);
-    expect_error(&w, SB_WS_SERVER, 10, 1, SB_WS_CLOSE_TOO_BIG);
+    expect_error(&w, SB_WS_SERVER, 10, 1, SB_WS_ETOO_BIG, TOO_BIG);
     wire_free(&w);
 }
 END_TEST
@@ -718,7 +748,7 @@ START_TEST(test_max_message_fragments)
     put_text(&w, 0, SB_WS_OP_TEXT, "01234");
     put_text(&w, 0, SB_WS_OP_CONT, "567");
     put_text(&w, 1, SB_WS_OP_CONT, "89A");
-    expect_error(&w, SB_WS_SERVER, 10, 0, SB_WS_CLOSE_TOO_BIG);
+    expect_error(&w, SB_WS_SERVER, 10, 0, SB_WS_ETOO_BIG, TOO_BIG);
     wire_free(&w);
 }
 END_TEST
@@ -733,12 +763,12 @@ START_TEST(test_max_message_from_header)
 
     n = sb_ws_write_header(hdr, 1, SB_WS_OP_TEXT, 11, MASK);
     feed_new(hdr, n, SB_WS_SERVER, 10, 0, 0, &run);
-    assert_fail(&run, SB_WS_CLOSE_TOO_BIG, NULL, 0);
+    assert_fail(&run, SB_WS_ETOO_BIG, TOO_BIG, NULL, 0);
     run_free(&run);
 
     n = sb_ws_write_header(hdr, 1, SB_WS_OP_TEXT, UINT64_C(1) << 40, MASK);
     feed_new(hdr, n, SB_WS_SERVER, BIG, 0, 0, &run);
-    assert_fail(&run, SB_WS_CLOSE_TOO_BIG, NULL, 0);
+    assert_fail(&run, SB_WS_ETOO_BIG, TOO_BIG, NULL, 0);
     run_free(&run);
 
     /* fragments: the second header pushes the sum over */
@@ -746,10 +776,10 @@ START_TEST(test_max_message_from_header)
     n = sb_ws_write_header(hdr, 1, SB_WS_OP_CONT, 4, MASK);
     put(&w, hdr, n);
     feed_new(w.p, w.len, SB_WS_SERVER, 10, 0, 0, &run);
-    assert_fail(&run, SB_WS_CLOSE_TOO_BIG, NULL, 0);
+    assert_fail(&run, SB_WS_ETOO_BIG, TOO_BIG, NULL, 0);
     run_free(&run);
     feed_new(w.p, w.len, SB_WS_SERVER, 10, 0, 1, &run);
-    assert_fail(&run, SB_WS_CLOSE_TOO_BIG, NULL, 0);
+    assert_fail(&run, SB_WS_ETOO_BIG, TOO_BIG, NULL, 0);
     run_free(&run);
     wire_free(&w);
 }
@@ -759,13 +789,16 @@ END_TEST
 
 START_TEST(test_invalid_utf8)
 {
-    static const char *bad[] = {"\xFF",    "abc\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80",
-                                "caf\xC3", "\xE2\x82"};
+    static const struct {
+        const char *text, *why;
+    } bad[] = {{"\xFF", BAD_UTF8},         {"abc\xC0\x80", BAD_UTF8},
+               {"\xED\xA0\x80", BAD_UTF8}, {"\xF4\x90\x80\x80", BAD_UTF8},
+               {"caf\xC3", CUT_UTF8},      {"\xE2\x82", CUT_UTF8}};
     wire_t w = {0};
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        put_text(&w, 1, SB_WS_OP_TEXT, bad[i]);
-        expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_INVALID_DATA);
+        put_text(&w, 1, SB_WS_OP_TEXT, bad[i].text);
+        expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EUTF8, bad[i].why);
         wire_free(&w);
     }
 }
@@ -783,14 +816,14 @@ START_TEST(test_invalid_utf8_fail_fast)
     put_frame(&w, 1, SB_WS_OP_TEXT, payload, sizeof payload, MASK);
     ck_assert_uint_eq(w.len, 2 + 4 + 100);
     feed_new(w.p, 2 + 4 + 3, SB_WS_SERVER, BIG, 0, 0, &run);
-    assert_fail(&run, SB_WS_CLOSE_INVALID_DATA, NULL, 0);
+    assert_fail(&run, SB_WS_EUTF8, BAD_UTF8, NULL, 0);
     run_free(&run);
     wire_free(&w);
 
     /* the first fragment alone, before any continuation arrives */
     put_text(&w, 0, SB_WS_OP_TEXT, "ok\xC0");
     feed_new(w.p, w.len, SB_WS_SERVER, BIG, 0, 0, &run);
-    assert_fail(&run, SB_WS_CLOSE_INVALID_DATA, NULL, 0);
+    assert_fail(&run, SB_WS_EUTF8, BAD_UTF8, NULL, 0);
     run_free(&run);
     wire_free(&w);
 }
@@ -815,18 +848,18 @@ START_TEST(test_message_ends_inside_code_point)
     wire_t w = {0};
 
     put_text(&w, 1, SB_WS_OP_TEXT, "a\xE2\x82");
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_INVALID_DATA);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EUTF8, CUT_UTF8);
     wire_free(&w);
 
     put_text(&w, 0, SB_WS_OP_TEXT, "a\xE2");
     put_text(&w, 1, SB_WS_OP_CONT, "\x82");
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_INVALID_DATA);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EUTF8, CUT_UTF8);
     wire_free(&w);
 
     /* an empty final fragment cannot finish the code point either */
     put_text(&w, 0, SB_WS_OP_TEXT, "a\xC3");
     put_text(&w, 1, SB_WS_OP_CONT, "");
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_INVALID_DATA);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EUTF8, CUT_UTF8);
     wire_free(&w);
 }
 END_TEST
@@ -849,7 +882,7 @@ START_TEST(test_close_one_byte)
     wire_t w = {0};
 
     put_frame(&w, 1, SB_WS_OP_CLOSE, "\x03", 1, MASK);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CLOSE_ONE_BYTE);
     wire_free(&w);
 }
 END_TEST
@@ -877,10 +910,10 @@ START_TEST(test_close_invalid_codes)
     wire_t w = {0};
 
     put_close(&w, code, NULL, 0);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CLOSE_CODE);
     wire_free(&w);
     put_close(&w, code, "bye", 3);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_PROTOCOL_ERROR);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EPROTOCOL, CLOSE_CODE);
     wire_free(&w);
 }
 END_TEST
@@ -908,11 +941,11 @@ START_TEST(test_close_reason_invalid_utf8)
     wire_t w = {0};
 
     put_close(&w, 1000, "\xFF", 1);
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_INVALID_DATA);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EUTF8, CLOSE_UTF8);
     wire_free(&w);
 
     put_close(&w, 1000, "bye \xE2\x82", 6); /* ends inside a code point */
-    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_CLOSE_INVALID_DATA);
+    expect_error(&w, SB_WS_SERVER, BIG, 0, SB_WS_EUTF8, CLOSE_UTF8);
     wire_free(&w);
 }
 END_TEST
@@ -997,13 +1030,13 @@ START_TEST(test_partial_header_not_consumed)
         sb_ws_reader_init(&r, SB_WS_SERVER, BIG, 0);
         for (size_t k = 0; k < n; k++) {
             sb_ws_event_t ev;
-            int rc = sb_ws_reader_feed(&r, hdr, k, &ev);
+            int rc = sb_ws_reader_feed(&r, hdr, k, &ev, NULL);
             ck_assert_msg(rc == 0, "%zu of %zu header bytes: feed returned %d", k, n, rc);
             ck_assert_int_eq(ev.type, SB_WS_EV_NONE);
         }
         {
             sb_ws_event_t ev;
-            int rc = sb_ws_reader_feed(&r, hdr, n + 1, &ev);
+            int rc = sb_ws_reader_feed(&r, hdr, n + 1, &ev, NULL);
             ck_assert_msg(rc > 0 && (size_t)rc <= n + 1,
                           "a complete header and one payload byte: feed returned %d", rc);
             ck_assert_int_eq(ev.type, SB_WS_EV_NONE);
@@ -1025,13 +1058,13 @@ START_TEST(test_partial_payload_consumed)
     put_text(&w, 1, SB_WS_OP_TEXT, "0123456789");
     sb_ws_reader_init(&r, SB_WS_SERVER, BIG, 0);
     while (pos < 2 + 4 + 5) {
-        rc = sb_ws_reader_feed(&r, w.p + pos, 2 + 4 + 5 - pos, &ev);
+        rc = sb_ws_reader_feed(&r, w.p + pos, 2 + 4 + 5 - pos, &ev, NULL);
         ck_assert_int_gt(rc, 0);
         ck_assert_int_eq(ev.type, SB_WS_EV_NONE);
         pos += (size_t)rc;
     }
     ck_assert_uint_eq(pos, 11);
-    rc = sb_ws_reader_feed(&r, w.p + pos, w.len - pos, &ev);
+    rc = sb_ws_reader_feed(&r, w.p + pos, w.len - pos, &ev, NULL);
     ck_assert_int_eq(rc, 5);
     ck_assert_int_eq(ev.type, SB_WS_EV_TEXT);
     ck_assert_uint_eq(ev.len, 10);
@@ -1076,10 +1109,10 @@ static void check_rfc_examples(size_t chunk)
 
     /* the wrong role refuses each of them */
     feed_new(rfc_text_unmasked, sizeof rfc_text_unmasked, SB_WS_SERVER, BIG, 0, chunk, &run);
-    assert_fail(&run, SB_WS_CLOSE_PROTOCOL_ERROR, NULL, 0);
+    assert_fail(&run, SB_WS_EPROTOCOL, NOT_MASKED, NULL, 0);
     run_free(&run);
     feed_new(rfc_text_masked, sizeof rfc_text_masked, SB_WS_CLIENT, BIG, 0, chunk, &run);
-    assert_fail(&run, SB_WS_CLOSE_PROTOCOL_ERROR, NULL, 0);
+    assert_fail(&run, SB_WS_EPROTOCOL, MASKED, NULL, 0);
     run_free(&run);
 }
 
@@ -1173,8 +1206,7 @@ START_TEST(test_free_partial)
     put_text(&w, 1, SB_WS_OP_CONT, "\xFF");
     sb_ws_reader_init(&r, SB_WS_SERVER, BIG, 0);
     drive(&r, w.p, w.len, 0, &run);
-    ck_assert_int_eq(run.rc, -1);
-    ck_assert_uint_eq(run.error_code, SB_WS_CLOSE_INVALID_DATA);
+    assert_fail(&run, SB_WS_EUTF8, BAD_UTF8, NULL, 0);
     sb_ws_reader_free(&r);
     run_free(&run);
     wire_free(&w);
@@ -1432,6 +1464,85 @@ START_TEST(test_close_code_valid_table)
 }
 END_TEST
 
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+/* Each SB_WS_E* code names the close code RFC 6455 section 7.4.1 gives for it. */
+START_TEST(test_error_close_codes)
+{
+    ck_assert_uint_eq(sb_ws_error_close_code(SB_WS_EPROTOCOL), 1002);
+    ck_assert_uint_eq(sb_ws_error_close_code(SB_WS_EBINARY), 1003);
+    ck_assert_uint_eq(sb_ws_error_close_code(SB_WS_EUTF8), 1007);
+    ck_assert_uint_eq(sb_ws_error_close_code(SB_WS_ETOO_BIG), 1009);
+    ck_assert_uint_eq(sb_ws_error_close_code(SB_WS_ENOMEM), 1011);
+    /* anything else is the server's own fault */
+    ck_assert_uint_eq(sb_ws_error_close_code(0), 1011);
+    ck_assert_uint_eq(sb_ws_error_close_code(-6), 1011);
+    ck_assert_uint_eq(sb_ws_error_close_code(1002), 1011);
+    /* the codes are distinct and negative */
+    ck_assert_int_eq(SB_WS_EPROTOCOL, -1);
+    ck_assert_int_eq(SB_WS_EBINARY, -2);
+    ck_assert_int_eq(SB_WS_EUTF8, -3);
+    ck_assert_int_eq(SB_WS_ETOO_BIG, -4);
+    ck_assert_int_eq(SB_WS_ENOMEM, -5);
+}
+END_TEST
+
+/* A failed reader stays failed: later calls, even with valid frames, consume nothing and give the
+ * same code and reason; err may be NULL. */
+START_TEST(test_failure_is_final)
+{
+    wire_t w = {0}, good = {0};
+    sb_ws_reader_t r;
+    sb_ws_event_t ev;
+    const char *why = NULL;
+
+    put_frame(&w, 1, SB_WS_OP_BINARY, "x", 1, MASK);
+    put_text(&good, 1, SB_WS_OP_TEXT, "fine");
+    sb_ws_reader_init(&r, SB_WS_SERVER, BIG, 0);
+    ck_assert_int_eq(sb_ws_reader_feed(&r, w.p, w.len, &ev, &why), SB_WS_EBINARY);
+    ck_assert_str_eq(why, NO_BINARY);
+    ck_assert_int_eq(ev.type, SB_WS_EV_NONE);
+    for (int i = 0; i < 3; i++) {
+        const char *again = NULL;
+        ck_assert_int_eq(sb_ws_reader_feed(&r, good.p, good.len, &ev, &again), SB_WS_EBINARY);
+        ck_assert_ptr_eq(again, why);
+        ck_assert_int_eq(ev.type, SB_WS_EV_NONE);
+        ck_assert_int_eq(sb_ws_reader_feed(&r, good.p, 0, &ev, NULL), SB_WS_EBINARY);
+    }
+    sb_ws_reader_free(&r);
+
+    /* initialised again, it reads */
+    sb_ws_reader_init(&r, SB_WS_SERVER, BIG, 0);
+    ck_assert_int_eq(sb_ws_reader_feed(&r, good.p, good.len, &ev, NULL), (int)good.len);
+    ck_assert_int_eq(ev.type, SB_WS_EV_TEXT);
+    sb_ws_reader_free(&r);
+    wire_free(&w);
+    wire_free(&good);
+}
+END_TEST
+
+/* The close frame a failure calls for, built the way a connection builds it: the code in network
+ * order, then the reason (every reason fits a control frame). */
+START_TEST(test_failure_close_payload)
+{
+    wire_t w = {0};
+    sb_ws_reader_t r;
+    sb_ws_event_t ev;
+    const char *why = NULL;
+    uint8_t payload[SB_WS_MAX_CONTROL];
+
+    put_text(&w, 1, SB_WS_OP_TEXT, "0123456789A");
+    sb_ws_reader_init(&r, SB_WS_SERVER, 10, 0);
+    int rc = sb_ws_reader_feed(&r, w.p, w.len, &ev, &why);
+    ck_assert_int_eq(rc, SB_WS_ETOO_BIG);
+    size_t n = sb_ws_close_payload(payload, sb_ws_error_close_code(rc), why);
+    ck_assert_uint_eq(n, 2 + strlen(TOO_BIG));
+    ck_assert_mem_eq(payload, "\x03\xF1" TOO_BIG, n); /* 1009 */
+    sb_ws_reader_free(&r);
+    wire_free(&w);
+}
+END_TEST
+
 static Suite *ws_suite(void)
 {
     Suite *s = suite_create("ws");
@@ -1513,6 +1624,12 @@ static Suite *ws_suite(void)
     tcase_add_test(tc, test_close_payload);
     tcase_add_test(tc, test_close_payload_utf8_boundary);
     tcase_add_test(tc, test_close_code_valid_table);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_add_test(tc, test_error_close_codes);
+    tcase_add_test(tc, test_failure_is_final);
+    tcase_add_test(tc, test_failure_close_payload);
     suite_add_tcase(s, tc);
 
     return s;
