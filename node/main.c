@@ -150,8 +150,11 @@ out:
     sb_relay_free(relay);
     if (dns)
         evdns_base_free(dns, 1);
-    if (base)
+    if (base) {
+        /* A bufferevent freed with a callback still deferred lives until that callback has run. */
+        event_base_loop(base, EVLOOP_NONBLOCK);
         event_base_free(base);
+    }
     sb_config_free(&cfg);
     return rc;
 }

@@ -37,8 +37,9 @@ struct sb_conn {
     struct bufferevent *bev;
     struct event *timer; /* one deadline at a time, its meaning set by the phase */
     phase_t phase;
-    int was_open; /* the handler saw on_open, so it gets on_close */
-    int paused;   /* sb_conn_pause: no messages to the handler, no reading */
+    int was_open;     /* the handler saw on_open, so it gets on_close */
+    int paused;       /* sb_conn_pause: no messages to the handler, no reading */
+    int write_closed; /* the transport's close_write has run */
     sb_ws_reader_t reader;
     double last_read; /* event-loop time of the last bytes received */
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
@@ -90,14 +91,22 @@ static void finish(sb_conn_t *c)
     c->env->on_end(c->env->end_ctx, c);
 }
 
+/* Ends the sending direction once nothing is left to send, once. */
+static void close_write_when_flushed(sb_conn_t *c)
+{
+    if (c->write_closed || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return;
+    c->write_closed = 1;
+    c->env->transport->close_write(c->env->transport, c->bev);
+}
+
 /* Half-closes once everything queued is written, then waits briefly for the peer's EOF: closing
  * at once could reset the connection and lose the bytes still in flight. */
 static void linger(sb_conn_t *c)
 {
     c->phase = PHASE_LINGER;
     arm(c, cfg(c)->close_timeout);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        c->env->transport->close_write(c->bev);
+    close_write_when_flushed(c);
 }
 
 /* Queues a frame. Returns -1 (and drops the connection) when the client has stopped reading
@@ -329,8 +338,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     sb_conn_t *c = arg;
+    (void)bev;
     if (c->phase == PHASE_LINGER)
-        c->env->transport->close_write(bev);
+        close_write_when_flushed(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -393,7 +403,7 @@ sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struc
     }
     c->env = env;
     c->id = next_id++;
-    c->bev = env->transport->open(env->base, fd); /* owns fd from here on */
+    c->bev = env->transport->open(env->transport, env->base, fd); /* owns fd from here on */
     c->timer = evtimer_new(env->base, on_timer, c);
     if (c->bev == NULL || c->timer == NULL)
         goto fail;

@@ -100,7 +100,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)socklen;
     if (s->nlive >= s->cfg->max_connections) {
-        s->env.transport->refuse(fd, s->busy, s->busy_len);
+        s->env.transport->refuse(s->env.transport, fd, s->busy, s->busy_len);
         return;
     }
     sb_conn_t *c = sb_conn_new(&s->env, fd, addr);

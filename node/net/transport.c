@@ -7,8 +7,10 @@
 
 #include "base/log.h"
 
-static struct bufferevent *tcp_open(struct event_base *base, evutil_socket_t fd)
+static struct bufferevent *tcp_open(const sb_transport_t *t, struct event_base *base,
+                                    evutil_socket_t fd)
 {
+    (void)t;
     int one = 1;
     /* Signaling messages are small and latency matters more than packet count. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -18,14 +20,19 @@ static struct bufferevent *tcp_open(struct event_base *base, evutil_socket_t fd)
     return bev;
 }
 
-static void tcp_close_write(struct bufferevent *bev) { shutdown(bufferevent_getfd(bev), SHUT_WR); }
-
-static void tcp_refuse(evutil_socket_t fd, const char *answer, size_t len)
+static void tcp_close_write(const sb_transport_t *t, struct bufferevent *bev)
 {
+    (void)t;
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void tcp_refuse(const sb_transport_t *t, evutil_socket_t fd, const char *answer, size_t len)
+{
+    (void)t;
     /* A fresh socket's send buffer is empty: the answer fits at once or not at all. */
     if (send(fd, answer, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         sb_log(SB_LOG_DEBUG, "could not answer a refused connection");
     evutil_closesocket(fd);
 }
 
-const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_close_write, tcp_refuse};
+const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_close_write, tcp_refuse, NULL};

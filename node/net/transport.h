@@ -8,19 +8,23 @@
 #include <event2/util.h>
 
 /* Every byte a client connection reads or writes goes through its transport's bufferevent; the
- * two things a bufferevent cannot do for every transport alike are here too. */
-typedef struct {
+ * two things a bufferevent cannot do for every transport alike are here too. Each function gets
+ * its transport, whose ctx holds what an instance needs (a TLS transport: its keys). */
+typedef struct sb_transport sb_transport_t;
+struct sb_transport {
     const char *name;
     /* Takes a freshly accepted socket and returns the bufferevent that reads and writes it, or
      * NULL (fd closed) when out of memory. */
-    struct bufferevent *(*open)(struct event_base *base, evutil_socket_t fd);
+    struct bufferevent *(*open)(const sb_transport_t *t, struct event_base *base,
+                                evutil_socket_t fd);
     /* Ends the sending direction once everything queued has been written (TCP: a half-close),
-     * so that the peer reads all of it before it sees the end. */
-    void (*close_write)(struct bufferevent *bev);
+     * so that the peer reads all of it before it sees the end. Called once per connection. */
+    void (*close_write)(const sb_transport_t *t, struct bufferevent *bev);
     /* Best effort, for a connection refused before it is served: writes a short answer without
      * blocking, then closes fd. */
-    void (*refuse)(evutil_socket_t fd, const char *answer, size_t len);
-} sb_transport_t;
+    void (*refuse)(const sb_transport_t *t, evutil_socket_t fd, const char *answer, size_t len);
+    void *ctx;
+};
 
 /* Plain TCP. */
 extern const sb_transport_t sb_transport_tcp;
