@@ -192,7 +192,7 @@ static void put(out_t *o, const char *s, size_t n)
     if (o->failed)
         return;
     if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 128;
+        size_t cap = o->cap ? o->cap : 256; /* most answers fit at once */
         while (cap < o->len + n + 1)
             cap *= 2;
         char *p = realloc(o->p, cap);
@@ -272,6 +272,31 @@ char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, 
     put_string_field(&o, "node", node);
     put_raw_field(&o, "iceServers", (sb_str_t){ice_servers, strlen(ice_servers)});
     return end(&o, len);
+}
+
+size_t sb_msg_relay_parts(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
+                          sb_str_t parts[SB_MSG_RELAY_PARTS])
+{
+    size_t n = 0;
+#define PART(s, l) (parts[n++] = (sb_str_t){(s), (l)})
+#define LIT(s) PART(s, sizeof(s) - 1)
+    LIT("{\"type\":\"");
+    PART(sb_msg_type_name(type), strlen(sb_msg_type_name(type)));
+    LIT("\",\"from\":\""); /* a peer ID needs no escaping */
+    PART(from, strlen(from));
+    LIT("\"");
+    if (payload.len > 0) {
+        LIT(",\"payload\":");
+        PART(payload.p, payload.len);
+    }
+    if (mid.len > 0) {
+        LIT(",\"mid\":");
+        PART(mid.p, mid.len);
+    }
+    LIT("}");
+#undef LIT
+#undef PART
+    return n;
 }
 
 char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,

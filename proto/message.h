@@ -73,6 +73,13 @@ int sb_room_valid(const char *s, size_t len);
 char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len);
 char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
                    size_t *len);
+/* The bytes sb_msg_relay builds, as the parts that make them up, in order, without copying
+ * payload or mid (they and from must outlive the parts): for writing the message straight into
+ * an output buffer. from must be a valid peer ID (which needs no escaping). Returns the number of
+ * parts, at most SB_MSG_RELAY_PARTS. */
+#define SB_MSG_RELAY_PARTS 10
+size_t sb_msg_relay_parts(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
+                          sb_str_t parts[SB_MSG_RELAY_PARTS]);
 char *sb_msg_ack(sb_str_t mid, size_t *len);
 /* to and room may be NULL. */
 char *sb_msg_error(const char *code, const char *message, const char *to, const char *room,

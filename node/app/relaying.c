@@ -93,14 +93,14 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Renders a relayed message for its recipient and queues it. Returns 0, or -1 when it could not
- * be queued (out of memory, or the connection is gone). */
+/* Writes a relayed message for its recipient straight into its connection (from is a peer ID).
+ * Returns 0, or -1 when it could not be queued (out of memory, or the connection is gone). */
 static int hand_over(sb_conn_t *to, sb_msg_type_t type, const char *from, sb_str_t payload,
                      sb_str_t mid)
 {
-    size_t len = 0;
-    char *msg = sb_msg_relay(type, from, payload, mid, &len);
-    return relay_send_owned(to, msg, len);
+    sb_str_t parts[SB_MSG_RELAY_PARTS];
+    size_t n = sb_msg_relay_parts(type, from, payload, mid, parts);
+    return sb_conn_send_parts(to, parts, n);
 }
 
 /* Publishes the message as an envelope on the recipient's channel. */

@@ -111,14 +111,23 @@ static void linger(sb_conn_t *c)
 
 /* Queues a frame. Returns -1 (and drops the connection) when the client has stopped reading
  * and more than --max-output bytes are waiting for it. */
-static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len)
+static int send_frame_parts(sb_conn_t *c, int opcode, const sb_str_t *parts, size_t n)
 {
     uint8_t head[SB_WS_MAX_HEADER];
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
     size_t hlen = sb_ws_write_header(head, 1, opcode, len, NULL);
-
-    if (evbuffer_add(out, head, hlen) != 0 || (len > 0 && evbuffer_add(out, data, len) != 0) ||
-        evbuffer_get_length(out) > cfg(c)->max_output) {
+    /* Room for the whole frame first: it is queued whole or not at all. */
+    int rc = evbuffer_expand(out, hlen + len);
+    if (rc == 0) {
+        evbuffer_add(out, head, hlen);
+        for (size_t i = 0; i < n; i++)
+            if (parts[i].len > 0)
+                evbuffer_add(out, parts[i].p, parts[i].len);
+    }
+    if (rc != 0 || evbuffer_get_length(out) > cfg(c)->max_output) {
         sb_log(SB_LOG_INFO, "conn %llu %s: dropped: more than %zu bytes queued, not reading",
                (unsigned long long)c->id, c->peer, cfg(c)->max_output);
         finish(c);
@@ -127,11 +136,24 @@ static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len)
     return 0;
 }
 
+static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len)
+{
+    sb_str_t part = {data, len};
+    return send_frame_parts(c, opcode, &part, 1);
+}
+
 int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len)
 {
     if (c->phase != PHASE_OPEN)
         return -1;
     return send_frame(c, SB_WS_OP_TEXT, data, len);
+}
+
+int sb_conn_send_parts(sb_conn_t *c, const sb_str_t *parts, size_t n)
+{
+    if (c->phase != PHASE_OPEN)
+        return -1;
+    return send_frame_parts(c, SB_WS_OP_TEXT, parts, n);
 }
 
 void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)

@@ -8,6 +8,7 @@
 #include <event2/util.h>
 
 #include "base/config.h"
+#include "str.h"
 #include "net/routes.h"
 #include "net/transport.h"
 
@@ -47,6 +48,10 @@ sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struc
 /* Sends a text message on an open WebSocket. Returns 0, or -1 when the connection is not open
  * or was just dropped for having more than --max-output bytes queued. */
 int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len);
+
+/* The same for a message made of n parts, one after another, written into the connection's
+ * buffer as they are (no copy is joined first). */
+int sb_conn_send_parts(sb_conn_t *c, const sb_str_t *parts, size_t n);
 
 /* Starts the closing handshake with code and a short reason (NULL for none); the connection
  * ends when the peer answers or after the close timeout. Plain HTTP connections just end. */

@@ -261,6 +261,19 @@ static void check_relay(const sb_msg_t *m, const cJSON *input)
     size_t len = 0;
     cJSON *root, *slice;
 
+    /* the parts, joined, are exactly the built message */
+    char *whole = sb_msg_relay(m->type, sender, m->payload, m->mid, &len);
+    CHECK(whole != NULL);
+    sb_str_t parts[SB_MSG_RELAY_PARTS];
+    size_t n = sb_msg_relay_parts(m->type, sender, m->payload, m->mid, parts), at = 0;
+    CHECK(n <= SB_MSG_RELAY_PARTS);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(at + parts[i].len <= len && memcmp(whole + at, parts[i].p, parts[i].len) == 0);
+        at += parts[i].len;
+    }
+    CHECK(at == len);
+    free(whole);
+
     root = check_built(sb_msg_relay(m->type, sender, m->payload, m->mid, &len), &len,
                        sb_msg_type_name(m->type));
     check_string_field(root, "from", sender);

@@ -1050,6 +1050,42 @@ START_TEST(test_build_relay)
 }
 END_TEST
 
+/* Joined, the parts are exactly what sb_msg_relay builds, for every type and field present or not.
+ */
+START_TEST(test_build_relay_parts)
+{
+    static const char *const froms[] = {"a", "alice", "A.b_c-9", NULL};
+    const sb_str_t bodies[] = {none, str("null"), str("{\"sdp\":\"v=0\\r\\n\"}"),
+                               str("[ 1 ,\n{ } ]")};
+    const sb_str_t mid_texts[] = {none, str("\"m-1\""), str("-7.5e1")};
+    char id[SB_ID_MAX + 1];
+    memset(id, 'x', SB_ID_MAX);
+    id[SB_ID_MAX] = '\0';
+
+    for (int type = SB_MSG_OFFER; type <= SB_MSG_BYE; type++)
+        for (size_t f = 0; f < N_ELEMS(froms); f++)
+            for (size_t p = 0; p < N_ELEMS(bodies); p++)
+                for (size_t m = 0; m < N_ELEMS(mid_texts); m++) {
+                    const char *from = froms[f] ? froms[f] : id;
+                    sb_str_t parts[SB_MSG_RELAY_PARTS];
+                    size_t len = 0,
+                           n = sb_msg_relay_parts(type, from, bodies[p], mid_texts[m], parts);
+                    char *want = sb_msg_relay(type, from, bodies[p], mid_texts[m], &len), got[512];
+                    size_t at = 0;
+                    ck_assert_ptr_nonnull(want);
+                    REQUIRE(n <= SB_MSG_RELAY_PARTS, "%zu parts", n);
+                    for (size_t i = 0; i < n; i++) {
+                        REQUIRE(at + parts[i].len <= sizeof(got), "parts too long");
+                        memcpy(got + at, parts[i].p, parts[i].len);
+                        at += parts[i].len;
+                    }
+                    REQUIRE(at == len && memcmp(got, want, len) == 0, "parts give %s, want %s",
+                            show(got, at), show(want, len));
+                    free(want);
+                }
+}
+END_TEST
+
 START_TEST(test_build_ack)
 {
     size_t len = 0;
@@ -1360,6 +1396,7 @@ static Suite *message_suite(void)
     tc = tcase_create("builders");
     tcase_add_test(tc, test_build_welcome);
     tcase_add_test(tc, test_build_relay);
+    tcase_add_test(tc, test_build_relay_parts);
     tcase_add_test(tc, test_build_ack);
     tcase_add_test(tc, test_build_error);
     tcase_add_test(tc, test_build_joined);
