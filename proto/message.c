@@ -11,23 +11,6 @@ static const char *const type_names[] = {"offer", "answer", "candidate", "bye", 
 
 const char *sb_msg_type_name(sb_msg_type_t type) { return type_names[type]; }
 
-static int valid_name(const char *s, size_t len, size_t max, const char *extra)
-{
-    if (len == 0 || len > max)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr(extra, c) != NULL)))
-            return 0;
-    }
-    return 1;
-}
-
-int sb_peer_id_valid(const char *s, size_t len) { return valid_name(s, len, SB_ID_MAX, "_.-"); }
-
-int sb_room_valid(const char *s, size_t len) { return valid_name(s, len, SB_ROOM_MAX, "_.:-"); }
-
 static int fail(const char **err, int code, const char *why)
 {
     if (err != NULL)

@@ -8,11 +8,9 @@
 
 #include <stddef.h>
 
+#include "names.h"
 #include "str.h"
 
-/* Peer IDs and room names: at most this many bytes (the buffers below hold one more). */
-#define SB_ID_MAX 64
-#define SB_ROOM_MAX 64
 /* A string mid may hold this many bytes once decoded; a number mid this many characters. */
 #define SB_MID_MAX 64
 
@@ -59,12 +57,6 @@ int sb_msg_parse(const char *json, size_t len, sb_msg_t *m, const char **err);
 
 /* The wire name of a type ("offer", ...). */
 const char *sb_msg_type_name(sb_msg_type_t type);
-
-/* 1 when s is a valid peer ID: 1-64 characters of [A-Za-z0-9_.-]. */
-int sb_peer_id_valid(const char *s, size_t len);
-
-/* 1 when s is a valid room name: 1-64 characters of [A-Za-z0-9_.:-]. */
-int sb_room_valid(const char *s, size_t len);
 
 /* Builders for server messages. Each returns a malloc'ed, NUL-terminated JSON text and sets
  * *len, or returns NULL when out of memory; the caller frees it. Arguments that are JSON text

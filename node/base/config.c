@@ -17,7 +17,7 @@
 #include <openssl/rand.h>
 
 #include "base/log.h"
-#include "message.h"
+#include "names.h"
 
 typedef enum { OPT_STRING, OPT_BYTES, OPT_COUNT, OPT_SECONDS, OPT_FLAG, OPT_LEVEL } opt_type_t;
 

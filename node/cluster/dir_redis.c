@@ -28,7 +28,7 @@
 #include "base/loop.h"
 #include "base/map.h"
 #include "envelope.h"
-#include "message.h"
+#include "names.h"
 #include "cluster/redis.h"
 
 /* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. A dead node's ID is taken over. */
