@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include <event2/dns.h>
@@ -18,6 +19,7 @@
 #include "cluster/dir.h"
 #include "cluster/dir_redis.h"
 #include "cluster/redis.h"
+#include "net/healthcheck.h"
 #include "net/server.h"
 #include "redis_url.h"
 
@@ -64,12 +66,25 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     sb_handler_t handler;
 
+    /* `switchboard healthcheck [options]`: asks the node these options describe, and exits. */
+    int healthcheck = argc > 1 && strcmp(argv[1], "healthcheck") == 0;
+    if (healthcheck) {
+        argv[1] = argv[0];
+        argc--, argv++;
+    }
     int loaded = sb_config_load(&cfg, argc, argv, err, sizeof(err));
     if (loaded != 0) {
         if (loaded < 0)
             fprintf(stderr, "switchboard: %s\n", err);
         sb_config_free(&cfg);
         return loaded > 0 ? EXIT_SUCCESS : 2;
+    }
+    if (healthcheck) {
+        rc = sb_healthcheck(cfg.listen, 2, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "switchboard healthcheck: %s\n", err);
+        sb_config_free(&cfg);
+        return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     sb_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);

@@ -78,8 +78,11 @@ static const option_t options[] = {
 static void usage(void)
 {
     printf("Usage: switchboard [OPTION]...\n"
+           "       switchboard healthcheck [OPTION]...\n"
            "A WebRTC signaling node: relays offers, answers and ICE candidates between peers\n"
-           "connected over WebSockets at /ws; serves the demo at / and liveness at /healthz.\n\n"
+           "connected over WebSockets at /ws; serves the demo at / and liveness at /healthz.\n"
+           "'healthcheck' asks the node the same options describe (--listen) for /healthz and\n"
+           "exits 0 when it answers 200 within 2 s, 1 otherwise (for container health checks).\n\n"
            "Every option can also be set with its environment variable; a flag wins.\n\n");
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const option_t *o = &options[i];

@@ -1,0 +1,12 @@
+/* `switchboard healthcheck`: asks a running node's /healthz, for container health checks. */
+#ifndef SB_HEALTHCHECK_H
+#define SB_HEALTHCHECK_H
+
+#include <stddef.h>
+
+/* Sends GET /healthz to the node listening on listen (HOST:PORT as --listen takes it; a wildcard
+ * host means this machine) and waits at most timeout seconds for the answer, blocking. Returns
+ * 0 when it answered 200, -1 with err filled otherwise. */
+int sb_healthcheck(const char *listen, double timeout, char *err, size_t errlen);
+
+#endif
