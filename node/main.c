@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -14,6 +15,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "cluster/bus.h"
 #include "cluster/bus_redis.h"
 #include "cluster/dir.h"
@@ -87,6 +89,10 @@ int main(int argc, char **argv)
         return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     sb_log_set_level(cfg.log_level);
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
+    sb_metrics.start_time = (double)started.tv_sec + (double)started.tv_nsec / 1e9;
+    sb_metrics.node_id = cfg.node_id;
     signal(SIGPIPE, SIG_IGN);
     fit_fd_limit(&cfg);
 

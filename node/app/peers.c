@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "net/conn.h"
 #include "ws.h"
 
@@ -68,6 +69,7 @@ static void register_peer(sb_relay_t *r, peer_t *peer)
         return;
     }
     peer->registered = 1;
+    sb_metrics.peers++;
     char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
     relay_send_owned(peer->conn, msg, len);
     sb_log(SB_LOG_DEBUG, "conn %llu %s: peer %s", (unsigned long long)sb_conn_id(peer->conn),
@@ -88,6 +90,7 @@ static void claim_done(void *arg, sb_dir_result_t result)
     } else {
         forget(r, peer);
         if (result == SB_DIR_TAKEN) {
+            sb_metrics.ids_taken++;
             refuse(peer->conn, "id-taken", "another connection holds this id", CLOSE_ID_TAKEN);
         } else {
             refuse(peer->conn, "unavailable", "the cluster's directory is unavailable; retry",
@@ -123,6 +126,7 @@ void relay_on_open(void *app, sb_conn_t *c)
     }
     /* Held or being claimed by a connection of this node. */
     if (sb_map_get(r->peers, peer->id) != NULL) {
+        sb_metrics.ids_taken++;
         refuse(c, "id-taken", "another connection holds this id", CLOSE_ID_TAKEN);
         return;
     }
@@ -147,6 +151,7 @@ void relay_on_close(void *app, sb_conn_t *c)
         sb_env_peer_channel(peer->id, channel);
         r->bus->ops->unsubscribe(r->bus, channel);
         r->dir->ops->release(r->dir, peer->id);
+        sb_metrics.peers--;
     }
     forget(r, peer);
     relay_peer_unref(peer);
@@ -160,6 +165,7 @@ static void reclaim_done(void *arg, sb_dir_result_t result)
     if (!peer->closed && result == SB_DIR_TAKEN) {
         /* Another node took the ID over while we were cut off: it is theirs now. */
         sb_log(SB_LOG_INFO, "peer %s: its ID was taken over during the outage", peer->id);
+        sb_metrics.ids_taken++;
         refuse(peer->conn, "id-taken", "another connection took this id over", CLOSE_ID_TAKEN);
     }
     relay_peer_unref(peer);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/metrics.h"
 #include "net/conn.h"
 
 peer_t *relay_peer_ref(peer_t *p)
@@ -70,6 +71,7 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
     if (peer == NULL)
         return; /* refused at open; its close is on the way */
     if ((rc = sb_msg_parse(data, len, &m, &why)) != 0) {
+        sb_metrics.bad_requests++;
         char text[160];
         if (rc == SB_MSG_EJSON)
             snprintf(text, sizeof(text), "%s at byte %zu", why, m.error_at);

@@ -7,12 +7,14 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "envelope.h"
 #include "net/conn.h"
 
 /* Where a relayed message went, kept until the bus says whether anyone took it. */
 typedef struct {
     peer_t *sender;
+    sb_msg_type_t type;
     char to[SB_ID_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
 } pending_relay_t;
@@ -23,6 +25,9 @@ static void answer_sender(pending_relay_t *p, int outcome)
 {
     sb_str_t mid = {p->mid, strlen(p->mid)};
 
+    sb_metrics.relays[p->type][outcome > 0    ? SB_RELAY_DELIVERED
+                               : outcome == 0 ? SB_RELAY_UNKNOWN
+                                              : SB_RELAY_UNAVAILABLE]++;
     p->sender->relays--;
     relay_flow(p->sender);
     if (!p->sender->closed) {
@@ -127,6 +132,7 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
         return;
     }
     p->sender = relay_peer_ref(sender);
+    p->type = m->type;
     sender->relays++;
     memcpy(p->to, m->to, sizeof(p->to));
     if (m->mid.len > 0)
@@ -135,7 +141,11 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
     peer_t *local = sb_map_get(r->peers, m->to);
     if (local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
-        answer_sender(p, hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0);
+        uint64_t t0 = now_us();
+        int queued = hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0;
+        if (queued)
+            sb_histogram_observe(&sb_metrics.latency_local, (double)(now_us() - t0) / 1e6);
+        answer_sender(p, queued);
     } else {
         /* Not here, or a connection here still claiming the ID, which may well be held by a
          * peer on another node: the bus and the directory decide. */
@@ -154,6 +164,7 @@ int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
         return 0;
     if (sb_env_parse(msg, len, &env, &err) != 0) {
         /* Not from a node of this version: nobody to answer, so say it where operators look. */
+        sb_metrics.bus_dropped++;
         sb_log(SB_LOG_WARN, "peer %s: dropped a bus message: %s", peer->id, err);
         return 0;
     }
@@ -164,5 +175,10 @@ int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
     char from[SB_ID_MAX + 1];
     memcpy(from, env.from.p, env.from.len);
     from[env.from.len] = '\0';
-    return hand_over(peer->conn, msg_type(env.kind), from, env.payload, env.mid) == 0;
+    if (hand_over(peer->conn, msg_type(env.kind), from, env.payload, env.mid) != 0)
+        return 0;
+    uint64_t now = now_us();
+    sb_histogram_observe(&sb_metrics.latency_cluster,
+                         now > env.sent_us ? (double)(now - env.sent_us) / 1e6 : 0);
+    return 1;
 }

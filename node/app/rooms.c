@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/metrics.h"
 #include "net/conn.h"
 
 /* Room events held for one join being answered; past that they are delivered at once. */
@@ -48,6 +49,7 @@ static room_t *local_room(sb_relay_t *r, const char *name, int create)
         free(room);
         return NULL;
     }
+    sb_metrics.rooms++;
     return room;
 }
 
@@ -83,6 +85,7 @@ static void close_room_if_empty(sb_relay_t *r, room_t *room)
     if (room->n > 0)
         return;
     sb_map_remove(r->rooms, room->name);
+    sb_metrics.rooms--;
     free(room->members);
     free(room);
 }
@@ -192,6 +195,7 @@ static void join_done(void *arg, sb_dir_result_t result, int added, const char *
         goto out;
     }
     if (result == SB_DIR_FULL) {
+        sb_metrics.room_requests[SB_ROOM_FULL]++;
         relay_send_error(peer->conn, "room-full", "this room has as many peers as allowed", NULL,
                          p->room, mid);
         goto out;
@@ -202,12 +206,14 @@ static void join_done(void *arg, sb_dir_result_t result, int added, const char *
             r->dir->ops->leave(r->dir, p->room, peer->id, NULL, NULL);
         if (room != NULL)
             close_room_if_empty(r, room);
+        sb_metrics.room_requests[SB_ROOM_UNAVAILABLE]++;
         relay_send_error(peer->conn, "unavailable",
                          result == SB_DIR_UNAVAILABLE ? "the cluster's directory is unavailable"
                                                       : "out of memory",
                          NULL, p->room, mid);
         goto out;
     }
+    sb_metrics.room_requests[SB_ROOM_JOINED]++;
     /* The answer lists the others; they hear of the newcomer after it has its answer. */
     size_t cap = n + p->nevents + 1;
     const char **others = malloc(cap * sizeof(*others));
@@ -259,6 +265,7 @@ void relay_join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
 {
     room_t *room = sb_map_get(r->rooms, m->room);
     if ((room == NULL || !is_member(peer, room)) && peer->nrooms >= r->cfg->max_rooms_per_peer) {
+        sb_metrics.room_requests[SB_ROOM_TOO_MANY]++;
         relay_send_error(peer->conn, "too-many-rooms", "this peer is in as many rooms as allowed",
                          NULL, m->room, m->mid);
         return;
@@ -270,12 +277,14 @@ void relay_leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
 {
     room_t *room = sb_map_get(r->rooms, m->room);
     if (room == NULL || !is_member(peer, room)) {
+        sb_metrics.room_requests[SB_ROOM_NOT_JOINED]++;
         relay_send_error(peer->conn, "not-joined", "this peer is not in that room", NULL, m->room,
                          m->mid);
         return;
     }
     size_t len = 0;
     char *msg = sb_msg_left(m->room, m->mid, &len);
+    sb_metrics.room_requests[SB_ROOM_LEFT]++;
     remove_member(r, room, peer, 1);
     relay_send_owned(peer->conn, msg, len);
 }

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "base/map.h"
 #include "cluster/redis.h"
 
@@ -34,10 +36,19 @@ typedef struct {
     double sub_up_since; /* when the subscriber became ready, 0 while it is not */
     double last_echo;    /* when our own check message last came back */
     unsigned long check_seq;
-    int ready; /* last readiness logged */
+    double check_sent; /* when check message check_seq was published */
+    int ready;         /* last readiness logged */
 } redis_bus_t;
 
 static double now(const redis_bus_t *b) { return sb_loop_now(b->evbase); }
+
+/* A clock finer than the loop's, for the self-check's round trip (well under a millisecond). */
+static double precise_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* Ready: both connections up, and a check message has made the whole trip since the
  * subscriber (re)connected, so every subscription sent before it is in place. */
@@ -92,6 +103,7 @@ static void send_check(redis_bus_t *b)
     const char *argv[3] = {"PUBLISH", b->check_channel, seq};
     size_t lens[3] = {7, strlen(b->check_channel), 0};
     lens[2] = (size_t)snprintf(seq, sizeof(seq), "%lu", ++b->check_seq);
+    b->check_sent = precise_now();
     sb_redis_command(b->pub, 3, argv, lens, NULL, NULL);
 }
 
@@ -121,6 +133,8 @@ static void on_message(void *ctx, const char *channel, size_t chlen, const char 
     name[chlen] = '\0';
     if (strcmp(name, b->check_channel) == 0) {
         b->last_echo = now(b);
+        if (strtoul(msg, NULL, 10) == b->check_seq) /* msg is a bulk string, so NUL-terminated */
+            sb_metrics.selfcheck_seconds = precise_now() - b->check_sent;
         update_ready(b);
         return;
     }
@@ -182,6 +196,8 @@ static void on_published(void *arg, const sb_redis_reply_t *reply)
     int receivers = -1;
     if (reply != NULL && reply->type == SB_REDIS_INTEGER)
         receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
+    else
+        sb_metrics.publish_failures++;
     p->done(p->arg, receivers);
     free(p);
 }
@@ -193,6 +209,7 @@ static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, 
     publish_t *p = NULL;
 
     if (done != NULL && (p = malloc(sizeof(*p))) == NULL) {
+        sb_metrics.publish_failures++;
         done(arg, -1);
         return;
     }
@@ -201,6 +218,7 @@ static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, 
         p->arg = arg;
     }
     if (sb_redis_publish(b->pub, channel, parts, nparts, p ? on_published : NULL, p) != 0) {
+        sb_metrics.publish_failures++;
         free(p);
         if (done)
             done(arg, -1); /* not connected: the sender hears of it at once */

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/map.h"
+#include "base/metrics.h"
 #include "envelope.h"
 #include "names.h"
 #include "cluster/redis.h"
@@ -487,6 +488,8 @@ static void on_swept(void *arg, const sb_redis_reply_t *reply)
     log_error("sweep", reply);
     if (reply == NULL || reply->type != SB_REDIS_ARRAY)
         return;
+    sb_metrics.sweeps++;
+    sb_metrics.dead_nodes_removed += reply->elements;
     for (size_t i = 0; i < reply->elements; i++)
         if (reply->element[i]->type == SB_REDIS_STRING)
             sb_log(SB_LOG_WARN,

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 
 typedef struct pending {
     sb_redis_reply_fn cb;
@@ -44,6 +45,7 @@ struct sb_redis {
     int dispatching;        /* inside reply callbacks: a drop must wait */
     char drop_why[128];     /* a drop requested during dispatching */
     int ever_up;
+    sb_metrics_redis_t *metrics; /* this connection's figures, NULL when no slot was left */
 };
 
 static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
@@ -136,6 +138,8 @@ static void fail_pending(sb_redis_t *r)
         r->head = p->next;
         if (r->head == NULL)
             r->tail = NULL;
+        if (r->metrics)
+            r->metrics->in_flight--;
         if (p->cb)
             p->cb(p->arg, NULL);
         free(p);
@@ -151,6 +155,10 @@ static void drop(sb_redis_t *r, const char *why)
         return;
     }
     int was_ready = r->state == SB_REDIS_READY;
+    if (was_ready && r->metrics) {
+        r->metrics->connected = 0;
+        r->metrics->reconnects++;
+    }
     if (r->bev) {
         bufferevent_free(r->bev);
         r->bev = NULL;
@@ -190,6 +198,8 @@ static void push(sb_redis_t *r, sb_redis_reply_fn cb, void *arg, pending_t *p)
     else
         r->head = p;
     r->tail = p;
+    if (r->metrics)
+        r->metrics->in_flight++;
 }
 
 /* Writes a command; pushes its callback unless it is a pub/sub confirmation. */
@@ -365,6 +375,8 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply)
     if (--r->handshake_left > 0)
         return;
     r->state = SB_REDIS_READY;
+    if (r->metrics)
+        r->metrics->connected = 1;
     r->attempt = 0;
     evtimer_del(r->timer);
     struct timeval tv = sb_loop_tv(0.5);
@@ -404,6 +416,8 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
     r->head = p->next;
     if (r->head == NULL)
         r->tail = NULL;
+    if (r->metrics)
+        r->metrics->in_flight--;
     if (p->cb)
         p->cb(p->arg, reply);
     free(p);
@@ -553,6 +567,7 @@ sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
     r->base = base;
     r->url = url;
     r->o = *opts;
+    r->metrics = sb_metrics_redis(opts->name);
     r->state = SB_REDIS_CLOSED;
     r->timer = evtimer_new(base, on_timer, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);

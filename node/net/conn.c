@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "http.h"
 #include "net/http_response.h"
 #include "ws.h"
@@ -40,6 +41,7 @@ struct sb_conn {
     int was_open;     /* the handler saw on_open, so it gets on_close */
     int paused;       /* sb_conn_pause: no messages to the handler, no reading */
     int write_closed; /* the transport's close_write has run */
+    sb_closed_t why;  /* why an open WebSocket is ending, for the metrics */
     sb_ws_reader_t reader;
     double last_read; /* event-loop time of the last bytes received */
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
@@ -73,6 +75,8 @@ static void end_ws(sb_conn_t *c)
     if (!c->was_open)
         return;
     c->was_open = 0;
+    sb_metrics.websockets--;
+    sb_metrics.closed[c->why]++;
     const sb_handler_t *h = c->env->handler;
     if (h->on_close)
         h->on_close(h->app, c);
@@ -128,6 +132,8 @@ static int send_frame_parts(sb_conn_t *c, int opcode, const sb_str_t *parts, siz
                 evbuffer_add(out, parts[i].p, parts[i].len);
     }
     if (rc != 0 || evbuffer_get_length(out) > cfg(c)->max_output) {
+        if (c->phase == PHASE_OPEN)
+            c->why = SB_CLOSED_SLOW_READER;
         sb_log(SB_LOG_INFO, "conn %llu %s: dropped: more than %zu bytes queued, not reading",
                (unsigned long long)c->id, c->peer, cfg(c)->max_output);
         finish(c);
@@ -144,16 +150,18 @@ static int send_frame(sb_conn_t *c, int opcode, const void *data, size_t len)
 
 int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len)
 {
-    if (c->phase != PHASE_OPEN)
-        return -1;
-    return send_frame(c, SB_WS_OP_TEXT, data, len);
+    sb_str_t part = {data, len};
+    return sb_conn_send_parts(c, &part, 1);
 }
 
 int sb_conn_send_parts(sb_conn_t *c, const sb_str_t *parts, size_t n)
 {
-    if (c->phase != PHASE_OPEN)
+    if (c->phase != PHASE_OPEN || send_frame_parts(c, SB_WS_OP_TEXT, parts, n) != 0)
         return -1;
-    return send_frame_parts(c, SB_WS_OP_TEXT, parts, n);
+    sb_metrics.messages_out++;
+    for (size_t i = 0; i < n; i++)
+        sb_metrics.bytes_out += parts[i].len;
+    return 0;
 }
 
 void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
@@ -168,6 +176,7 @@ void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
         return;
     if (send_frame(c, SB_WS_OP_CLOSE, payload, sb_ws_close_payload(payload, code, reason)) != 0)
         return;
+    c->why = code == SB_WS_CLOSE_GOING_AWAY ? SB_CLOSED_SHUTDOWN : SB_CLOSED_REFUSED;
     c->phase = PHASE_CLOSING;
     arm(c, cfg(c)->close_timeout);
     if (c->paused) { /* the peer's close frame must still be read */
@@ -203,6 +212,9 @@ static void fail_ws(sb_conn_t *c, int error, const char *why)
     int was_open = c->phase == PHASE_OPEN;
     uint16_t code = sb_ws_error_close_code(error);
 
+    sb_metrics_protocol_error(code);
+    if (was_open)
+        c->why = SB_CLOSED_PROTOCOL;
     sb_log(SB_LOG_INFO, "conn %llu %s: closing with %u: %s", (unsigned long long)c->id, c->peer,
            code, why);
     if (was_open &&
@@ -219,6 +231,8 @@ static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev)
     case SB_WS_EV_TEXT:
         if (c->phase != PHASE_OPEN)
             return; /* after our close frame, data is ignored (RFC 6455 1.4) */
+        sb_metrics.messages_in++;
+        sb_metrics.bytes_in += ev->len;
         if (h->on_text)
             h->on_text(h->app, c, (const char *)ev->data, ev->len);
         return;
@@ -229,6 +243,7 @@ static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev)
     case SB_WS_EV_CLOSE:
         if (c->phase == PHASE_OPEN) {
             /* The peer closes first: echo its code (none when it sent none), then end. */
+            c->why = SB_CLOSED_NORMAL;
             uint8_t payload[SB_WS_MAX_CONTROL];
             size_t n = 0;
             if (ev->close_code != SB_WS_CLOSE_NO_STATUS)
@@ -286,6 +301,8 @@ static void open_ws(sb_conn_t *c)
 {
     c->phase = PHASE_OPEN;
     c->was_open = 1;
+    c->why = SB_CLOSED_GONE; /* until something says otherwise */
+    sb_metrics.websockets++;
     sb_ws_reader_init(&c->reader, SB_WS_SERVER, cfg(c)->max_message, 0);
     arm(c, cfg(c)->ping_interval);
     sb_log(SB_LOG_DEBUG, "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
@@ -297,6 +314,7 @@ static void open_ws(sb_conn_t *c)
 /* Answers a request head that could not be read, then ends the connection. */
 static void refuse(sb_conn_t *c, int status, const char *why)
 {
+    sb_metrics_http_error(status);
     sb_http_error(bufferevent_get_output(c->bev), status, why, NULL, 0);
     linger(c);
 }
@@ -390,6 +408,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case PHASE_OPEN: {
         double t = now(c);
         if (c->ping_sent > 0 && c->last_read < c->ping_sent) {
+            c->why = SB_CLOSED_PING;
             sb_log(SB_LOG_INFO, "conn %llu %s: dropped: no answer to a ping",
                    (unsigned long long)c->id, c->peer);
             finish(c);

@@ -1,9 +1,17 @@
 /* The node's HTTP routes: /healthz, /readyz, the WebSocket upgrade at /ws, and static files. */
 #include "net/routes.h"
 
+#include "base/metrics.h"
 #include "net/http_response.h"
 #include "handshake.h"
 #include "net/static.h"
+
+/* An error answer, counted. */
+static void error(struct evbuffer *out, int status, const char *why, const char *extra, int head)
+{
+    sb_metrics_http_error(status);
+    sb_http_error(out, status, why, extra, head);
+}
 
 static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)
 {
@@ -12,7 +20,7 @@ static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)
         const char *extra = hs.status == 405   ? "Allow: GET\r\n"
                             : hs.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
                                                : NULL;
-        sb_http_error(out, hs.status, hs.reason, extra, 0);
+        error(out, hs.status, hs.reason, extra, 0);
         return SB_ROUTE_ANSWERED;
     }
     evbuffer_add_printf(out,
@@ -35,7 +43,7 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
 
     /* RFC 9112 section 3.2: a missing, repeated or malformed Host is a 400 on every path. */
     if (sb_http_check_host(req, &err) != 0) {
-        sb_http_error(out, 400, err, NULL, head);
+        error(out, 400, err, NULL, head);
         return SB_ROUTE_ANSWERED;
     }
     if (sb_str_eq(&req->path, "/ws", 0))
@@ -43,7 +51,7 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
 
     if (sb_str_eq(&req->path, "/healthz", 0)) {
         if (!get && !head)
-            sb_http_error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
+            error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
         else /* liveness only: the event loop answered; it never depends on anything external */
             sb_http_respond(out, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL, head);
         return SB_ROUTE_ANSWERED;
@@ -51,16 +59,34 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
     if (sb_str_eq(&req->path, "/readyz", 0)) {
         char why[160];
         if (!get && !head)
-            sb_http_error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
+            error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
         else if (rt->ready == NULL || rt->ready(rt->ready_ctx, why, sizeof(why)))
             sb_http_respond(out, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL, head);
         else
-            sb_http_error(out, 503, why, NULL, head);
+            error(out, 503, why, NULL, head);
+        return SB_ROUTE_ANSWERED;
+    }
+    if (sb_str_eq(&req->path, "/metrics", 0)) {
+        char why[160];
+        if (!get && !head) {
+            error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
+            return SB_ROUTE_ANSWERED;
+        }
+        struct evbuffer *body = evbuffer_new();
+        if (body == NULL) {
+            error(out, 503, "out of memory", NULL, head);
+            return SB_ROUTE_ANSWERED;
+        }
+        sb_metrics_render(body, rt->ready == NULL || rt->ready(rt->ready_ctx, why, sizeof(why)));
+        size_t len = evbuffer_get_length(body);
+        sb_http_respond(out, 200, "text/plain; version=0.0.4; charset=utf-8",
+                        (const char *)evbuffer_pullup(body, -1), len, NULL, head);
+        evbuffer_free(body);
         return SB_ROUTE_ANSWERED;
     }
     if (rt->cfg->www[0] != '\0')
         sb_static_answer(rt->cfg->www, req, out);
     else
-        sb_http_error(out, 404, "no such path", NULL, head);
+        error(out, 404, "no such path", NULL, head);
     return SB_ROUTE_ANSWERED;
 }

@@ -14,6 +14,7 @@
 
 #include "base/loop.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "net/http_response.h"
 #include "ws.h"
 
@@ -64,6 +65,7 @@ static void reap(void *ctx, sb_conn_t *c)
     sb_server_t *s = ctx;
     unlink_conn(&s->live, c);
     s->nlive--;
+    sb_metrics.connections--;
     push_conn(&s->dead, c);
     event_active(s->reaper, EV_TIMEOUT, 0);
 }
@@ -99,7 +101,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     sb_server_t *s = arg;
     (void)l;
     (void)socklen;
+    sb_metrics.accepted++;
     if (s->nlive >= s->cfg->max_connections) {
+        sb_metrics.refused++;
         s->env.transport->refuse(s->env.transport, fd, s->busy, s->busy_len);
         return;
     }
@@ -107,6 +111,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (c != NULL) {
         push_conn(&s->live, c);
         s->nlive++;
+        sb_metrics.connections++;
     }
 }
 

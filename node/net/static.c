@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/metrics.h"
 #include "net/http_response.h"
 
 /* What the demo needs; anything else is served as bytes the browser will not interpret. */
@@ -64,6 +65,7 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
     struct stat st;
 
     if (!get && !head) {
+        sb_metrics_http_error(405);
         sb_http_error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
         return -1;
     }
@@ -100,6 +102,7 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
     }
     return 0;
 missing:
+    sb_metrics_http_error(404);
     sb_http_error(out, 404, "no such file", NULL, head);
     return -1;
 }
