@@ -25,12 +25,58 @@
 #include "net/server.h"
 #include "redis_url.h"
 
+/* What the signal handlers and the end of a stop need. */
+typedef struct {
+    struct event_base *base;
+    const sb_config_t *cfg;
+    sb_server_t *server;
+    sb_relay_t *relay; /* NULL in echo mode */
+    int stopping;
+    struct event *settle;
+    double settle_until;
+} node_t;
+
+/* SIGTERM drains (the orchestrator's way to stop a node); SIGINT (Ctrl-C) closes every
+ * connection at once. A second signal of either kind stops the node at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    sb_server_t *s = arg;
+    node_t *n = arg;
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
     (void)what;
-    sb_log(SB_LOG_INFO, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    sb_server_shutdown(s);
+    if (n->stopping) {
+        sb_log(SB_LOG_INFO, "received %s again: stopping now", name);
+        event_base_loopbreak(n->base);
+        return;
+    }
+    n->stopping = 1;
+    sb_log(SB_LOG_INFO, "received %s", name);
+    if (sig == SIGTERM)
+        sb_server_drain(n->server, n->cfg->drain_delay, n->cfg->drain_seconds);
+    else
+        sb_server_shutdown(n->server);
+}
+
+/* After the last connection: stop once the directory has recorded what the connections left
+ * (their IDs released, their rooms left), so that other nodes' members hear peer-left now
+ * rather than from the dead-node sweep; 2 s at most. */
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+    node_t *n = arg;
+    (void)fd;
+    (void)what;
+    if (n->relay == NULL || sb_relay_idle(n->relay) || sb_loop_now(n->base) >= n->settle_until) {
+        event_base_loopexit(n->base, NULL);
+        return;
+    }
+    struct timeval tv = sb_loop_tv(0.01);
+    evtimer_add(n->settle, &tv);
+}
+
+static void on_stopped(void *ctx)
+{
+    node_t *n = ctx;
+    n->settle_until = sb_loop_now(n->base) + 2;
+    on_settle(-1, 0, n);
 }
 
 /* Each connection is a descriptor: raise the soft limit as far as the hard one allows, and
@@ -66,6 +112,7 @@ int main(int argc, char **argv)
     sb_redis_url_t redis_url;
     sb_relay_t *relay = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
+    node_t node = {0};
     sb_handler_t handler;
 
     /* `switchboard healthcheck [options]`: asks the node these options describe, and exits. */
@@ -89,6 +136,8 @@ int main(int argc, char **argv)
         return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     sb_log_set_level(cfg.log_level);
+    sb_log_set_format(cfg.log_format);
+    sb_log_set_node(cfg.node_id);
     struct timespec started;
     clock_gettime(CLOCK_REALTIME, &started);
     sb_metrics.start_time = (double)started.tv_sec + (double)started.tv_nsec / 1e9;
@@ -141,9 +190,13 @@ int main(int argc, char **argv)
     }
     if (relay)
         sb_server_set_ready_check(server, sb_relay_ready, relay);
-    sigterm = evsignal_new(base, SIGTERM, on_signal, server);
-    sigint = evsignal_new(base, SIGINT, on_signal, server);
-    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL)) {
+    node = (node_t){.base = base, .cfg = &cfg, .server = server, .relay = relay};
+    node.settle = evtimer_new(base, on_settle, &node);
+    sb_server_set_done(server, on_stopped, &node);
+    sigterm = evsignal_new(base, SIGTERM, on_signal, &node);
+    sigint = evsignal_new(base, SIGINT, on_signal, &node);
+    if (!node.settle || !sigterm || !sigint || evsignal_add(sigterm, NULL) ||
+        evsignal_add(sigint, NULL)) {
         sb_log(SB_LOG_ERROR, "cannot install signal handlers");
         goto out;
     }
@@ -154,6 +207,7 @@ int main(int argc, char **argv)
                          : "relay, embedded bus",
            cfg.www[0] ? ", serving " : "", cfg.www);
     event_base_dispatch(base);
+    sb_log_client_flush();
     sb_log(SB_LOG_INFO, "stopped");
     rc = EXIT_SUCCESS;
 out:
@@ -161,6 +215,8 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (node.settle)
+        event_free(node.settle);
     /* The server first: closing its connections tells the relay. Then the bus and directory,
      * which fail their pending requests (the relay, still alive, hears of each), then the rest. */
     sb_server_free(server);

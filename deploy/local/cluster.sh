@@ -154,10 +154,13 @@ follow() {
     tail_pids+=($!)
 }
 
-# stop_all NAME=PID...: SIGTERM to all at once, SIGKILL to those still running after 5 s; reaps them.
+# stop_all SIGNAL NAME=PID...: SIGNAL to all at once, SIGKILL to those still running after 5 s;
+# reaps them. Nodes get INT (close every client now): TERM would drain them for --drain-delay
+# plus --drain-seconds, which is for stopping one node of a cluster that goes on.
 stop_all() {
-    local each pid i left
-    for each in "$@"; do kill -TERM "${each#*=}" 2>/dev/null || true; done
+    local each pid i left sig=$1
+    shift
+    for each in "$@"; do kill -"$sig" "${each#*=}" 2>/dev/null || true; done
     for ((i = 0; i < 50; i++)); do
         left=0
         for each in "$@"; do alive "${each#*=}" && left=1; done
@@ -184,9 +187,9 @@ cleanup() {
         [ -n "${node_pids[i]}" ] && procs+=("node$i=${node_pids[i]}")
     done
     # Nodes first, while HAProxy still carries their 1001 close frames to the clients.
-    [ ${#procs[@]} -gt 0 ] && say "stopping ${#procs[@]} node(s)" && stop_all "${procs[@]}"
-    [ -n "$haproxy_pid" ] && say "stopping haproxy" && stop_all "haproxy=$haproxy_pid"
-    [ -n "$redis_pid" ] && say "stopping redis-server" && stop_all "redis-server=$redis_pid"
+    [ ${#procs[@]} -gt 0 ] && say "stopping ${#procs[@]} node(s)" && stop_all INT "${procs[@]}"
+    [ -n "$haproxy_pid" ] && say "stopping haproxy" && stop_all TERM "haproxy=$haproxy_pid"
+    [ -n "$redis_pid" ] && say "stopping redis-server" && stop_all TERM "redis-server=$redis_pid"
     for i in "${tail_pids[@]}"; do kill "$i" 2>/dev/null && wait "$i" 2>/dev/null; done
 
     # Check that nothing of ours survived: each recorded process, then anything with our

@@ -72,8 +72,8 @@ static void register_peer(sb_relay_t *r, peer_t *peer)
     sb_metrics.peers++;
     char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
     relay_send_owned(peer->conn, msg, len);
-    sb_log(SB_LOG_DEBUG, "conn %llu %s: peer %s", (unsigned long long)sb_conn_id(peer->conn),
-           sb_conn_peer(peer->conn), peer->id);
+    sb_log_conn(SB_LOG_DEBUG, sb_conn_id(peer->conn), sb_conn_peer(peer->conn), "peer %s",
+                peer->id);
 }
 
 static void claim_done(void *arg, sb_dir_result_t result)

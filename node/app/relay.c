@@ -137,6 +137,8 @@ sb_handler_t sb_relay_handler(sb_relay_t *r)
     return h;
 }
 
+int sb_relay_idle(const sb_relay_t *r) { return r->dir->ops->idle(r->dir); }
+
 int sb_relay_ready(void *relay, char *why, size_t len)
 {
     sb_relay_t *r = relay;

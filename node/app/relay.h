@@ -26,4 +26,8 @@ sb_handler_t sb_relay_handler(sb_relay_t *r);
  * peers and rooms are recorded in the directory. Returns 1, or 0 with a reason in why. */
 int sb_relay_ready(void *relay, char *why, size_t len);
 
+/* Returns 1 when every change this node made (IDs released, rooms left) is recorded in the
+ * directory, for a clean exit. */
+int sb_relay_idle(const sb_relay_t *r);
+
 #endif

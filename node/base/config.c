@@ -19,7 +19,16 @@
 #include "base/log.h"
 #include "names.h"
 
-typedef enum { OPT_STRING, OPT_BYTES, OPT_COUNT, OPT_SECONDS, OPT_FLAG, OPT_LEVEL } opt_type_t;
+typedef enum {
+    OPT_STRING,
+    OPT_BYTES,
+    OPT_COUNT,
+    OPT_SECONDS, /* a positive time */
+    OPT_DELAY,   /* a time that may be 0 */
+    OPT_FLAG,
+    OPT_LEVEL,
+    OPT_FORMAT
+} opt_type_t;
 
 typedef struct {
     const char *flag; /* without the leading -- */
@@ -71,6 +80,12 @@ static const option_t options[] = {
      "seconds to wait for the peer's close frame before dropping the connection"},
     {"log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, OFF(log_level), "info",
      "debug, info, warn or error"},
+    {"log-format", "SWITCHBOARD_LOG_FORMAT", OPT_FORMAT, OFF(log_format), "auto",
+     "text, json (one object per line), or auto: text on a terminal, json otherwise"},
+    {"drain-delay", "SWITCHBOARD_DRAIN_DELAY", OPT_DELAY, OFF(drain_delay), "2",
+     "on SIGTERM: seconds to keep accepting while /readyz says 503 (the load balancer notices)"},
+    {"drain-seconds", "SWITCHBOARD_DRAIN_SECONDS", OPT_DELAY, OFF(drain_seconds), "20",
+     "then: seconds over which connected clients are closed with 1001, spread evenly"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -137,10 +152,12 @@ static int set_option(sb_config_t *cfg, const option_t *o, const char *value, co
             goto bad;
         *(size_t *)field = (size_t)n;
         return 0;
-    case OPT_SECONDS: {
+    case OPT_SECONDS:
+    case OPT_DELAY: {
         errno = 0;
         double d = strtod(value, &end);
-        if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 86400)
+        if (errno || end == value || *end != '\0' || !isfinite(d) || d < 0 ||
+            (d == 0 && o->type == OPT_SECONDS) || d > 86400)
             goto bad;
         *(double *)field = d;
         return 0;
@@ -158,6 +175,13 @@ static int set_option(sb_config_t *cfg, const option_t *o, const char *value, co
         if (level < 0)
             goto bad;
         *(int *)field = level;
+        return 0;
+    }
+    case OPT_FORMAT: {
+        int format = sb_log_format_parse(value);
+        if (format < 0)
+            goto bad;
+        *(int *)field = format;
         return 0;
     }
     }

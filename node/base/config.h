@@ -21,7 +21,10 @@ typedef struct {
     double pong_timeout;      /* seconds a pinged client has to send anything back */
     double handshake_timeout; /* seconds a client has to send its whole request head */
     double close_timeout;     /* seconds to wait for the peer's close frame, or a clean close */
-    int log_level;            /* SB_LOG_* */
+    int log_level;            /* SB_LOG_DEBUG ... SB_LOG_ERROR */
+    int log_format;           /* SB_LOG_AUTO, SB_LOG_TEXT or SB_LOG_JSON */
+    double drain_delay;       /* after SIGTERM: seconds the listener stays open, not ready */
+    double drain_seconds;     /* then: seconds over which clients are closed, spread evenly */
 } sb_config_t;
 
 /* Fills cfg from defaults, the environment and argv, then finishes it: www made an absolute

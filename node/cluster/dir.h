@@ -48,6 +48,8 @@ typedef struct {
     void (*leave)(sb_dir_t *d, const char *room, const char *peer, sb_dir_done_fn done, void *arg);
     /* Returns 1 when requests can be answered now, else 0 with a reason. */
     int (*ready)(sb_dir_t *d, char *why, size_t len);
+    /* Returns 1 when nothing sent waits for an answer (what this node changed is recorded). */
+    int (*idle)(sb_dir_t *d);
     void (*free)(sb_dir_t *d);
 } sb_dir_ops_t;
 

@@ -102,6 +102,12 @@ static int ready(sb_dir_t *d, char *why, size_t len)
     return 1; /* in-process: always */
 }
 
+static int idle(sb_dir_t *d)
+{
+    (void)d;
+    return 1; /* every change is made before it returns */
+}
+
 static void dir_free(sb_dir_t *d)
 {
     memory_dir_t *m = (memory_dir_t *)d;
@@ -120,7 +126,7 @@ static void dir_free(sb_dir_t *d)
     free(m);
 }
 
-static const sb_dir_ops_t ops = {claim, release, held, join, leave, ready, dir_free};
+static const sb_dir_ops_t ops = {claim, release, held, join, leave, ready, idle, dir_free};
 
 sb_dir_t *sb_dir_memory_new(void)
 {

@@ -556,7 +556,13 @@ static int dir_ready(sb_dir_t *base, char *why, size_t len)
     return ready(d) && d->registered;
 }
 
-static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_ready, dir_free};
+static int idle(sb_dir_t *base)
+{
+    redis_dir_t *d = (redis_dir_t *)base;
+    return sb_redis_in_flight(d->cmd) == 0;
+}
+
+static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_ready, idle, dir_free};
 
 sb_dir_t *sb_dir_redis_new(struct event_base *base, struct evdns_base *dns,
                            const sb_redis_url_t *url, const char *node, double ttl)

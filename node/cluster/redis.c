@@ -46,6 +46,7 @@ struct sb_redis {
     char drop_why[128];     /* a drop requested during dispatching */
     int ever_up;
     sb_metrics_redis_t *metrics; /* this connection's figures, NULL when no slot was left */
+    size_t in_flight;            /* commands in the queue of callbacks */
 };
 
 static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
@@ -138,6 +139,7 @@ static void fail_pending(sb_redis_t *r)
         r->head = p->next;
         if (r->head == NULL)
             r->tail = NULL;
+        r->in_flight--;
         if (r->metrics)
             r->metrics->in_flight--;
         if (p->cb)
@@ -198,6 +200,7 @@ static void push(sb_redis_t *r, sb_redis_reply_fn cb, void *arg, pending_t *p)
     else
         r->head = p;
     r->tail = p;
+    r->in_flight++;
     if (r->metrics)
         r->metrics->in_flight++;
 }
@@ -416,6 +419,7 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
     r->head = p->next;
     if (r->head == NULL)
         r->tail = NULL;
+    r->in_flight--;
     if (r->metrics)
         r->metrics->in_flight--;
     if (p->cb)
@@ -605,6 +609,8 @@ void sb_redis_free(sb_redis_t *r)
 }
 
 sb_redis_state_t sb_redis_state(const sb_redis_t *r) { return r->state; }
+
+size_t sb_redis_in_flight(const sb_redis_t *r) { return r->in_flight; }
 
 int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen)
 {

@@ -91,6 +91,9 @@ void sb_redis_free(sb_redis_t *r);
 
 sb_redis_state_t sb_redis_state(const sb_redis_t *r);
 
+/* Commands sent and not answered yet. */
+size_t sb_redis_in_flight(const sb_redis_t *r);
+
 /* Queues a command (argv[i] of lens[i] bytes; binary-safe, nothing is formatted from data).
  * Commands queued in one loop turn go out in one write. Returns 0, or -1 when the connection is
  * not ready (cb is then not called). On a pub/sub connection cb must be NULL: replies to

@@ -134,8 +134,8 @@ static int send_frame_parts(sb_conn_t *c, int opcode, const sb_str_t *parts, siz
     if (rc != 0 || evbuffer_get_length(out) > cfg(c)->max_output) {
         if (c->phase == PHASE_OPEN)
             c->why = SB_CLOSED_SLOW_READER;
-        sb_log(SB_LOG_INFO, "conn %llu %s: dropped: more than %zu bytes queued, not reading",
-               (unsigned long long)c->id, c->peer, cfg(c)->max_output);
+        sb_log_client(SB_LOG_INFO, c->id, c->peer,
+                      "dropped: more than %zu bytes queued, not reading", cfg(c)->max_output);
         finish(c);
         return -1;
     }
@@ -215,8 +215,7 @@ static void fail_ws(sb_conn_t *c, int error, const char *why)
     sb_metrics_protocol_error(code);
     if (was_open)
         c->why = SB_CLOSED_PROTOCOL;
-    sb_log(SB_LOG_INFO, "conn %llu %s: closing with %u: %s", (unsigned long long)c->id, c->peer,
-           code, why);
+    sb_log_client(SB_LOG_INFO, c->id, c->peer, "closing with %u: %s", code, why);
     if (was_open &&
         send_frame(c, SB_WS_OP_CLOSE, payload, sb_ws_close_payload(payload, code, why)) != 0)
         return;
@@ -305,7 +304,7 @@ static void open_ws(sb_conn_t *c)
     sb_metrics.websockets++;
     sb_ws_reader_init(&c->reader, SB_WS_SERVER, cfg(c)->max_message, 0);
     arm(c, cfg(c)->ping_interval);
-    sb_log(SB_LOG_DEBUG, "conn %llu %s: websocket open", (unsigned long long)c->id, c->peer);
+    sb_log_conn(SB_LOG_DEBUG, c->id, c->peer, "websocket open");
     const sb_handler_t *h = c->env->handler;
     if (h->on_open)
         h->on_open(h->app, c);
@@ -389,8 +388,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (c->phase == PHASE_OPEN)
-            sb_log(SB_LOG_DEBUG, "conn %llu %s: dropped without a close frame (1006)",
-                   (unsigned long long)c->id, c->peer);
+            sb_log_conn(SB_LOG_DEBUG, c->id, c->peer, "dropped without a close frame (1006)");
         finish(c);
     }
 }
@@ -409,8 +407,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         double t = now(c);
         if (c->ping_sent > 0 && c->last_read < c->ping_sent) {
             c->why = SB_CLOSED_PING;
-            sb_log(SB_LOG_INFO, "conn %llu %s: dropped: no answer to a ping",
-                   (unsigned long long)c->id, c->peer);
+            sb_log_client(SB_LOG_INFO, c->id, c->peer, "dropped: no answer to a ping");
             finish(c);
             return;
         }

@@ -32,7 +32,15 @@ struct sb_server {
     sb_conn_t *live;        /* connections in service */
     sb_conn_t *dead;        /* ended, waiting for the reaper */
     size_t nlive;
-    int stopping;
+    int stopping; /* shutting down or draining: not ready, done once all connections end */
+    int draining; /* 1 during the drain's delay, 2 once it closes connections */
+    int finished; /* done has been called */
+    struct event *drain_timer;
+    double drain_start, drain_seconds;
+    size_t drain_total, drain_asked;
+    sb_conn_t *drain_next; /* the next connection the drain closes; the older ones follow it */
+    sb_server_done_fn done;
+    void *done_ctx;
     char address[80];
     sb_ready_fn ready; /* the node's own readiness, besides shutting down */
     void *ready_ctx;
@@ -63,11 +71,25 @@ static void push_conn(sb_conn_t **list, sb_conn_t *c)
 static void reap(void *ctx, sb_conn_t *c)
 {
     sb_server_t *s = ctx;
+    if (s->drain_next == c)
+        s->drain_next = *sb_conn_next(c);
     unlink_conn(&s->live, c);
     s->nlive--;
     sb_metrics.connections--;
     push_conn(&s->dead, c);
     event_active(s->reaper, EV_TIMEOUT, 0);
+}
+
+/* Every connection has ended, or the deadline has passed. */
+static void finish(sb_server_t *s)
+{
+    if (s->finished)
+        return;
+    s->finished = 1;
+    if (s->done)
+        s->done(s->done_ctx);
+    else
+        event_base_loopexit(s->base, NULL);
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -80,8 +102,10 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         unlink_conn(&s->dead, c);
         sb_conn_free(c);
     }
-    if (s->stopping && s->nlive == 0)
-        event_base_loopexit(s->base, NULL);
+    /* Stopped: done once the last connection is gone (for a drain, once it has closed the
+     * listener: until then new clients still come). */
+    if (s->stopping && s->nlive == 0 && s->draining != 1)
+        finish(s);
 }
 
 /* /readyz: not while shutting down, else as the node says. */
@@ -89,7 +113,7 @@ static int ready(void *ctx, char *why, size_t len)
 {
     sb_server_t *s = ctx;
     if (s->stopping) {
-        snprintf(why, len, "shutting down");
+        snprintf(why, len, s->draining ? "draining" : "shutting down");
         return 0;
     }
     return s->ready ? s->ready(s->ready_ctx, why, len) : 1;
@@ -244,7 +268,25 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sb_log(SB_LOG_WARN, "shutdown: %zu connection(s) did not close in time", s->nlive);
-    event_base_loopexit(s->base, NULL);
+    finish(s);
+}
+
+static void close_listener(sb_server_t *s)
+{
+    if (s->listener) {
+        evconnlistener_free(s->listener);
+        s->listener = NULL;
+    }
+}
+
+/* Bounds a stop: the connections' own timeouts bound each of them, this bounds the whole. */
+static void arm_deadline(sb_server_t *s, double seconds)
+{
+    struct timeval tv = sb_loop_tv(seconds);
+    if (s->deadline == NULL)
+        s->deadline = evtimer_new(s->base, on_deadline, s);
+    if (s->deadline)
+        evtimer_add(s->deadline, &tv);
 }
 
 void sb_server_shutdown(sb_server_t *s)
@@ -252,21 +294,76 @@ void sb_server_shutdown(sb_server_t *s)
     if (s->stopping)
         return;
     s->stopping = 1;
-    if (s->listener) {
-        evconnlistener_free(s->listener);
-        s->listener = NULL;
-    }
+    close_listener(s);
     sb_log(SB_LOG_INFO, "shutting down: closing %zu connection(s)", s->nlive);
     for (sb_conn_t *c = s->live, *next; c != NULL; c = next) {
         next = *sb_conn_next(c); /* closing may move c to the dead list */
         sb_conn_close(c, SB_WS_CLOSE_GOING_AWAY, "server shutting down");
     }
-    /* Each connection is bounded by the close timeout; this bounds the whole. */
-    struct timeval tv = sb_loop_tv(s->cfg->close_timeout + 1);
-    s->deadline = evtimer_new(s->base, on_deadline, s);
-    if (s->deadline)
-        evtimer_add(s->deadline, &tv);
-    event_active(s->reaper, EV_TIMEOUT, 0); /* exits at once when nothing is open */
+    arm_deadline(s, s->cfg->close_timeout + 1);
+    event_active(s->reaper, EV_TIMEOUT, 0); /* done at once when nothing is open */
+}
+
+/* The drain's timer: first the end of the delay, then a tick every DRAIN_TICK seconds that
+ * closes as many connections as the time elapsed calls for. */
+#define DRAIN_TICK 0.05
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    sb_server_t *s = arg;
+    double now = sb_loop_now(s->base);
+    (void)fd;
+    (void)what;
+    if (s->draining == 1) {
+        s->draining = 2;
+        close_listener(s);
+        s->drain_start = now;
+        s->drain_total = s->nlive;
+        s->drain_next = s->live;
+        sb_log(SB_LOG_INFO, "draining: listener closed; closing %zu connection(s) over %.1f s",
+               s->nlive, s->drain_seconds);
+        arm_deadline(s, s->drain_seconds + s->cfg->close_timeout + 1);
+    }
+    double share = s->drain_seconds > 0 ? (now - s->drain_start) / s->drain_seconds : 1;
+    size_t due = share >= 1 ? s->drain_total : (size_t)((double)s->drain_total * share) + 1;
+    while (s->drain_asked < due && s->drain_next != NULL) {
+        sb_conn_t *c = s->drain_next;
+        s->drain_next = *sb_conn_next(c); /* before closing: closing may end it */
+        s->drain_asked++;
+        sb_conn_close(c, SB_WS_CLOSE_GOING_AWAY, "server draining");
+    }
+    if (s->drain_next != NULL) {
+        struct timeval tv = sb_loop_tv(DRAIN_TICK);
+        evtimer_add(s->drain_timer, &tv);
+    }
+    event_active(s->reaper, EV_TIMEOUT, 0); /* done at once when nothing is open */
+}
+
+void sb_server_drain(sb_server_t *s, double delay, double seconds)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->draining = 1;
+    s->drain_seconds = seconds;
+    sb_metrics.draining = 1;
+    sb_log(SB_LOG_INFO,
+           "draining: not ready; accepting for %.1f s more, then closing %zu connection(s) "
+           "over %.1f s",
+           delay, s->nlive, seconds);
+    s->drain_timer = evtimer_new(s->base, on_drain, s);
+    struct timeval tv = sb_loop_tv(delay);
+    if (s->drain_timer == NULL || evtimer_add(s->drain_timer, &tv) != 0) {
+        s->draining = 0; /* out of memory: stop at once instead */
+        s->stopping = 0;
+        sb_server_shutdown(s);
+    }
+}
+
+void sb_server_set_done(sb_server_t *s, sb_server_done_fn fn, void *ctx)
+{
+    s->done = fn;
+    s->done_ctx = ctx;
 }
 
 void sb_server_free(sb_server_t *s)
@@ -289,6 +386,8 @@ void sb_server_free(sb_server_t *s)
         event_free(s->reaper);
     if (s->deadline)
         event_free(s->deadline);
+    if (s->drain_timer)
+        event_free(s->drain_timer);
     free(s);
 }
 

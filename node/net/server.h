@@ -21,9 +21,21 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
 /* Readiness for /readyz, besides "shutting down": without one set, a server is ready. */
 void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx);
 
-/* Stops accepting and closes every connection (WebSockets with 1001 and a close handshake);
- * the event loop exits once all are gone, or after the close timeout at the latest. */
+/* Called once every connection has ended after sb_server_shutdown or sb_server_drain (or their
+ * deadline has passed). Without one set, the event loop exits then. */
+typedef void (*sb_server_done_fn)(void *ctx);
+void sb_server_set_done(sb_server_t *s, sb_server_done_fn fn, void *ctx);
+
+/* Stops accepting and closes every connection at once (WebSockets with 1001 and a close
+ * handshake); done follows once all are gone, or after the close timeout at the latest. */
 void sb_server_shutdown(sb_server_t *s);
+
+/* Stops gracefully: /readyz answers 503 at once, while the listener keeps accepting for delay
+ * seconds (a load balancer takes that long to notice); then the listener closes and the
+ * connections are closed with 1001 one by one, spread evenly over seconds, so that clients
+ * reconnect elsewhere without a stampede; done follows once all are gone, or after delay +
+ * seconds + the close timeout at the latest. Does nothing once the server is stopping. */
+void sb_server_drain(sb_server_t *s, double delay, double seconds);
 
 /* Frees the server and every connection left. Call after the event loop has returned. */
 void sb_server_free(sb_server_t *s);

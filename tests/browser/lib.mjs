@@ -160,7 +160,9 @@ function streamEnd(stream) {
 // Starts BINARY --listen 127.0.0.1:0 ARGS... and waits (at most 10 s) for its
 // "listening on HOST:PORT" line on stderr.
 export async function startNode(binary, args = []) {
-    const argv = ['--listen', '127.0.0.1:0', ...args];
+    // SIGTERM drains for --drain-delay + --drain-seconds (2 + 20 s by default): these tests stop
+    // their nodes at once.
+    const argv = ['--listen', '127.0.0.1:0', '--drain-delay', '0', '--drain-seconds', '0', ...args];
     const env = {
         ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0',
         UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',

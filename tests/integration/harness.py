@@ -115,6 +115,11 @@ class Node(LogFile):
             cmd += ["--listen", f"{HOST}:0"]
         if self.echo:
             cmd.append("--echo")
+        # SIGTERM drains for --drain-delay + --drain-seconds (2 + 20 s by default): a test that
+        # does not set them gets the node stopped at once, closing every client with 1001.
+        for option in ("--drain-delay", "--drain-seconds"):
+            if option not in self.args:
+                cmd += [option, "0"]
         return cmd + self.args
 
     def start(self, timeout=10.0):
@@ -323,6 +328,77 @@ class Conn:
 TCP_ESTABLISHED = 1
 TCP_CLOSE = 7
 TCP_CLOSE_WAIT = 8
+
+
+def _kernel_sockets():
+    """{inode: TCP state or None} of every socket in the kernel's tables (/proc/net). A TCP
+    socket that was reset or fully closed is not in them, even while a process holds it."""
+    out = {}
+    for table in ("tcp", "tcp6", "udp", "udp6", "unix", "netlink"):
+        try:
+            with open(f"/proc/net/{table}") as f:
+                next(f, None)
+                for line in f:
+                    p = line.split()
+                    if table == "unix":
+                        if len(p) >= 7:
+                            out[p[6]] = None
+                    elif len(p) >= 10:
+                        out[p[9]] = int(p[3], 16) if table.startswith("tcp") else None
+        except OSError:
+            pass
+    return out
+
+
+def dead_connections(node):
+    """How many connections node (a running Node) still holds although their client has gone:
+    sockets reset by the client (held by the node but no longer in the kernel's tables) and
+    sockets whose client has closed its side (CLOSE_WAIT). Read from /proc, without touching
+    the node."""
+    held = []
+    fd_dir = f"/proc/{node.proc.pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            held.append(target[8:-1])
+    kernel = _kernel_sockets()
+    return sum(1 for inode in held if inode not in kernel or kernel[inode] == TCP_CLOSE_WAIT)
+
+
+def wait_released(node, timeout):
+    """Polls until node holds no connection whose client has gone (dead_connections), i.e. it
+    has noticed every client that vanished and let its connection go; returns the seconds it
+    took. Raises Failure after timeout seconds."""
+    t0 = time.monotonic()
+    while True:
+        dead = dead_connections(node)
+        if dead == 0:
+            return time.monotonic() - t0
+        if not node.alive():
+            raise Failure(f"node exited (status {node.proc.returncode}) with {dead} dead "
+                          "connections")
+        if time.monotonic() - t0 > timeout:
+            raise Failure(f"node still holds {dead} connection(s) of vanished clients "
+                          f"{timeout} s later")
+        time.sleep(0.02)
+
+
+def eventually(fn, timeout, interval=0.02):
+    """Calls fn() until it returns without raising Failure, and returns its value; once timeout
+    seconds have passed, the last Failure is raised. For state that another process reaches
+    soon but not in the same instant as what the test saw (e.g. Redis, written by a node after
+    it answered the client): wait for the condition, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except Failure:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
 
 
 # ---------------------------------------------------------------------------------------------
