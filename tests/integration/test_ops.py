@@ -147,9 +147,15 @@ def test_readyz_and_metrics_during_a_redis_outage(t):
     redis.shutdown()
     h.wait_status(n.port, "/readyz", 503, 5)
     h.eq(h.get_status(n.port, "/healthz"), (200, b"ok\n"), "/healthz during the outage")
-    m = scrape(n)
-    h.eq(value(m, "switchboard_ready"), 0.0, "switchboard_ready during the outage")
-    h.eq(value(m, "switchboard_redis_connected", connection="upkeep"), 0.0, "upkeep connected")
+
+    def all_down():  # each connection notices the loss on its own
+        m = scrape(n)
+        h.eq(value(m, "switchboard_ready"), 0.0, "switchboard_ready during the outage")
+        for conn in ("pub", "sub", "dir", "upkeep"):
+            h.eq(value(m, "switchboard_redis_connected", connection=conn), 0.0,
+                 f"{conn} connected during the outage")
+
+    h.eventually(all_down, 5.0)
     t.service(h.RedisServer(port=port)).start()
     h.wait_status(n.port, "/readyz", 200, 10)
     h.check(value(scrape(n), "switchboard_redis_reconnects_total", connection="pub") >= 1,
@@ -315,10 +321,11 @@ def test_sigterm_drains(t):
                 f"closes spread over {times[-1] - times[0]:.2f} s, not {DRAIN_SECONDS} s")
         h.check(heard < DRAIN_DELAY + DRAIN_SECONDS + 2,
                 f"peer-left heard only {heard:.2f} s after SIGTERM")
-        # At no moment did a large share close at once: at most a quarter in any 0.25 s.
+        # Never one burst: at most half of them within any half second (as the test sees them;
+        # a stall of the test process itself can bunch up what the node spread).
         for i, start in enumerate(times):
-            burst = sum(1 for x in times[i:] if x - start < 0.25)
-            h.check(burst <= CLIENTS // 4, f"{burst} closes within 0.25 s from {start:.2f} s")
+            burst = sum(1 for x in times[i:] if x - start < 0.5)
+            h.check(burst <= CLIENTS // 2, f"{burst} closes within 0.5 s from {start:.2f} s")
         exit_status = await off_loop(n1.wait_exit, DRAIN_DELAY + DRAIN_SECONDS + 5)
         h.eq(exit_status, 0, "n1's exit status")
         n1.stopped = True
