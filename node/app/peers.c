@@ -57,23 +57,50 @@ static void forget(sb_relay_t *r, peer_t *peer)
         sb_map_remove(r->peers, peer->id);
 }
 
+/* The peer's channel is in place (ok), or could not be made: welcome the peer, whose messages
+ * can reach it from every node from now on, or undo its claim. */
+static void subscribed(void *arg, int ok)
+{
+    peer_t *peer = arg;
+    sb_relay_t *r = peer->relay;
+    if (ok && !peer->closed) {
+        size_t len = 0;
+        peer->registered = 1;
+        sb_metrics.peers++;
+        char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
+        relay_send_owned(peer->conn, msg, len);
+        sb_log_conn(SB_LOG_DEBUG, sb_conn_id(peer->conn), sb_conn_peer(peer->conn), "peer %s",
+                    peer->id);
+    } else {
+        /* Gone meanwhile, or the bus is down: give the channel and the ID back, unless a
+         * newer connection here has taken them over. */
+        if (!peer->closed)
+            forget(r, peer);
+        if (sb_map_get(r->peers, peer->id) == NULL) {
+            char channel[SB_ENV_CHANNEL_MAX];
+            sb_env_peer_channel(peer->id, channel);
+            r->bus->ops->unsubscribe(r->bus, channel);
+            r->dir->ops->release(r->dir, peer->id);
+        }
+        if (!peer->closed)
+            refuse(peer->conn, "unavailable", "the cluster's bus is unavailable; retry",
+                   CLOSE_TRY_AGAIN);
+    }
+    relay_peer_unref(peer);
+}
+
+/* The ID is this peer's: it is welcomed once its channel is subscribed, so that a message
+ * sent to it right after its welcome, from any node, reaches it. */
 static void register_peer(sb_relay_t *r, peer_t *peer)
 {
     char channel[SB_ENV_CHANNEL_MAX];
-    size_t len = 0;
     sb_env_peer_channel(peer->id, channel);
-    if (r->bus->ops->subscribe(r->bus, channel, peer) != 0) {
+    if (r->bus->ops->subscribe(r->bus, channel, peer, subscribed, relay_peer_ref(peer)) != 0) {
+        relay_peer_unref(peer);
         r->dir->ops->release(r->dir, peer->id);
         forget(r, peer);
         sb_conn_close(peer->conn, SB_WS_CLOSE_INTERNAL, "out of memory");
-        return;
     }
-    peer->registered = 1;
-    sb_metrics.peers++;
-    char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
-    relay_send_owned(peer->conn, msg, len);
-    sb_log_conn(SB_LOG_DEBUG, sb_conn_id(peer->conn), sb_conn_peer(peer->conn), "peer %s",
-                peer->id);
 }
 
 static void claim_done(void *arg, sb_dir_result_t result)

@@ -13,14 +13,20 @@ typedef struct sb_bus sb_bus_t;
  * msg is valid only during the call. */
 typedef int (*sb_bus_deliver_fn)(void *ctx, void *sub, const char *msg, size_t len);
 
+/* A subscription is in place (ok = 1): a message published on the channel from now on reaches
+ * this node; or it could not be made (ok = 0: the bus is not connected). */
+typedef void (*sb_bus_subscribed_fn)(void *arg, int ok);
+
 /* The outcome of a publish: receivers >= 0 took the message, -1 the bus could not take it.
  * May run before publish returns (the embedded bus) or later (a remote bus). */
 typedef void (*sb_bus_done_fn)(void *arg, int receivers);
 
 typedef struct {
-    /* Starts receiving a channel's messages, each delivered with sub (not NULL). Returns 0, or
-     * -1 when out of memory. */
-    int (*subscribe)(sb_bus_t *b, const char *channel, void *sub);
+    /* Starts receiving a channel's messages, each delivered with sub (not NULL); done (may be
+     * NULL) hears when the subscription is in place, before or after subscribe returns.
+     * Returns 0, or -1 when out of memory (done is then not called). */
+    int (*subscribe)(sb_bus_t *b, const char *channel, void *sub, sb_bus_subscribed_fn done,
+                     void *arg);
     void (*unsubscribe)(sb_bus_t *b, const char *channel);
     /* Publishes the message made of nparts parts, one after another (copied before return).
      * done may be NULL. */

@@ -10,10 +10,15 @@ typedef struct {
     sb_map_t *channels; /* channel -> its subscriber */
 } memory_bus_t;
 
-static int subscribe(sb_bus_t *b, const char *channel, void *sub)
+static int subscribe(sb_bus_t *b, const char *channel, void *sub, sb_bus_subscribed_fn done,
+                     void *arg)
 {
     memory_bus_t *m = (memory_bus_t *)b;
-    return sb_map_put(m->channels, channel, sub);
+    if (sb_map_put(m->channels, channel, sub) != 0)
+        return -1;
+    if (done)
+        done(arg, 1); /* in place at once */
+    return 0;
 }
 
 static void unsubscribe(sb_bus_t *b, const char *channel)

@@ -30,7 +30,7 @@ typedef struct {
     sb_bus_t base;
     struct event_base *evbase;
     sb_redis_t *pub, *sub;
-    sb_map_t *channels; /* channel -> subscriber, for every channel this node wants */
+    sb_map_t *channels; /* channel -> channel_t, for every channel this node wants */
     char check_channel[96];
     struct event *check_timer;
     double sub_up_since; /* when the subscriber became ready, 0 while it is not */
@@ -61,6 +61,38 @@ static void update_ready(redis_bus_t *b)
         return;
     b->ready = ready;
     sb_log(ready ? SB_LOG_INFO : SB_LOG_WARN, "cluster bus %s", ready ? "ready" : "not ready");
+}
+
+/* A channel this node wants, and who waits to hear that its subscription is in place. */
+typedef struct {
+    void *sub;
+    sb_bus_subscribed_fn done; /* NULL once told */
+    void *arg;
+} channel_t;
+
+/* Tells everyone still waiting for a subscription that it is not coming (the subscriber
+ * connection was lost); they may unsubscribe from inside the call. */
+static void fail_waiting(redis_bus_t *b)
+{
+    size_t n = 0, cursor = 0;
+    const char *key;
+    void *value;
+    while (sb_map_next(b->channels, &cursor, &key, &value))
+        n += ((channel_t *)value)->done != NULL;
+    if (n == 0)
+        return;
+    channel_t **waiting = malloc(n * sizeof(*waiting));
+    size_t k = 0;
+    cursor = 0;
+    while (waiting && sb_map_next(b->channels, &cursor, &key, &value))
+        if (((channel_t *)value)->done != NULL)
+            waiting[k++] = value;
+    for (size_t i = 0; i < k; i++) {
+        sb_bus_subscribed_fn done = waiting[i]->done;
+        waiting[i]->done = NULL;
+        done(waiting[i]->arg, 0);
+    }
+    free(waiting);
 }
 
 static void subscribe_cmd(redis_bus_t *b, const char *verb, const char **channels, size_t n)
@@ -115,6 +147,8 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
         b->sub_up_since = up ? now(b) : 0;
         if (up)
             resubscribe(b);
+        else
+            fail_waiting(b);
     }
     /* Both up: check the path at once, so that a node is ready as soon as Redis lets it be. */
     if (up && b->sub_up_since > 0 && sb_redis_state(b->pub) == SB_REDIS_READY)
@@ -138,9 +172,9 @@ static void on_message(void *ctx, const char *channel, size_t chlen, const char 
         update_ready(b);
         return;
     }
-    void *sub = sb_map_get(b->channels, name);
-    if (b->base.deliver && sub != NULL)
-        b->base.deliver(b->base.ctx, sub, msg, len);
+    channel_t *ch = sb_map_get(b->channels, name);
+    if (b->base.deliver && ch != NULL)
+        b->base.deliver(b->base.ctx, ch->sub, msg, len);
 }
 
 static void on_check(evutil_socket_t fd, short what, void *arg)
@@ -163,26 +197,59 @@ static void on_check(evutil_socket_t fd, short what, void *arg)
     update_ready(b);
 }
 
-static int subscribe(sb_bus_t *base, const char *channel, void *sub)
+/* Redis confirmed a SUBSCRIBE: whoever waits for it hears so. */
+static void on_subscribed(void *ctx, const char *channel, size_t chlen)
+{
+    redis_bus_t *b = ctx;
+    char name[160];
+    if (chlen >= sizeof(name))
+        return;
+    memcpy(name, channel, chlen);
+    name[chlen] = '\0';
+    channel_t *ch = sb_map_get(b->channels, name);
+    if (ch != NULL && ch->done != NULL) {
+        sb_bus_subscribed_fn done = ch->done;
+        ch->done = NULL;
+        done(ch->arg, 1);
+    }
+}
+
+static int subscribe(sb_bus_t *base, const char *channel, void *sub, sb_bus_subscribed_fn done,
+                     void *arg)
 {
     redis_bus_t *b = (redis_bus_t *)base;
-    int known = sb_map_get(b->channels, channel) != NULL;
-    if (sb_map_put(b->channels, channel, sub) != 0)
-        return -1;
-    if (known)
+    channel_t *ch = sb_map_get(b->channels, channel);
+    if (ch != NULL) { /* already wanted: a new subscriber takes it over */
+        ch->sub = sub;
+        if (done)
+            done(arg, ch->done == NULL);
         return 0;
-    if (sb_redis_state(b->sub) == SB_REDIS_READY)
-        subscribe_cmd(b, "SUBSCRIBE", &channel, 1);
+    }
+    if (sb_redis_state(b->sub) != SB_REDIS_READY) {
+        if (done)
+            done(arg, 0); /* not now: the caller says so rather than wait for Redis */
+        return 0;
+    }
+    if ((ch = malloc(sizeof(*ch))) == NULL || sb_map_put(b->channels, channel, ch) != 0) {
+        free(ch);
+        return -1;
+    }
+    *ch = (channel_t){sub, done, arg};
+    subscribe_cmd(b, "SUBSCRIBE", &channel, 1);
     return 0;
 }
 
 static void unsubscribe(sb_bus_t *base, const char *channel)
 {
     redis_bus_t *b = (redis_bus_t *)base;
-    if (sb_map_remove(b->channels, channel) == NULL)
+    channel_t *ch = sb_map_remove(b->channels, channel);
+    if (ch == NULL)
         return;
     if (sb_redis_state(b->sub) == SB_REDIS_READY)
         subscribe_cmd(b, "UNSUBSCRIBE", &channel, 1);
+    if (ch->done != NULL)
+        ch->done(ch->arg, 0);
+    free(ch);
 }
 
 typedef struct {
@@ -238,8 +305,14 @@ static void bus_free(sb_bus_t *base)
     redis_bus_t *b = (redis_bus_t *)base;
     if (b->check_timer)
         event_free(b->check_timer);
+    fail_waiting(b); /* first: the waiting may unsubscribe */
     sb_redis_free(b->sub);
     sb_redis_free(b->pub); /* fails pending publishes: their senders are told */
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (sb_map_next(b->channels, &cursor, &key, &value))
+        free(value);
     sb_map_free(b->channels);
     free(b);
 }
@@ -263,6 +336,7 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, struct evdns_base *dns,
                          .dns = dns,
                          .on_state = on_state,
                          .on_message = on_message,
+                         .on_subscribed = on_subscribed,
                          .ctx = b};
     o.name = "pub";
     b->pub = sb_redis_new(base, url, &o);

@@ -73,6 +73,8 @@ typedef struct {
     size_t nscripts;
     sb_redis_state_fn on_state;
     sb_redis_message_fn on_message;
+    /* Redis confirmed a SUBSCRIBE of channel: from now on its messages come (pub/sub only). */
+    void (*on_subscribed)(void *ctx, const char *channel, size_t chlen);
     void *ctx;
 } sb_redis_opts_t;
 

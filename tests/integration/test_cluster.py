@@ -309,6 +309,10 @@ def test_relay_across_nodes(t):
         a = await open_peer(n1.port, name="a", node="n1")
         b = await open_peer(n2.port, name="b", node="n2")
         c = await open_peer(n3.port, name="c", node="n3")
+        # A welcome means the peer's channel is subscribed: Redis says so already.
+        for p in (a, b, c):
+            numsub = await off_loop(redis.command, "PUBSUB", "NUMSUB", f"sb:peer:{p.id}")
+            h.eq(numsub[1], 1, f"{p.name}: subscribers of its channel when welcomed")
         payloads = {
             "offer": {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"},
             "answer": {"type": "answer", "sdp": "v=0\r\n"},
