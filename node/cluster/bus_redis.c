@@ -156,15 +156,24 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
     update_ready(b);
 }
 
+/* A channel name from Redis as a C string in name (cap bytes); 0 when it does not fit, in which
+ * case it is none of ours. */
+static int channel_name(char *name, size_t cap, const char *channel, size_t chlen)
+{
+    if (chlen >= cap)
+        return 0;
+    memcpy(name, channel, chlen);
+    name[chlen] = '\0';
+    return 1;
+}
+
 static void on_message(void *ctx, const char *channel, size_t chlen, const char *msg, size_t len)
 {
     redis_bus_t *b = ctx;
     char name[160];
 
-    if (chlen >= sizeof(name))
+    if (!channel_name(name, sizeof(name), channel, chlen))
         return;
-    memcpy(name, channel, chlen);
-    name[chlen] = '\0';
     if (strcmp(name, b->check_channel) == 0) {
         b->last_echo = now(b);
         if (strtoul(msg, NULL, 10) == b->check_seq) /* msg is a bulk string, so NUL-terminated */
@@ -202,10 +211,8 @@ static void on_subscribed(void *ctx, const char *channel, size_t chlen)
 {
     redis_bus_t *b = ctx;
     char name[160];
-    if (chlen >= sizeof(name))
+    if (!channel_name(name, sizeof(name), channel, chlen))
         return;
-    memcpy(name, channel, chlen);
-    name[chlen] = '\0';
     channel_t *ch = sb_map_get(b->channels, name);
     if (ch != NULL && ch->done != NULL) {
         sb_bus_subscribed_fn done = ch->done;

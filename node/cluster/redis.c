@@ -132,20 +132,25 @@ static double backoff(sb_redis_t *r)
     return d / 2 + (d / 2) * ((double)rnd / 4294967295.0);
 }
 
+/* Takes the oldest command off the queue and gives its callback reply (NULL: lost). */
+static void answer_oldest(sb_redis_t *r, const sb_redis_reply_t *reply)
+{
+    pending_t *p = r->head;
+    r->head = p->next;
+    if (r->head == NULL)
+        r->tail = NULL;
+    r->in_flight--;
+    if (r->metrics)
+        r->metrics->in_flight--;
+    if (p->cb)
+        p->cb(p->arg, reply);
+    free(p);
+}
+
 static void fail_pending(sb_redis_t *r)
 {
-    while (r->head) {
-        pending_t *p = r->head;
-        r->head = p->next;
-        if (r->head == NULL)
-            r->tail = NULL;
-        r->in_flight--;
-        if (r->metrics)
-            r->metrics->in_flight--;
-        if (p->cb)
-            p->cb(p->arg, NULL);
-        free(p);
-    }
+    while (r->head)
+        answer_oldest(r, NULL);
 }
 
 /* Closes the connection, fails what was pending, and schedules the next attempt. */
@@ -416,20 +421,11 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
         }
         return;
     }
-    pending_t *p = r->head;
-    if (p == NULL) {
+    if (r->head == NULL) {
         drop(r, "a reply to no command");
         return;
     }
-    r->head = p->next;
-    if (r->head == NULL)
-        r->tail = NULL;
-    r->in_flight--;
-    if (r->metrics)
-        r->metrics->in_flight--;
-    if (p->cb)
-        p->cb(p->arg, reply);
-    free(p);
+    answer_oldest(r, reply);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
