@@ -934,7 +934,7 @@ class HAProxy(Service):
 
     def start(self, timeout=5.0):
         """Checks the configuration (haproxy -c), starts haproxy and waits until it accepts
-        connections on its port."""
+        connections on its port and its admin socket (which every config here has) exists."""
         check_run = subprocess.run([HAPROXY, "-c", "-f", self.config_path], cwd=self.dir,
                                    stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
         if check_run.returncode != 0:
@@ -948,11 +948,15 @@ class HAProxy(Service):
                               + self.log_tail())
             try:
                 socket.create_connection((HOST, self.port), timeout=1.0).close()
-                return self
+                # Its admin socket may come a moment after the port: wait for both.
+                if os.path.exists(self.stats_path):
+                    return self
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         self.kill()
-        raise Failure(f"haproxy not accepting connections within {timeout} s\n" + self.log_tail())
+        raise Failure(f"haproxy not accepting connections (and on {self.stats_path}) within "
+                      f"{timeout} s\n" + self.log_tail())
 
     def admin(self, command, timeout=2.0):
         """Sends one command to the admin socket; returns its text answer."""
