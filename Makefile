@@ -2,6 +2,8 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS ?=
 FUZZ_SECONDS ?= 300
+# The node image that `make image` builds, and the Kubernetes manifests run (deploy/kubernetes/).
+IMAGE ?= switchboard:dev
 
 .PHONY: all build run test test-build fuzz format clean cluster
 
@@ -53,3 +55,10 @@ cluster:
 	@bash deploy/deps.sh test
 	@$(MAKE) --no-print-directory build
 	@exec env N='$(N)' PORT='$(PORT)' BIND='$(BIND)' bash deploy/local/cluster.sh $(ARGS)
+
+# The node image (Dockerfile) as $(IMAGE): with podman, in the build tree's own store (build-image/,
+# on a Debian base made there once with debootstrap; see deploy/container/podman.sh to run or push
+# it), or with docker where docker works and podman is not installed.
+.PHONY: image
+image:
+	@bash deploy/container/image.sh '$(IMAGE)'

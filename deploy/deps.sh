@@ -3,8 +3,12 @@
 #
 #   deploy/deps.sh runtime the shared libraries the switchboard binary needs (container images)
 #   deploy/deps.sh build   compiler, CMake and the libraries (enough for `make run`)
-#   deploy/deps.sh test    build + what the tests use (clang/libFuzzer, redis-server, HAProxy,
-#                          python3-websockets, Chromium, Node.js for playwright-core)
+#   deploy/deps.sh container  podman and what it needs here to build and run the image
+#                          (`make image`, deploy/container/): runc, netavark, aardvark-dns, iptables,
+#                          catatonit (pods), debootstrap (the locally made base image)
+#   deploy/deps.sh test    build + container + what the tests use (clang/libFuzzer, redis-server,
+#                          HAProxy, python3-websockets, Chromium, Node.js for playwright-core and
+#                          kubernetes-models)
 set -euo pipefail
 
 what=${1:-build}
@@ -15,13 +19,15 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libcjson-de
 test_pkgs=(clang libclang-rt-dev redis-server haproxy python3 python3-websockets python3-prometheus-client
            chromium nodejs npm
            procps iproute2)
+container_pkgs=(podman runc netavark aardvark-dns iptables catatonit debootstrap)
 
 case "$what" in
 runtime) pkgs=("${runtime_pkgs[@]}") ;;
 build) pkgs=("${build_pkgs[@]}") ;;
-test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+container) pkgs=("${container_pkgs[@]}") ;;
+test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${container_pkgs[@]}") ;;
 *)
-    echo "usage: $0 runtime|build|test" >&2
+    echo "usage: $0 runtime|build|container|test" >&2
     exit 2
     ;;
 esac
