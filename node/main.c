@@ -7,7 +7,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "app/echo.h"
@@ -105,7 +104,6 @@ int main(int argc, char **argv)
     char err[256];
     int rc = EXIT_FAILURE;
     struct event_base *base = NULL;
-    struct evdns_base *dns = NULL;
     sb_server_t *server = NULL;
     sb_bus_t *bus = NULL;
     sb_dir_t *dir = NULL;
@@ -164,14 +162,8 @@ int main(int argc, char **argv)
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }
-            /* Host names are resolved on the loop: a slow DNS server must not stall it. */
-            dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-            if (dns == NULL) {
-                sb_log(SB_LOG_ERROR, "cannot set up the DNS resolver (/etc/resolv.conf)");
-                goto out;
-            }
-            bus = sb_bus_redis_new(base, dns, &redis_url, cfg.node_id);
-            dir = sb_dir_redis_new(base, dns, &redis_url, cfg.node_id, cfg.node_ttl);
+            bus = sb_bus_redis_new(base, &redis_url, cfg.node_id);
+            dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl);
         } else {
             bus = sb_bus_memory_new();
             dir = sb_dir_memory_new();
@@ -202,9 +194,9 @@ int main(int argc, char **argv)
     }
     sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s)%s%s", SB_VERSION, cfg.node_id,
            sb_server_address(server),
-           cfg.echo      ? "echo mode"
-           : dns != NULL ? "relay, Redis bus"
-                         : "relay, embedded bus",
+           cfg.echo       ? "echo mode"
+           : cfg.redis[0] ? "relay, Redis bus"
+                          : "relay, embedded bus",
            cfg.www[0] ? ", serving " : "", cfg.www);
     event_base_dispatch(base);
     sb_log_client_flush();
@@ -225,8 +217,6 @@ out:
     if (dir)
         dir->ops->free(dir);
     sb_relay_free(relay);
-    if (dns)
-        evdns_base_free(dns, 1);
     if (base) {
         /* A bufferevent freed with a callback still deferred lives until that callback has run. */
         event_base_loop(base, EVLOOP_NONBLOCK);

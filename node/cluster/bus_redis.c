@@ -326,8 +326,7 @@ static void bus_free(sb_bus_t *base)
 
 static const sb_bus_ops_t ops = {subscribe, unsubscribe, publish, ready, bus_free};
 
-sb_bus_t *sb_bus_redis_new(struct event_base *base, struct evdns_base *dns,
-                           const sb_redis_url_t *url, const char *node_id)
+sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node_id)
 {
     redis_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
@@ -340,7 +339,6 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, struct evdns_base *dns,
                          .command_timeout = 5,
                          .backoff_cap = 2,
                          .priority = SB_PRIO_CLIENTS,
-                         .dns = dns,
                          .on_state = on_state,
                          .on_message = on_message,
                          .on_subscribed = on_subscribed,

@@ -564,8 +564,8 @@ static int idle(sb_dir_t *base)
 
 static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_ready, idle, dir_free};
 
-sb_dir_t *sb_dir_redis_new(struct event_base *base, struct evdns_base *dns,
-                           const sb_redis_url_t *url, const char *node, double ttl)
+sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node,
+                           double ttl)
 {
     redis_dir_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -582,7 +582,6 @@ sb_dir_t *sb_dir_redis_new(struct event_base *base, struct evdns_base *dns,
                          .command_timeout = 5,
                          .backoff_cap = 2,
                          .priority = SB_PRIO_CLIENTS,
-                         .dns = dns,
                          .scripts = scripts,
                          .nscripts = DIR_SCRIPTS,
                          .on_state = on_state,

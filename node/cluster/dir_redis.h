@@ -2,17 +2,16 @@
 #ifndef SB_DIR_REDIS_H
 #define SB_DIR_REDIS_H
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "cluster/dir.h"
 #include "redis_url.h"
 
-/* Creates the directory and starts connecting to Redis at url (dns, url and node must outlive
- * it). Every second, on a connection of its own at upkeep priority, it refreshes this node's
- * liveness key, which expires after ttl seconds, and sweeps nodes whose key has expired.
- * Returns NULL when out of memory. */
-sb_dir_t *sb_dir_redis_new(struct event_base *base, struct evdns_base *dns,
-                           const sb_redis_url_t *url, const char *node, double ttl);
+/* Creates the directory and starts connecting to Redis at url (url and node must outlive it). Every
+ * second, on a connection of its own at upkeep priority, it refreshes this node's liveness key,
+ * which expires after ttl seconds, and sweeps nodes whose key has expired. Returns NULL when out of
+ * memory. */
+sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node,
+                           double ttl);
 
 #endif

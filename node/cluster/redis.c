@@ -5,6 +5,7 @@
  * UNSUBSCRIBE handling is known to misbehave, and keeps timeouts and reconnects in one place. */
 #include "cluster/redis.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/resolve.h"
 #include "base/metrics.h"
 
 typedef struct pending {
@@ -47,6 +49,7 @@ struct sb_redis {
     int ever_up;
     sb_metrics_redis_t *metrics; /* this connection's figures, NULL when no slot was left */
     size_t in_flight;            /* commands in the queue of callbacks */
+    sb_resolve_t *resolving;     /* the host name's lookup, while CONNECTING */
 };
 
 static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
@@ -162,6 +165,10 @@ static void drop(sb_redis_t *r, const char *why)
         return;
     }
     int was_ready = r->state == SB_REDIS_READY;
+    if (r->resolving) {
+        sb_resolve_cancel(r->resolving);
+        r->resolving = NULL;
+    }
     if (was_ready && r->metrics) {
         r->metrics->connected = 0;
         r->metrics->reconnects++;
@@ -543,6 +550,20 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     evtimer_add(r->watchdog, &tv);
 }
 
+/* The host name's addresses: connect to the first. */
+static void on_resolved(void *arg, const struct addrinfo *res, const char *err)
+{
+    sb_redis_t *r = arg;
+    char why[300];
+    r->resolving = NULL;
+    if (res == NULL) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", r->url->host, err);
+        drop(r, why);
+    } else if (bufferevent_socket_connect(r->bev, res->ai_addr, (int)res->ai_addrlen) != 0) {
+        drop(r, "cannot connect");
+    }
+}
+
 static void connect_now(sb_redis_t *r)
 {
     r->reader = redisReaderCreateWithFunctions(&reply_functions);
@@ -558,9 +579,25 @@ static void connect_now(sb_redis_t *r)
     bufferevent_enable(r->bev, EV_READ | EV_WRITE);
     struct timeval tv = sb_loop_tv(r->o.connect_timeout);
     evtimer_add(r->timer, &tv);
-    if (bufferevent_socket_connect_hostname(r->bev, r->o.dns, AF_UNSPEC, r->url->host,
-                                            r->url->port) != 0)
-        drop(r, "cannot resolve or connect");
+    /* An address is connected to at once; a name is looked up first, off the loop. */
+    union {
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } sa = {0};
+    if (inet_pton(AF_INET, r->url->host, &sa.in.sin_addr) == 1) {
+        sa.in.sin_family = AF_INET;
+        sa.in.sin_port = htons((uint16_t)r->url->port);
+        if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&sa.in, sizeof(sa.in)) != 0)
+            drop(r, "cannot connect");
+    } else if (inet_pton(AF_INET6, r->url->host, &sa.in6.sin6_addr) == 1) {
+        sa.in6.sin6_family = AF_INET6;
+        sa.in6.sin6_port = htons((uint16_t)r->url->port);
+        if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&sa.in6, sizeof(sa.in6)) != 0)
+            drop(r, "cannot connect");
+    } else if ((r->resolving = sb_resolve_start(r->base, r->url->host, r->url->port, on_resolved,
+                                                r)) == NULL) {
+        drop(r, "cannot start looking up the host name");
+    }
 }
 
 sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
@@ -595,6 +632,8 @@ void sb_redis_free(sb_redis_t *r)
     if (r == NULL)
         return;
     r->o.on_state = NULL; /* no callbacks from here on but the pending commands' */
+    if (r->resolving)
+        sb_resolve_cancel(r->resolving);
     if (r->bev)
         bufferevent_free(r->bev);
     if (r->reader)

@@ -5,7 +5,6 @@
 
 #include <stddef.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "redis_url.h"
@@ -66,7 +65,6 @@ typedef struct {
     double command_timeout; /* seconds the oldest reply may be late before reconnecting */
     double backoff_cap;     /* largest reconnect delay, seconds */
     int priority;           /* event priority of its socket and timers (loop.h) */
-    struct evdns_base *dns; /* resolves the URL's host name without blocking the loop */
     /* Scripts loaded (SCRIPT LOAD) on every connect, before the connection is ready, so that
      * sb_redis_eval's EVALSHA finds them. They must outlive the connection. */
     const sb_redis_script_t *scripts;

@@ -141,22 +141,10 @@ def sweep(suite=None):
     return len(pods) + len(ids) + len(nets)
 
 
-def network_gateway(network):
-    """The gateway address of a podman network: where its DNS server (aardvark-dns) answers for
-    the names of its containers and pods."""
-    out = podman("network", "inspect", "--format", "{{range .Subnets}}{{.Gateway}} {{end}}",
-                 network).stdout.split()
-    v4 = [a for a in out if "." in a]
-    check(v4, f"network {network} has no IPv4 gateway: {out}")
-    return v4[0]
-
-
-# Why the tests give containers their network's DNS server alone (--dns GATEWAY, dnsConfig):
-# podman writes both it and the host's resolvers into a container's resolv.conf, and the node's
-# resolver (libevent's evdns) spreads its queries over all of them, taking the host resolver's
-# NXDOMAIN for a container name as final; resolving Redis by name then fails about half the time,
-# and reconnecting can take a minute. Kubernetes gives a pod one resolver (the cluster DNS), so a
-# cluster never meets this; podman users do (see the report in tests/container/README.md).
+# podman writes both its network's DNS server and the host's into a container's resolv.conf. The
+# node resolves Redis's host name with getaddrinfo (base/resolve.c), which asks them in order as
+# every program does; these tests give the containers that DNS as it comes, so that they would
+# catch a resolver that took the host's "no such name" for a container name as final.
 
 
 def container_ip(name, network):

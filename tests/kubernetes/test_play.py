@@ -13,8 +13,8 @@ relay both ways, and a pod stopped with SIGTERM drains: its client is closed wit
 node exits 0. Then `podman kube down` removes it all.
 
 Besides the committed overlay, the test renders a small one of its own in a temp dir, for what
-depends on this run: the DNS server of the network it made (lib.py says why the pods get only
-that one), a label that lets a later run sweep leftovers, and the merged ConfigMap value.
+depends on this run: a label that lets a later run sweep leftovers, and the merged ConfigMap
+value. The pods resolve each other's names through the DNS podman gives them (lib.py).
 """
 import asyncio
 import json
@@ -49,7 +49,7 @@ def setup():
     lib.require_podman()
 
 
-def render(tmp, gateway):
+def render(tmp):
     d = os.path.join(tmp, "run")
     os.makedirs(d)
     with open(os.path.join(d, "kustomization.yaml"), "w") as f:
@@ -68,18 +68,6 @@ configMapGenerator:
     literals:
       - SWITCHBOARD_ICE_SERVERS={json.dumps(ICE, separators=(",", ":"))}
       - SWITCHBOARD_DRAIN_SECONDS=1
-patches:
-  - target:
-      kind: Deployment
-    patch: |-
-      - op: add
-        path: /spec/template/spec/dnsPolicy
-        value: None
-      - op: add
-        path: /spec/template/spec/dnsConfig
-        value:
-          nameservers: ["{gateway}"]
-          searches: [dns.podman]
 """)
     p = subprocess.run([kubectl(), "kustomize", d], capture_output=True, text=True, timeout=120,
                        stdin=subprocess.DEVNULL)
@@ -95,7 +83,7 @@ patches:
 
 def test_kube_play(scope):
     net = scope.network("net")
-    path, objects = render(scope.tmpdir(), lib.network_gateway(net))
+    path, objects = render(scope.tmpdir())
     kinds = sorted({o["kind"] for o in objects})
     print(f"  rendered: {', '.join(kinds)}", flush=True)
     base_cm = next(o for o in objects if o["kind"] == "ConfigMap"
