@@ -137,6 +137,34 @@ def value_version(samples):
     raise h.Failure("no switchboard_info")
 
 
+def test_bus_messages_that_are_not_envelopes_are_dropped_and_counted(t):
+    """Something published by hand on a peer's channel (old rendered JSON, garbage, an envelope
+    for another peer) never reaches the client: it is dropped, warned about and counted; a real
+    relay still arrives."""
+    redis = start_redis(t)
+    n = cluster_node(t, redis.url(), "n1")
+    h.wait_status(n.port, "/readyz", 200, 5)
+    before = scrape(n)
+
+    async def run():
+        a = await open_peer(n.port, id="target", name="target", node="n1")
+        b = await open_peer(n.port, id="sender", name="sender", node="n1")
+        channel = "sb:peer:target"
+        for junk in ('{"type":"offer","from":"mallory","payload":1}', "garbage",
+                     "sb2 offer 1 x target  0 ", "sb1 offer 1 mallory someone-else  0 1"):
+            got = await off_loop(redis.command, "PUBLISH", channel, junk)
+            h.eq(got, 1, f"receivers of {junk!r}")
+        await a.silence("nothing from the junk")
+        await relay_ok(b, a, "a real relay after the junk")
+        await close_all(a, b)
+
+    h.arun(run())
+    after = scrape(n)
+    # Three are not envelopes this node reads; the fourth is one, for another peer: not shown.
+    h.eq(delta(before, after, "switchboard_bus_dropped_total"), 3, "bus messages dropped")
+    h.check(n.log().count("dropped a bus message") == 3, "each drop is logged\n" + n.log_tail())
+
+
 def test_readyz_and_metrics_during_a_redis_outage(t):
     """Redis stopped: /readyz 503 and switchboard_ready 0 with the connections down, /healthz
     200 throughout; Redis back: ready again."""
@@ -345,6 +373,7 @@ def test_sigterm_drains(t):
 
 TESTS = [
     test_metrics_exist_and_move,
+    test_bus_messages_that_are_not_envelopes_are_dropped_and_counted,
     test_readyz_and_metrics_during_a_redis_outage,
     test_json_logs_parse,
     test_client_misbehaviour_is_rate_limited_in_the_log,
