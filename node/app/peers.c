@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "base/log.h"
+#include "turn.h"
 #include "base/metrics.h"
 #include "net/conn.h"
 #include "ws.h"
@@ -57,6 +59,32 @@ static void forget(sb_relay_t *r, peer_t *peer)
         sb_map_remove(r->peers, peer->id);
 }
 
+/* The ICE servers for a peer's welcome: the configured ones, and with --turn-uris the TURN
+ * servers with a credential for this peer until --turn-ttl from now (malloc'ed; NULL when out of
+ * memory, and then the configured ones alone are given). */
+static char *ice_servers_for(const sb_relay_t *r, const char *id)
+{
+    const sb_config_t *cfg = r->cfg;
+    char username[SB_TURN_USERNAME_MAX], credential[SB_TURN_CREDENTIAL_MAX];
+    const char *err;
+    if (cfg->turn_urls == NULL)
+        return NULL;
+    if (sb_turn_credentials(cfg->turn_secret, strlen(cfg->turn_secret), id,
+                            (uint64_t)time(NULL) + (uint64_t)cfg->turn_ttl, username, credential,
+                            &err) != 0) {
+        sb_log(SB_LOG_WARN, "peer %s: no TURN credential: %s", id, err);
+        return NULL;
+    }
+    /* The configured array, less its ']', then the TURN entry (nothing in it needs escaping). */
+    size_t base = strlen(cfg->ice_servers) - 1, cap = base + strlen(cfg->turn_urls) + 160;
+    char *json = malloc(cap);
+    if (json == NULL)
+        return NULL;
+    snprintf(json, cap, "%.*s%s{\"urls\":%s,\"username\":\"%s\",\"credential\":\"%s\"}]", (int)base,
+             cfg->ice_servers, base > 1 ? "," : "", cfg->turn_urls, username, credential);
+    return json;
+}
+
 /* The peer's channel is in place (ok), or could not be made: welcome the peer, whose messages
  * can reach it from every node from now on, or undo its claim. */
 static void subscribed(void *arg, int ok)
@@ -67,7 +95,9 @@ static void subscribed(void *arg, int ok)
         size_t len = 0;
         peer->registered = 1;
         sb_metrics.peers++;
-        char *msg = sb_msg_welcome(peer->id, r->node_id, r->cfg->ice_servers, &len);
+        char *ice = ice_servers_for(r, peer->id);
+        char *msg = sb_msg_welcome(peer->id, r->node_id, ice ? ice : r->cfg->ice_servers, &len);
+        free(ice);
         relay_send_owned(peer->conn, msg, len);
         sb_log_conn(SB_LOG_DEBUG, sb_conn_id(peer->conn), sb_conn_peer(peer->conn), "peer %s",
                     peer->id);

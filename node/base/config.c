@@ -58,6 +58,12 @@ static const option_t options[] = {
     {"ice-servers", "SWITCHBOARD_ICE_SERVERS", OPT_STRING, OFF(ice_servers),
      "[{\"urls\":\"stun:stun.l.google.com:19302\"}]",
      "JSON array of RTCIceServer objects sent to clients in welcome"},
+    {"turn-uris", "SWITCHBOARD_TURN_URIS", OPT_STRING, OFF(turn_uris), "",
+     "comma-separated turn:/turns: URIs given in welcome with time-limited credentials"},
+    {"turn-secret", "SWITCHBOARD_TURN_SECRET", OPT_STRING, OFF(turn_secret), "",
+     "the TURN servers' shared secret (coturn: use-auth-secret, static-auth-secret)"},
+    {"turn-ttl", "SWITCHBOARD_TURN_TTL", OPT_SECONDS, OFF(turn_ttl), "3600",
+     "seconds a TURN credential stays valid"},
     {"max-rooms-per-peer", "SWITCHBOARD_MAX_ROOMS_PER_PEER", OPT_COUNT, OFF(max_rooms_per_peer),
      "16", "rooms one peer may be in at once"},
     {"max-room-peers", "SWITCHBOARD_MAX_ROOM_PEERS", OPT_COUNT, OFF(max_room_peers), "64",
@@ -270,6 +276,45 @@ out:
     return rc;
 }
 
+/* Checks --turn-uris and --turn-secret go together and the URIs are turn: or turns: URIs, and
+ * writes them as the JSON array welcome gives (cfg->turn_urls). */
+static int check_turn(sb_config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->turn_uris[0] == '\0' && cfg->turn_secret[0] == '\0')
+        return 0;
+    if (cfg->turn_uris[0] == '\0' || cfg->turn_secret[0] == '\0') {
+        snprintf(err, errlen, "--turn-uris and --turn-secret go together");
+        return -1;
+    }
+    size_t cap = strlen(cfg->turn_uris) * 3 + 3, n = 0;
+    char *json = malloc(cap);
+    if (json == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    json[n++] = '[';
+    for (const char *p = cfg->turn_uris; *p;) {
+        size_t len = strcspn(p, ",");
+        int ok =
+            (len > 5 && strncmp(p, "turn:", 5) == 0) || (len > 6 && strncmp(p, "turns:", 6) == 0);
+        /* A URI needs no escaping in JSON: none of these may be in one. */
+        for (size_t i = 0; ok && i < len; i++)
+            ok = (unsigned char)p[i] > 0x20 && p[i] != '"' && p[i] != '\\' && p[i] != 0x7f;
+        if (!ok) {
+            snprintf(err, errlen, "--turn-uris: '%.*s' is not a turn: or turns: URI", (int)len, p);
+            free(json);
+            return -1;
+        }
+        n += (size_t)snprintf(json + n, cap - n, "%s\"%.*s\"", n > 1 ? "," : "", (int)len, p);
+        p += len + (p[len] == ',');
+    }
+    json[n++] = ']';
+    json[n] = '\0';
+    free(cfg->turn_urls);
+    cfg->turn_urls = json;
+    return 0;
+}
+
 /* Names this node: --node-id, or the host name (cut to the ID alphabet) and a random suffix, so
  * that a restarted node is told from its former self. */
 static int name_node(sb_config_t *cfg, char *err, size_t errlen)
@@ -351,7 +396,7 @@ int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t er
     }
     /* What the values mean, checked once: a directory that exists, ICE servers that parse. */
     if (resolve_www(cfg, err, errlen) != 0 || check_ice_servers(cfg, err, errlen) != 0 ||
-        name_node(cfg, err, errlen) != 0)
+        check_turn(cfg, err, errlen) != 0 || name_node(cfg, err, errlen) != 0)
         return -1;
     return 0;
 }
@@ -364,4 +409,6 @@ void sb_config_free(sb_config_t *cfg)
             free(*p);
             *p = NULL;
         }
+    free(cfg->turn_urls);
+    cfg->turn_urls = NULL;
 }

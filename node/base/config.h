@@ -10,6 +10,10 @@ typedef struct {
     char *www;         /* directory served at /, "" for none; made absolute at start */
     char *node_id;     /* this node's name in welcome messages; generated when "" */
     char *ice_servers; /* JSON array given to clients for RTCPeerConnection */
+    char *turn_uris;   /* comma-separated turn:/turns: URIs of TURN servers sharing turn_secret */
+    char *turn_secret; /* the TURN REST secret (coturn's static-auth-secret), "" for none */
+    double turn_ttl;   /* seconds a TURN credential in welcome stays valid */
+    char *turn_urls;   /* turn_uris as a JSON array (made by sb_config_load), NULL when none */
     char *redis;       /* redis:// URL of the cluster bus, "" for the embedded bus */
     double node_ttl;   /* seconds after which a silent node counts as dead */
     size_t max_rooms_per_peer;

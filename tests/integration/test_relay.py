@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -113,6 +114,49 @@ def test_welcome_reflects_node_options(t):
                   "welcome with the default ICE servers")
         await close_all(p, q, r)
     h.arun(run())
+
+
+def test_welcome_turn_credentials(t):
+    """With --turn-uris and --turn-secret, welcome adds the TURN servers with a credential by the
+    TURN REST convention coturn implements: username "<expiry>:<peer id>", credential
+    base64(HMAC-SHA1(secret, username)), valid for --turn-ttl; recomputed here."""
+    import base64
+    import hashlib
+    import hmac
+
+    secret, ttl = "shared s3cret", 600
+    uris = ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349"]
+    ice = [{"urls": "stun:stun.example.org:3478"}]
+    n = t.node("--ice-servers", dumps(ice), "--turn-uris", ",".join(uris), "--turn-ttl", str(ttl),
+               env={"SWITCHBOARD_TURN_SECRET": secret}, echo=False)
+    n2 = relay_node(t, "--ice-servers", "[]", "--turn-uris", uris[0], "--turn-secret", secret)
+
+    async def run():
+        for node, base in ((n, ice), (n2, [])):
+            p = await open_peer(node.port, id="turn-user_1")
+            got = p.welcome["iceServers"]
+            h.eq(got[:-1], base, "the configured ICE servers come first")
+            turn = got[-1]
+            h.eq(sorted(turn), ["credential", "urls", "username"], f"the TURN entry: {turn}")
+            h.eq(turn["urls"], uris if node is n else uris[:1], "TURN URIs")
+            expiry, _, peer = turn["username"].partition(":")
+            h.eq(peer, "turn-user_1", "username's peer ID")
+            h.check(abs(int(expiry) - (time.time() + ttl)) < 5 if node is n else
+                    abs(int(expiry) - (time.time() + 3600)) < 5, f"expiry {expiry}")
+            want = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(),
+                                             hashlib.sha1).digest()).decode()
+            h.eq(turn["credential"], want, "credential = base64(HMAC-SHA1(secret, username))")
+            await p.close()
+    h.arun(run())
+    h.check(secret not in n.log() and secret not in n2.log(), "the secret is in a log")
+    for args, says in ((["--turn-uris", uris[0]], "--turn-uris and --turn-secret go together"),
+                       (["--turn-secret", "x"], "--turn-uris and --turn-secret go together"),
+                       (["--turn-uris", "http://x", "--turn-secret", "x"], "--turn-uris:"),
+                       (["--turn-uris", "turn:a,,turn:b", "--turn-secret", "x"], "--turn-uris:"),
+                       (["--turn-uris", 'turn:"a"', "--turn-secret", "x"], "--turn-uris:")):
+        p = subprocess.run([t.binary] + args, capture_output=True, timeout=10)
+        h.eq(p.returncode, 2, f"exit status for {args}")
+        h.check(says.encode() in p.stderr, f"{args}: {p.stderr!r}")
 
 
 def test_welcome_default_node_id(t):
