@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <event2/event.h>
 
@@ -136,9 +135,7 @@ int main(int argc, char **argv)
     sb_log_set_level(cfg.log_level);
     sb_log_set_format(cfg.log_format);
     sb_log_set_node(cfg.node_id);
-    struct timespec started;
-    clock_gettime(CLOCK_REALTIME, &started);
-    sb_metrics.start_time = (double)started.tv_sec + (double)started.tv_nsec / 1e9;
+    sb_metrics.start_time = (double)sb_clock_wall_us() / 1e6;
     sb_metrics.node_id = cfg.node_id;
     signal(SIGPIPE, SIG_IGN);
     fit_fd_limit(&cfg);

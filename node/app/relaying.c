@@ -4,9 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/log.h"
+#include "base/loop.h"
 #include "base/metrics.h"
 #include "envelope.h"
 #include "net/conn.h"
@@ -91,13 +91,6 @@ static sb_msg_type_t msg_type(sb_env_kind_t kind)
     }
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Writes a relayed message for its recipient straight into its connection (from is a peer ID).
  * Returns 0, or -1 when it could not be queued (out of memory, or the connection is gone). */
 static int hand_over(sb_conn_t *to, sb_msg_type_t type, const char *from, sb_str_t payload,
@@ -112,7 +105,7 @@ static int hand_over(sb_conn_t *to, sb_msg_type_t type, const char *from, sb_str
 static void publish(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_relay_t *p)
 {
     sb_env_t env = {.kind = env_kind(m->type),
-                    .sent_us = now_us(),
+                    .sent_us = sb_clock_wall_us(),
                     .from = {sender->id, strlen(sender->id)},
                     .to = {m->to, strlen(m->to)},
                     .mid = m->mid,
@@ -141,10 +134,11 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
     peer_t *local = sb_map_get(r->peers, m->to);
     if (local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
-        uint64_t t0 = now_us();
+        uint64_t t0 = sb_clock_wall_us();
         int queued = hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0;
         if (queued)
-            sb_histogram_observe(&sb_metrics.latency_local, (double)(now_us() - t0) / 1e6);
+            sb_histogram_observe(&sb_metrics.latency_local,
+                                 (double)(sb_clock_wall_us() - t0) / 1e6);
         answer_sender(p, queued);
     } else {
         /* Not here, or a connection here still claiming the ID, which may well be held by a
@@ -177,7 +171,7 @@ int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
     from[env.from.len] = '\0';
     if (hand_over(peer->conn, msg_type(env.kind), from, env.payload, env.mid) != 0)
         return 0;
-    uint64_t now = now_us();
+    uint64_t now = sb_clock_wall_us();
     sb_histogram_observe(&sb_metrics.latency_cluster,
                          now > env.sent_us ? (double)(now - env.sent_us) / 1e6 : 0);
     return 1;

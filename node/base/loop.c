@@ -1,6 +1,8 @@
 /* The node's event loop: priorities that keep its own upkeep ahead of client traffic, and time. */
 #include "base/loop.h"
 
+#include <time.h>
+
 struct event_base *sb_loop_new(void)
 {
     struct event_config *cfg = event_config_new();
@@ -26,6 +28,20 @@ double sb_loop_now(struct event_base *base)
     struct timeval tv;
     event_base_gettimeofday_cached(base, &tv);
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+uint64_t sb_clock_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+double sb_clock_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 struct timeval sb_loop_tv(double seconds)

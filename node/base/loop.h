@@ -2,6 +2,7 @@
 #ifndef SB_LOOP_H
 #define SB_LOOP_H
 
+#include <stdint.h>
 #include <sys/time.h>
 
 #include <event2/event.h>
@@ -18,6 +19,12 @@ struct event_base *sb_loop_new(void);
 
 /* The loop's cached time, in seconds since the epoch. */
 double sb_loop_now(struct event_base *base);
+
+/* The wall clock in microseconds since the epoch, read now (for times other nodes compare). */
+uint64_t sb_clock_wall_us(void);
+
+/* A monotonic clock in seconds, read now: finer than the loop's cached time. */
+double sb_clock_mono(void);
 
 /* Seconds as a timeval. */
 struct timeval sb_loop_tv(double seconds);

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/log.h"
 #include "base/loop.h"
@@ -196,10 +195,7 @@ static int ready(const redis_dir_t *d)
  * write a number this large in exponent form). */
 static void sent_now(char out[24])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(out, 24, "%llu",
-             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    snprintf(out, 24, "%llu", (unsigned long long)sb_clock_wall_us());
 }
 
 /* Runs one of the scripts on the connection it belongs to. */

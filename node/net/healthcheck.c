@@ -9,21 +9,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "base/loop.h"
 
 /* Waits until fd is ready for events, or the deadline. Returns 0, or -1. */
 static int wait_for(int fd, short events, double deadline)
 {
     for (;;) {
-        double left = deadline - now();
+        double left = deadline - sb_clock_mono();
         if (left <= 0)
             return -1;
         struct pollfd p = {fd, events, 0};
@@ -39,7 +33,7 @@ int sb_healthcheck(const char *listen, double timeout, char *err, size_t errlen)
 {
     char host[256], port[16], request[512], reply[64];
     const char *colon = strrchr(listen, ':');
-    double deadline = now() + timeout;
+    double deadline = sb_clock_mono() + timeout;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
     int fd = -1, rc = -1;
 
