@@ -27,7 +27,8 @@ typedef enum {
     OPT_DELAY,   /* a time that may be 0 */
     OPT_FLAG,
     OPT_LEVEL,
-    OPT_FORMAT
+    OPT_FORMAT,
+    OPT_LIST /* a string; a flag given again adds to it (comma-separated) */
 } opt_type_t;
 
 typedef struct {
@@ -43,10 +44,43 @@ typedef struct {
 
 static const option_t options[] = {
     {"listen", "SWITCHBOARD_LISTEN", OPT_STRING, OFF(listen), "0.0.0.0:8080",
-     "address to serve HTTP and WebSockets on, HOST:PORT or [HOST]:PORT (port 0: any free port)"},
+     "address to serve HTTP and WebSockets on, HOST:PORT or [HOST]:PORT (port 0: any free port; "
+     "\"\": none)"},
+    {"tls-listen", "SWITCHBOARD_TLS_LISTEN", OPT_STRING, OFF(tls_listen), "",
+     "address to serve HTTPS and secure WebSockets (wss://) on, with --tls-cert and --tls-key"},
+    {"tls-cert", "SWITCHBOARD_TLS_CERT", OPT_STRING, OFF(tls_cert), "",
+     "PEM file of the certificate and its chain for --tls-listen (SIGHUP reloads it)"},
+    {"tls-key", "SWITCHBOARD_TLS_KEY", OPT_STRING, OFF(tls_key), "",
+     "PEM file of the certificate's private key (SIGHUP reloads it)"},
     {"redis", "SWITCHBOARD_REDIS_URL", OPT_STRING, OFF(redis), "",
-     "redis://[[user]:password@]host[:port][/db]: join the cluster on this Redis (default: run "
-     "alone on the embedded bus)"},
+     "redis[s]://[[user]:password@]host[:port][/db]: join the cluster on this Redis (rediss: over "
+     "TLS; default: run alone on the embedded bus)"},
+    {"redis-ca", "SWITCHBOARD_REDIS_CA", OPT_STRING, OFF(redis_ca), "",
+     "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
+    {"auth-secret", "SWITCHBOARD_AUTH_SECRET", OPT_STRING, OFF(auth_secret), "",
+     "require a token signed with this HS256 secret (with --auth-public-key: either)"},
+    {"auth-public-key", "SWITCHBOARD_AUTH_PUBLIC_KEY", OPT_STRING, OFF(auth_public_key), "",
+     "require a token signed by this PEM public key's owner (RS256, ES256 or EdDSA)"},
+    {"auth-issuer", "SWITCHBOARD_AUTH_ISSUER", OPT_STRING, OFF(auth_issuer), "",
+     "the iss a token must have (default: any)"},
+    {"auth-audience", "SWITCHBOARD_AUTH_AUDIENCE", OPT_STRING, OFF(auth_audience), "",
+     "the aud a token must have (default: any)"},
+    {"auth-leeway", "SWITCHBOARD_AUTH_LEEWAY", OPT_DELAY, OFF(auth_leeway), "30",
+     "seconds of clock skew allowed when checking a token's exp and nbf"},
+    {"allow-origin", "SWITCHBOARD_ALLOW_ORIGIN", OPT_LIST, OFF(allow_origin), "",
+     "an Origin allowed to open WebSockets, like https://app.example.com or "
+     "https://*.example.com (repeatable; default: every origin)"},
+    {"trust-proxy", "SWITCHBOARD_TRUST_PROXY", OPT_LIST, OFF(trust_proxy), "",
+     "address or CIDR of a proxy whose X-Forwarded-For names the client (repeatable)"},
+    {"rate-messages", "SWITCHBOARD_RATE_MESSAGES", OPT_COUNT, OFF(rate_messages), "100",
+     "messages per second one connection may send, in bursts of up to 2 s worth"},
+    {"rate-bytes", "SWITCHBOARD_RATE_BYTES", OPT_BYTES, OFF(rate_bytes), "256k",
+     "message bytes per second one connection may send, in bursts of up to 2 s worth (at least "
+     "one --max-message)"},
+    {"source-connections", "SWITCHBOARD_SOURCE_CONNECTIONS", OPT_COUNT, OFF(source_connections),
+     "256", "connections one client address may hold open at once; more get 429"},
+    {"source-handshakes", "SWITCHBOARD_SOURCE_HANDSHAKES", OPT_COUNT, OFF(source_handshakes), "32",
+     "connections per second one client address may open, in bursts of 2 s worth"},
     {"node-ttl", "SWITCHBOARD_NODE_TTL", OPT_SECONDS, OFF(node_ttl), "3",
      "seconds without a liveness refresh after which other nodes remove this node's peers"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
@@ -109,6 +143,10 @@ static void usage(void)
         const option_t *o = &options[i];
         char left[64];
         snprintf(left, sizeof(left), "--%s%s", o->flag, o->type == OPT_FLAG ? "" : " VALUE");
+        if (o->def[0] == '\0' && o->type != OPT_FLAG) {
+            printf("  %-28s %s\n  %-28s [env %s]\n", left, o->help, "", o->env);
+            continue;
+        }
         printf("  %-28s %s\n  %-28s [env %s, default %s]\n", left, o->help, "", o->env,
                o->type == OPT_FLAG ? (strcmp(o->def, "1") == 0 ? "on" : "off") : o->def);
     }
@@ -137,14 +175,27 @@ static int parse_bytes(const char *s, unsigned long long *out)
     return 0;
 }
 
-static int set_option(sb_config_t *cfg, const option_t *o, const char *value, const char *from,
-                      char *err, size_t errlen)
+/* Sets an option from value; append: a repeatable option keeps what it had and adds value. */
+static int set_option(sb_config_t *cfg, const option_t *o, const char *value, int append,
+                      const char *from, char *err, size_t errlen)
 {
     char *field = (char *)cfg + o->offset;
     unsigned long long n;
     char *end;
 
     switch (o->type) {
+    case OPT_LIST:
+        if (append && **(char **)field != '\0') {
+            size_t a = strlen(*(char **)field), b = strlen(value);
+            char *joined = realloc(*(char **)field, a + b + 2);
+            if (joined == NULL)
+                goto bad;
+            joined[a] = ',';
+            memcpy(joined + a + 1, value, b + 1);
+            *(char **)field = joined;
+            return 0;
+        }
+        /* fall through */
     case OPT_STRING:
         free(*(char **)field);
         *(char **)field = strdup(value);
@@ -315,6 +366,22 @@ static int check_turn(sb_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* Checks the listeners agree with each other. */
+static int check_consistency(const sb_config_t *cfg, char *err, size_t errlen)
+{
+    int tls = cfg->tls_listen[0] != '\0', cert = cfg->tls_cert[0] != '\0',
+        key = cfg->tls_key[0] != '\0';
+    if (cfg->listen[0] == '\0' && !tls)
+        snprintf(err, errlen, "nothing to listen on: give --listen or --tls-listen");
+    else if (tls && (!cert || !key))
+        snprintf(err, errlen, "--tls-listen needs --tls-cert and --tls-key");
+    else if (!tls && (cert || key))
+        snprintf(err, errlen, "--tls-cert and --tls-key go with --tls-listen");
+    else
+        return 0;
+    return -1;
+}
+
 /* Names this node: --node-id, or the host name (cut to the ID alphabet) and a random suffix, so
  * that a restarted node is told from its former self. */
 static int name_node(sb_config_t *cfg, char *err, size_t errlen)
@@ -346,16 +413,17 @@ static int name_node(sb_config_t *cfg, char *err, size_t errlen)
 
 int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
+    unsigned char seen[NUM_OPTIONS] = {0};
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         char from[80];
         snprintf(from, sizeof(from), "the default of --%s", options[i].flag);
-        if (set_option(cfg, &options[i], options[i].def, from, err, errlen) != 0)
+        if (set_option(cfg, &options[i], options[i].def, 0, from, err, errlen) != 0)
             return -1;
     }
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
-        if (v != NULL && set_option(cfg, &options[i], v, options[i].env, err, errlen) != 0)
+        if (v != NULL && set_option(cfg, &options[i], v, 0, options[i].env, err, errlen) != 0)
             return -1;
     }
     for (int i = 1; i < argc; i++) {
@@ -391,12 +459,15 @@ int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t er
         }
         char from[80];
         snprintf(from, sizeof(from), "--%s", o->flag);
-        if (set_option(cfg, o, value, from, err, errlen) != 0)
+        /* A repeatable option given as a flag replaces its variable, then adds to itself. */
+        if (set_option(cfg, o, value, seen[o - options], from, err, errlen) != 0)
             return -1;
+        seen[o - options] = 1;
     }
     /* What the values mean, checked once: a directory that exists, ICE servers that parse. */
     if (resolve_www(cfg, err, errlen) != 0 || check_ice_servers(cfg, err, errlen) != 0 ||
-        check_turn(cfg, err, errlen) != 0 || name_node(cfg, err, errlen) != 0)
+        check_turn(cfg, err, errlen) != 0 || check_consistency(cfg, err, errlen) != 0 ||
+        name_node(cfg, err, errlen) != 0)
         return -1;
     return 0;
 }
@@ -404,7 +475,7 @@ int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t er
 void sb_config_free(sb_config_t *cfg)
 {
     for (size_t i = 0; i < NUM_OPTIONS; i++)
-        if (options[i].type == OPT_STRING) {
+        if (options[i].type == OPT_STRING || options[i].type == OPT_LIST) {
             char **p = (char **)((char *)cfg + options[i].offset);
             free(*p);
             *p = NULL;

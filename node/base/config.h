@@ -5,7 +5,10 @@
 #include <stddef.h>
 
 typedef struct {
-    char *listen;      /* HOST:PORT or [HOST]:PORT; port 0 picks a free port */
+    char *listen;      /* HOST:PORT or [HOST]:PORT; port 0 picks a free port; "" for none */
+    char *tls_listen;  /* the same for https:// and wss://, "" for none */
+    char *tls_cert;    /* PEM certificate chain for tls_listen (reloaded on SIGHUP) */
+    char *tls_key;     /* PEM private key for tls_listen (reloaded on SIGHUP) */
     int echo;          /* echo each text message back instead of relaying it */
     char *www;         /* directory served at /, "" for none; made absolute at start */
     char *node_id;     /* this node's name in welcome messages; generated when "" */
@@ -14,8 +17,20 @@ typedef struct {
     char *turn_secret; /* the TURN REST secret (coturn's static-auth-secret), "" for none */
     double turn_ttl;   /* seconds a TURN credential in welcome stays valid */
     char *turn_urls;   /* turn_uris as a JSON array (made by sb_config_load), NULL when none */
-    char *redis;       /* redis:// URL of the cluster bus, "" for the embedded bus */
-    double node_ttl;   /* seconds after which a silent node counts as dead */
+    char *redis;       /* redis:// or rediss:// URL of the cluster bus, "" for the embedded bus */
+    char *redis_ca;    /* PEM CA bundle verifying a rediss:// server, "" for the system's */
+    char *auth_secret; /* HS256 secret of peer tokens, "" for none */
+    char *auth_public_key; /* PEM file of the RS256/ES256/EdDSA key of peer tokens, "" for none */
+    char *auth_issuer;     /* iss a token must carry, "" for any */
+    char *auth_audience;   /* aud a token must carry, "" for any */
+    double auth_leeway;    /* seconds of clock skew allowed on exp and nbf */
+    char *allow_origin;    /* comma-separated allowed Origins (a * for one label), "" for all */
+    char *trust_proxy;     /* comma-separated addresses or CIDRs whose X-Forwarded-For is used */
+    size_t rate_messages;  /* messages per second one connection may send (bursts of 2 s) */
+    size_t rate_bytes;     /* message bytes per second one connection may send (bursts of 2 s) */
+    size_t source_connections; /* connections open at once from one source address */
+    size_t source_handshakes;  /* connections per second from one source address (bursts of 2 s) */
+    double node_ttl;           /* seconds after which a silent node counts as dead */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */
