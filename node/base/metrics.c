@@ -7,6 +7,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+const char *const sb_auth_reason_names[SB_AUTH_REASONS] = {
+    "origin",  "missing",       "malformed", "too-large", "algorithm", "signature",
+    "expired", "not-yet-valid", "issuer",    "audience",  "subject",   "id-mismatch"};
+
 sb_metrics_t sb_metrics = {.selfcheck_seconds = -1};
 
 /* Upper bounds, seconds: from 100 us (a relay within one node) to 2.5 s (a stalled cluster). */
@@ -23,9 +27,11 @@ static const struct {
 } room_outcomes[SB_ROOM_OUTCOMES] = {
     {"join", "joined"},         {"leave", "left"},       {"join", "room_full"},
     {"join", "too_many_rooms"}, {"leave", "not_joined"}, {"join", "unavailable"},
+    {"join", "forbidden"},
 };
 static const unsigned protocol_codes[5] = {1002, 1003, 1007, 1009, 1011};
-static const int http_statuses[7] = {400, 404, 405, 408, 426, 431, 503};
+#define HTTP_STATUSES 10
+static const int http_statuses[HTTP_STATUSES] = {400, 401, 403, 404, 405, 408, 426, 429, 431, 503};
 
 void sb_histogram_observe(sb_histogram_t *h, double seconds)
 {
@@ -61,9 +67,9 @@ void sb_metrics_protocol_error(unsigned code)
 void sb_metrics_http_error(int status)
 {
     size_t i = 0;
-    while (i < 7 && http_statuses[i] != status)
+    while (i < HTTP_STATUSES && http_statuses[i] != status)
         i++;
-    sb_metrics.http_errors[i]++; /* 7: any other status */
+    sb_metrics.http_errors[i]++; /* HTTP_STATUSES: any other status */
 }
 
 static void head(struct evbuffer *out, const char *name, const char *type, const char *help)
@@ -163,9 +169,10 @@ void sb_metrics_render(struct evbuffer *out, int ready)
                             protocol_codes[i], (unsigned long long)m->protocol_errors[i]);
     head(out, "switchboard_http_errors_total", "counter",
          "HTTP requests and WebSocket handshakes refused, by status.");
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i <= HTTP_STATUSES; i++) {
         char status[8];
-        snprintf(status, sizeof(status), i < 7 ? "%d" : "other", i < 7 ? http_statuses[i] : 0);
+        snprintf(status, sizeof(status), i < HTTP_STATUSES ? "%d" : "other",
+                 i < HTTP_STATUSES ? http_statuses[i] : 0);
         evbuffer_add_printf(out, "switchboard_http_errors_total{status=\"%s\"} %llu\n", status,
                             (unsigned long long)m->http_errors[i]);
     }
@@ -187,6 +194,11 @@ void sb_metrics_render(struct evbuffer *out, int ready)
             evbuffer_add_printf(out, "switchboard_relays_total{type=\"%s\",outcome=\"%s\"} %llu\n",
                                 relay_types[t], relay_outcomes[o],
                                 (unsigned long long)m->relays[t][o]);
+    head(out, "switchboard_auth_refused_total", "counter",
+         "WebSocket handshakes refused by token authentication (401) or origin (403), by reason.");
+    for (size_t i = 0; i < SB_AUTH_REASONS; i++)
+        evbuffer_add_printf(out, "switchboard_auth_refused_total{reason=\"%s\"} %llu\n",
+                            sb_auth_reason_names[i], (unsigned long long)m->auth_refused[i]);
     head(out, "switchboard_room_requests_total", "counter", "Joins and leaves, by answer.");
     for (size_t o = 0; o < SB_ROOM_OUTCOMES; o++)
         evbuffer_add_printf(out,

@@ -36,8 +36,15 @@ typedef enum {
     SB_ROOM_TOO_MANY,
     SB_ROOM_NOT_JOINED,
     SB_ROOM_UNAVAILABLE,
+    SB_ROOM_FORBIDDEN, /* the peer's token does not allow the room */
     SB_ROOM_OUTCOMES
 } sb_room_outcome_t;
+
+/* Why a handshake was refused by auth (switchboard_auth_refused_total{reason}): 0 a disallowed
+ * Origin, 1 no token, 2 + n for the token error -n-1 (proto/token.h's codes, in order), and
+ * last an ?id= that is not the token's sub. */
+#define SB_AUTH_REASONS 12
+extern const char *const sb_auth_reason_names[SB_AUTH_REASONS];
 
 /* A latency histogram in seconds, with fixed buckets. */
 #define SB_LATENCY_BUCKETS 14
@@ -70,7 +77,7 @@ typedef struct {
     uint64_t websockets;  /* open WebSockets now */
     uint64_t closed[SB_CLOSED_REASONS];
     uint64_t protocol_errors[5]; /* by close code 1002, 1003, 1007, 1009, 1011 */
-    uint64_t http_errors[8];     /* by status 400 404 405 408 426 431 503, other */
+    uint64_t http_errors[11];    /* by status 400 401 403 404 405 408 426 429 431 503, other */
     uint64_t messages_in, messages_out;
     uint64_t bytes_in, bytes_out; /* WebSocket message payloads */
 
@@ -80,6 +87,7 @@ typedef struct {
     uint64_t room_requests[SB_ROOM_OUTCOMES];
     uint64_t bad_requests;
     uint64_t ids_taken;
+    uint64_t auth_refused[SB_AUTH_REASONS];
     uint64_t bus_dropped; /* bus messages that were not envelopes of this version */
     sb_histogram_t latency_local, latency_cluster;
 
