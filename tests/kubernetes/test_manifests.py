@@ -24,7 +24,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BASE = os.path.join(ROOT, "deploy", "kubernetes")
-COMPONENTS = ["ingress", "servicemonitor", "managed-redis"]
+COMPONENTS = ["ingress", "servicemonitor", "managed-redis", "coturn"]
 PLAY_OVERLAY = os.path.join(HERE, "podman")
 SKIP = 77
 
@@ -140,6 +140,10 @@ def cmd_render():
                 err = "no ServiceMonitor"
             if ok and c == "managed-redis" and ("Deployment", "redis") in objects_of(out):
                 err = "the in-cluster Redis is still there"
+            if ok and c == "coturn" and (("Deployment", "coturn") not in objects_of(out) or
+                                         "SWITCHBOARD_TURN_URIS: turn:" not in out or
+                                         "name: SWITCHBOARD_TURN_SECRET" not in out):
+                err = "no coturn, or the nodes lack SWITCHBOARD_TURN_URIS or _TURN_SECRET"
             report(f"base + optional/{c}", err)
         ok, out = kustomize(overlay(tmp, "all", COMPONENTS))
         report("base + every optional component", None if ok else out)
@@ -171,6 +175,9 @@ MUTATIONS = [
      "no longer served"),
     ("not restricted", ("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"),
      "allowPrivilegeEscalation"),
+    ("host network in a restricted namespace",
+     ("      serviceAccountName: switchboard\n",
+      "      serviceAccountName: switchboard\n      hostNetwork: true\n"), "host network"),
     ("grace shorter than the drain", ("terminationGracePeriodSeconds: 30",
                                       "terminationGracePeriodSeconds: 10"), "drain"),
     ("selector selects nothing", ("    app.kubernetes.io/name: redis\n  type: ClusterIP",

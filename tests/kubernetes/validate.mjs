@@ -11,7 +11,8 @@
 // - names (DNS labels and subdomains), label keys and values, port names (IANA service names),
 //   port numbers, env variable names, ConfigMap keys, quantities with requests <= limits;
 // - the Pod Security Standard "restricted" on every pod template (deploy/kubernetes's namespace
-//   enforces it: a pod breaking it would be refused at apply time, which only a cluster tells);
+//   enforces it: a pod breaking it would be refused at apply time, which only a cluster tells),
+//   host namespaces allowed only where the pod's namespace enforces "privileged";
 // - references within the set: ConfigMaps, Secrets and their keys, the ServiceAccount, selectors
 //   that select something (Services, PDB, NetworkPolicy, ServiceMonitor), the HPA's target, named
 //   ports that exist, an Ingress backend that exists;
@@ -220,8 +221,14 @@ function checkPodTemplate(obj, where) {
   if (spec.serviceAccountName) {
     refOk(find('ServiceAccount', spec.serviceAccountName, namespace), where, `ServiceAccount ${spec.serviceAccountName}`);
   }
-  // Pod Security Standard "restricted", and our own rules (read-only root filesystem).
+  // Pod Security Standard "restricted" (unless the pod's namespace, in the set, enforces
+  // "privileged": coturn's, for the host network), and our own rules (read-only root filesystem).
+  const level = objects.find(({ obj: o }) => o.kind === 'Namespace' && o.metadata?.name === namespace)
+    ?.obj.metadata?.labels?.['pod-security.kubernetes.io/enforce'] ?? 'restricted';
+  const restricted = level !== 'privileged';
   const psc = spec.securityContext ?? {};
+  ok(!restricted || !(spec.hostNetwork || spec.hostPID || spec.hostIPC), where,
+    'restricted: no host network, PID or IPC namespace');
   ok(psc.seccompProfile?.type === 'RuntimeDefault' || psc.seccompProfile?.type === 'Localhost', where,
     'restricted: pod seccompProfile must be RuntimeDefault');
   for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
