@@ -21,6 +21,7 @@
 #include "cluster/redis.h"
 #include "net/healthcheck.h"
 #include "net/server.h"
+#include "net/token_cmd.h"
 #include "redis_url.h"
 
 /* What the signal handlers and the end of a stop need. */
@@ -112,6 +113,9 @@ int main(int argc, char **argv)
     node_t node = {0};
     sb_handler_t handler;
 
+    /* `switchboard token ...`: prints a token for a peer, and exits. */
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return sb_token_cmd(argc - 1, argv + 1);
     /* `switchboard healthcheck [options]`: asks the node these options describe, and exits. */
     int healthcheck = argc > 1 && strcmp(argv[1], "healthcheck") == 0;
     if (healthcheck) {

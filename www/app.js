@@ -57,7 +57,9 @@ const demo = {
 };
 window.switchboardDemo = demo;
 
-const sb = new Switchboard(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+// On a node with token authentication, open the demo as /?token=<switchboard token ...>.
+const token = new URLSearchParams(location.search).get('token') || undefined;
+const sb = new Switchboard(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, { token });
 let call = null; // the current call, see newCall()
 const endedCalls = new Set();
 

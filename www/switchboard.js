@@ -3,6 +3,8 @@
 // Speaks protocol v1 (proto/PROTOCOL.md); the API is documented in www/README.md.
 
 const SUBPROTOCOL = 'switchboard.v1';
+// A token travels as a second subprotocol entry: browsers cannot set headers on a WebSocket.
+const TOKEN_PREFIX = 'switchboard.token.';
 const RELAY_TYPES = new Set(['offer', 'answer', 'candidate', 'bye']);
 // Close codes after which retrying cannot help, and the error code each stands for.
 const CLOSE_NO_RETRY = new Map([
@@ -39,7 +41,8 @@ export class Switchboard extends EventTarget {
     /**
      * url: ws(s)://host/ws, or a path like "/ws" resolved against the page's location.
      * opts: id, reconnect (true), minDelay (500 ms), maxDelay (10000 ms), timeout (10000 ms),
-     * maxMessage (65536 bytes; 0: no check).
+     * maxMessage (65536 bytes; 0: no check), token (a string, or a function returning one or a
+     * promise of one, called before every connection).
      */
     constructor(url, opts = {}) {
         super();
@@ -162,7 +165,31 @@ export class Switchboard extends EventTarget {
     #connect() {
         this.#state = 'connecting';
         this.#lastError = null;
-        const ws = new WebSocket(this.#url, SUBPROTOCOL);
+        const token = this.#opts.token;
+        if (typeof token !== 'function') {
+            this.#open(token);
+            return;
+        }
+        // A fresh token for each connection; a failure to get one counts as a failed connection.
+        const marker = {
+            // close() while waiting for the token: nothing to close but the wait.
+            close: (code, reason) => {
+                this.#ws = null;
+                this.#emit('close', { code, reason, willReconnect: false });
+            },
+        };
+        this.#ws = marker;
+        Promise.resolve()
+            .then(() => token())
+            .then(
+                (t) => this.#ws === marker && this.#open(t),
+                () => this.#ws === marker && this.#closed(1006, 'no token'),
+            );
+    }
+
+    #open(token) {
+        const protocols = token ? [SUBPROTOCOL, TOKEN_PREFIX + token] : SUBPROTOCOL;
+        const ws = new WebSocket(this.#url, protocols);
         this.#ws = ws;
         const ended = (code, reason) => this.#ws === ws && this.#closed(code, reason);
         ws.onopen = () => this.#emit('open', {});

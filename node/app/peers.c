@@ -172,7 +172,11 @@ void relay_on_open(void *app, sb_conn_t *c)
     peer->refs = 1; /* the connection's */
     sb_conn_set_data(c, peer);
 
-    if (query_id(sb_conn_query(c), peer->id, sizeof(peer->id), &too_long)) {
+    const sb_token_claims_t *claims = sb_conn_claims(c);
+    if (claims != NULL) {
+        /* The token names the peer (the handshake checked any ?id= against it). */
+        snprintf(peer->id, sizeof(peer->id), "%s", claims->sub);
+    } else if (query_id(sb_conn_query(c), peer->id, sizeof(peer->id), &too_long)) {
         if (too_long || !sb_peer_id_valid(peer->id, strlen(peer->id))) {
             refuse(c, "bad-id", "id must be 1-64 characters of [A-Za-z0-9_.-]", CLOSE_BAD_ID);
             return;

@@ -264,6 +264,13 @@ static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t m
 void relay_join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m)
 {
     room_t *room = sb_map_get(r->rooms, m->room);
+    const sb_token_claims_t *claims = sb_conn_claims(peer->conn);
+    if (claims != NULL && !sb_token_room_allowed(claims, m->room, strlen(m->room))) {
+        sb_metrics.room_requests[SB_ROOM_FORBIDDEN]++;
+        relay_send_error(peer->conn, "forbidden", "this peer's token does not allow that room",
+                         NULL, m->room, m->mid);
+        return;
+    }
     if ((room == NULL || !is_member(peer, room)) && peer->nrooms >= r->cfg->max_rooms_per_peer) {
         sb_metrics.room_requests[SB_ROOM_TOO_MANY]++;
         relay_send_error(peer->conn, "too-many-rooms", "this peer is in as many rooms as allowed",

@@ -14,6 +14,7 @@
 #include "base/loop.h"
 #include "base/metrics.h"
 #include "http.h"
+#include "net/auth.h"
 #include "net/http_response.h"
 #include "ws.h"
 
@@ -46,6 +47,7 @@ struct sb_conn {
     double last_read; /* event-loop time of the last bytes received */
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
     char *query;
+    sb_token_claims_t *claims; /* the token's, when tokens are on */
     void *data;
     char peer[64];
     sb_conn_t *prev, *next;
@@ -338,11 +340,14 @@ static void read_http(sb_conn_t *c)
         return;
     }
 
-    if (c->env->route(c->env->route_ctx, &req, bufferevent_get_output(c->bev)) !=
+    sb_route_conn_t rc = {.id = c->id, .remote = c->peer, .claims = NULL};
+    if (c->env->route(c->env->route_ctx, &req, bufferevent_get_output(c->bev), &rc) !=
         SB_ROUTE_UPGRADE) {
+        sb_auth_claims_free(rc.claims);
         linger(c);
         return;
     }
+    c->claims = rc.claims;
     c->query = strndup(req.query.p, req.query.len);
     if (c->query == NULL) {
         finish(c);
@@ -476,12 +481,14 @@ void sb_conn_free(sb_conn_t *c)
     event_free(c->timer);
     sb_ws_reader_free(&c->reader);
     free(c->query);
+    sb_auth_claims_free(c->claims);
     free(c);
 }
 
 sb_conn_t **sb_conn_next(sb_conn_t *c) { return &c->next; }
 sb_conn_t **sb_conn_prev(sb_conn_t *c) { return &c->prev; }
 const char *sb_conn_query(const sb_conn_t *c) { return c->query ? c->query : ""; }
+const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c) { return c->claims; }
 const char *sb_conn_peer(const sb_conn_t *c) { return c->peer; }
 uint64_t sb_conn_id(const sb_conn_t *c) { return c->id; }
 void *sb_conn_data(const sb_conn_t *c) { return c->data; }

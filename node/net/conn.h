@@ -33,7 +33,8 @@ typedef struct {
     const sb_transport_t *transport;
     const sb_handler_t *handler;
     /* Answers a plain HTTP request head (an sb_routes_answer with its routes). */
-    sb_route_t (*route)(void *ctx, const sb_http_request_t *req, struct evbuffer *out);
+    sb_route_t (*route)(void *ctx, const sb_http_request_t *req, struct evbuffer *out,
+                        sb_route_conn_t *conn);
     void *route_ctx;
     /* The connection has ended: its owner frees it (sb_conn_free) on a later loop turn, never
      * inside this call. */
@@ -73,6 +74,9 @@ sb_conn_t **sb_conn_prev(sb_conn_t *c);
 
 /* The query string of the upgrade request (without '?'), "" when there was none. */
 const char *sb_conn_query(const sb_conn_t *c);
+
+/* The claims of the token the connection opened with, NULL when tokens are off. */
+const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c);
 
 /* The peer's address, for logs. */
 const char *sb_conn_peer(const sb_conn_t *c);

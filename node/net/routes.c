@@ -13,7 +13,8 @@ static void error(struct evbuffer *out, int status, const char *why, const char 
     sb_http_error(out, status, why, extra, head);
 }
 
-static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)
+static sb_route_t upgrade(const sb_routes_t *rt, const sb_http_request_t *req, struct evbuffer *out,
+                          sb_route_conn_t *conn)
 {
     sb_ws_handshake_t hs;
     if (sb_ws_handshake_check(req, &hs) != 101) {
@@ -21,6 +22,17 @@ static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)
                             : hs.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
                                                : NULL;
         error(out, hs.status, hs.reason, extra, 0);
+        return SB_ROUTE_ANSWERED;
+    }
+    /* The same answer whatever was wrong: the reason is in the log and the metrics. */
+    int status = sb_auth_check(rt->auth, req, conn->id, conn->remote, &conn->claims);
+    if (status == 403) {
+        error(out, 403, "origin not allowed", NULL, 0);
+        return SB_ROUTE_ANSWERED;
+    }
+    if (status != 0) {
+        error(out, 401, "a valid token is required",
+              "WWW-Authenticate: Bearer realm=\"switchboard\"\r\n", 0);
         return SB_ROUTE_ANSWERED;
     }
     evbuffer_add_printf(out,
@@ -35,7 +47,8 @@ static sb_route_t upgrade(const sb_http_request_t *req, struct evbuffer *out)
     return SB_ROUTE_UPGRADE;
 }
 
-sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct evbuffer *out)
+sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct evbuffer *out,
+                            sb_route_conn_t *conn)
 {
     const sb_routes_t *rt = routes;
     int get = sb_str_eq(&req->method, "GET", 0), head = sb_str_eq(&req->method, "HEAD", 0);
@@ -47,7 +60,7 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
         return SB_ROUTE_ANSWERED;
     }
     if (sb_str_eq(&req->path, "/ws", 0))
-        return upgrade(req, out);
+        return upgrade(rt, req, out, conn);
 
     if (sb_str_eq(&req->path, "/healthz", 0)) {
         if (!get && !head)

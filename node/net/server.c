@@ -23,6 +23,7 @@ struct sb_server {
     const sb_config_t *cfg;
     sb_handler_t handler;
     sb_routes_t routes;
+    sb_auth_t *auth;   /* who may open a WebSocket */
     sb_conn_env_t env; /* what every connection is given */
     char busy[256];    /* the 503 for connections over --max-connections */
     size_t busy_len;
@@ -215,7 +216,12 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
     s->base = base;
     s->cfg = cfg;
     s->handler = *handler;
-    s->routes = (sb_routes_t){.cfg = cfg, .ready = ready, .ready_ctx = s};
+    s->auth = sb_auth_new(cfg, err, errlen);
+    if (s->auth == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->routes = (sb_routes_t){.cfg = cfg, .auth = s->auth, .ready = ready, .ready_ctx = s};
     s->env = (sb_conn_env_t){.base = base,
                              .cfg = cfg,
                              .transport = &sb_transport_tcp,
@@ -388,6 +394,7 @@ void sb_server_free(sb_server_t *s)
         event_free(s->deadline);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    sb_auth_free(s->auth);
     free(s);
 }
 

@@ -3,6 +3,7 @@
 // The node serves www/ (--www) and hands out no ICE servers (--ice-servers '[]'), so the browsers
 // use host candidates on loopback and never contact a STUN server. Set SB_SCREENSHOT=/tmp/demo.png
 // to keep a screenshot of the caller's page during the call.
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Suite, assertEqual } from './lib.mjs';
 
@@ -268,6 +269,33 @@ suite.test('switchboard.js: peer-unavailable, join/leave, peer events, relay, ba
     await waitEvent(p2, 'dup', 'close', { code: 4001, willReconnect: false });
     const state = await p2.evaluate(() => window.clients.dup.sb.state);
     assertEqual(state, 'closed', 'state after id-taken');
+});
+
+suite.test('switchboard.js with token auth: a token string, a token function, and none', async (t) => {
+    const secret = 'browser-test-secret-0123456789-abcdefghij';
+    const node = await t.node([...NODE_ARGS, '--auth-secret', secret]);
+    const token = (sub) => execFileSync(t.binary, ['token', '--secret', secret, '--sub', sub, '--ttl', '5m']).toString().trim();
+    const [p1, p2] = await plainPages(t, node, 2);
+    await installClient(p1, 'alice', node.wsUrl('/ws'), { token: token('alice') });
+    const bobToken = token('bob');
+    await p2.evaluate((tok) => (window.bobToken = tok), bobToken);
+    // A function: called before each connection (a page would fetch a fresh token from its backend).
+    await p2.evaluate(async () => {
+        const { Switchboard } = await import('/switchboard.js');
+        window.calls = 0;
+        window.bob = new Switchboard('/ws', { token: async () => (window.calls++, window.bobToken) });
+    });
+    const a = expectOk(await clientCall(p1, 'alice', 'connected'), 'alice connected()');
+    assertEqual(a.id, 'alice', "the ID is the token's sub");
+    const b = await p2.evaluate(() => window.bob.connected().then((w) => ({ id: w.id, calls: window.calls })));
+    assertDeepEqual(b, { id: 'bob', calls: 1 }, 'bob, with a token function');
+    expectOk(await clientCall(p1, 'alice', 'send', 'offer', 'bob', { sdp: 'x' }), 'alice -> bob');
+    // Without a token the handshake is refused: the client sees closes and keeps retrying.
+    await installClient(p1, 'anon', node.wsUrl('/ws'), { minDelay: 50 });
+    await waitEvent(p1, 'anon', 'close', { willReconnect: true }, 2);
+    assertEqual(await p1.evaluate(() => window.clients.anon.sb.state), 'connecting', 'state without a token');
+    await p1.evaluate(() => window.clients.anon.sb.close());
+    await p2.evaluate(() => window.bob.close());
 });
 
 // lib.mjs always starts a node on port 0; a second --listen (the last flag wins) brings a new

@@ -72,6 +72,7 @@ static struct {
     sb_relay_t *relay;
     sb_handler_t relay_handler; /* the relay's own */
     sb_handler_t handler;       /* counts, then calls the relay's */
+    sb_auth_t *auth;
     sb_routes_t routes;
     sb_conn_env_t env;
     struct event *reaper;
@@ -239,7 +240,10 @@ static void node_up(const char *extra, ...)
     ck_assert_ptr_nonnull(w.relay);
     w.relay_handler = sb_relay_handler(w.relay);
     w.handler = (sb_handler_t){count_open, count_text, count_close, NULL};
-    w.routes = (sb_routes_t){.cfg = &w.cfg, .ready = sb_relay_ready, .ready_ctx = w.relay};
+    w.auth = sb_auth_new(&w.cfg, err, sizeof(err));
+    ck_assert_msg(w.auth != NULL, "auth: %s", err);
+    w.routes =
+        (sb_routes_t){.cfg = &w.cfg, .auth = w.auth, .ready = sb_relay_ready, .ready_ctx = w.relay};
     w.env = (sb_conn_env_t){.base = w.base,
                             .cfg = &w.cfg,
                             .transport = &fake_transport,
@@ -284,6 +288,7 @@ static void node_down(void)
     w.bus->ops->free(w.bus);
     w.dir->ops->free(w.dir);
     sb_relay_free(w.relay);
+    sb_auth_free(w.auth);
     event_free(w.reaper);
     event_base_free(w.base);
     sb_config_free(&w.cfg);
