@@ -271,7 +271,7 @@ say "redis-server on $redis_url (pid $redis_pid, no persistence)"
 # Each node picks its own free port (--listen 127.0.0.1:0) and logs it; no race to lose.
 for ((i = 1; i <= N; i++)); do
     setsid "$SWITCHBOARD" --listen 127.0.0.1:0 --redis "$redis_url" --node-id "node$i" \
-        "${node_args[@]}" </dev/null >"$dir/node$i.log" 2>&1 3>&- &
+        --trust-proxy 127.0.0.1 "${node_args[@]}" </dev/null >"$dir/node$i.log" 2>&1 3>&- &
     node_pids[i]=$!
     node_ports[i]=
 done

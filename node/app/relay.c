@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "base/loop.h"
 #include "base/metrics.h"
 #include "net/conn.h"
 
@@ -60,6 +62,58 @@ void relay_send_error(sb_conn_t *c, const char *code, const char *message, const
     relay_send_owned(c, msg, len);
 }
 
+/* Charges a message of len bytes to the peer's rate limits. Returns 1 when it may be handled;
+ * else answers it rate-limited (with its mid, and its to or room, when they can be read), and
+ * closes the connection of a peer that goes on regardless; returns 0. */
+static int within_rate(sb_relay_t *r, peer_t *peer, sb_conn_t *c, const char *data, size_t len)
+{
+    const sb_config_t *cfg = r->cfg;
+    double now = sb_clock_mono();
+
+    if (!peer->rated) {
+        double bytes_burst = (double)cfg->rate_bytes * RATE_BURST_SECONDS;
+        if (bytes_burst < (double)cfg->max_message)
+            bytes_burst = (double)cfg->max_message;
+        sb_bucket_init(&peer->rate_messages, (double)cfg->rate_messages,
+                       (double)cfg->rate_messages * RATE_BURST_SECONDS, now);
+        sb_bucket_init(&peer->rate_bytes, (double)cfg->rate_bytes, bytes_burst, now);
+        peer->rated = 1;
+    }
+    sb_bucket_refill(&peer->rate_messages, now);
+    sb_bucket_refill(&peer->rate_bytes, now);
+    int over_messages = peer->rate_messages.tokens < 1;
+    if (!over_messages && peer->rate_bytes.tokens >= (double)len) {
+        sb_bucket_take(&peer->rate_messages, 1, now);
+        sb_bucket_take(&peer->rate_bytes, (double)len, now);
+        peer->refused_in_a_row = 0;
+        return 1;
+    }
+
+    sb_metrics.rate_limited[over_messages ? 0 : 1]++;
+    char text[160];
+    if (over_messages)
+        snprintf(text, sizeof(text), "over %zu messages a second: not handled; send slower",
+                 cfg->rate_messages);
+    else
+        snprintf(text, sizeof(text), "over %zu message bytes a second: not handled; send slower",
+                 cfg->rate_bytes);
+    sb_msg_t m;
+    const char *why;
+    int parsed = sb_msg_parse(data, len, &m, &why) == 0;
+    int joins = parsed && (m.type == SB_MSG_JOIN || m.type == SB_MSG_LEAVE);
+    const char *to = parsed && !joins ? m.to : NULL;
+    const char *room = parsed && joins ? m.room : NULL;
+    relay_send_error(c, "rate-limited", text, to, room, m.mid);
+    if (++peer->refused_in_a_row > RATE_STRIKES) {
+        sb_metrics.rate_limit_closes++;
+        sb_log_client(SB_LOG_INFO, sb_conn_id(c), sb_conn_peer(c),
+                      "closing with 1008: %u messages in a row over the rate limit",
+                      peer->refused_in_a_row);
+        sb_conn_close(c, CLOSE_POLICY, "rate limit exceeded");
+    }
+    return 0;
+}
+
 static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
 {
     sb_relay_t *r = app;
@@ -70,6 +124,8 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
 
     if (peer == NULL)
         return; /* refused at open; its close is on the way */
+    if (!within_rate(r, peer, c, data, len))
+        return;
     if ((rc = sb_msg_parse(data, len, &m, &why)) != 0) {
         sb_metrics.bad_requests++;
         char text[160];

@@ -6,11 +6,19 @@
 #include "base/map.h"
 #include "envelope.h"
 #include "message.h"
+#include "source.h"
 
 /* Close codes of the protocol (PROTOCOL.md). */
 #define CLOSE_TRY_AGAIN 4003
 #define CLOSE_ID_TAKEN 4001
 #define CLOSE_BAD_ID 4002
+#define CLOSE_POLICY 1008 /* RFC 6455: a client that goes on sending while rate-limited */
+
+/* Rate limits (--rate-messages, --rate-bytes): buckets of RATE_BURST_SECONDS' worth. A message
+ * over either is answered rate-limited and not handled; a client whose messages are refused
+ * RATE_STRIKES times in a row after that (it does not slow down) is closed with 1008. */
+#define RATE_BURST_SECONDS 2.0
+#define RATE_STRIKES 10
 
 /* Backpressure. A peer is not read while a join or leave of its waits for the directory, so its
  * requests take effect in the order it sent them, whatever the bus; nor while it has
@@ -34,6 +42,9 @@ typedef struct {
     int leaving;               /* a leave waiting for the directory */
     size_t relays;             /* relays waiting for the bus */
     int paused;                /* not read: see RELAY_WINDOW */
+    int rated;                 /* the buckets below are set (on its first message) */
+    sb_bucket_t rate_messages, rate_bytes;
+    unsigned refused_in_a_row; /* messages refused rate-limited since the last one let through */
 } peer_t;
 
 /* A room's members on this node. */

@@ -153,6 +153,14 @@ void sb_metrics_render(struct evbuffer *out, int ready)
         (double)m->accepted);
     one(out, "switchboard_connections_refused_total", "counter",
         "Connections answered 503 for being over --max-connections.", (double)m->refused);
+    head(out, "switchboard_source_refused_total", "counter",
+         "Connections answered 429 for one client address being over a limit, by limit.");
+    evbuffer_add_printf(out, "switchboard_source_refused_total{limit=\"connections\"} %llu\n",
+                        (unsigned long long)m->source_refused[0]);
+    evbuffer_add_printf(out, "switchboard_source_refused_total{limit=\"handshakes\"} %llu\n",
+                        (unsigned long long)m->source_refused[1]);
+    one(out, "switchboard_sources", "gauge",
+        "Client addresses tracked by the per-source limits now.", (double)m->sources);
     one(out, "switchboard_connections", "gauge", "Connections served now (HTTP and WebSocket).",
         (double)m->connections);
     one(out, "switchboard_websockets", "gauge", "WebSocket connections open now.",
@@ -207,6 +215,15 @@ void sb_metrics_render(struct evbuffer *out, int ready)
                             (unsigned long long)m->room_requests[o]);
     one(out, "switchboard_bad_requests_total", "counter", "Messages answered bad-request.",
         (double)m->bad_requests);
+    head(out, "switchboard_rate_limited_total", "counter",
+         "Messages answered rate-limited (not relayed), by the limit they were over.");
+    evbuffer_add_printf(out, "switchboard_rate_limited_total{limit=\"messages\"} %llu\n",
+                        (unsigned long long)m->rate_limited[0]);
+    evbuffer_add_printf(out, "switchboard_rate_limited_total{limit=\"bytes\"} %llu\n",
+                        (unsigned long long)m->rate_limited[1]);
+    one(out, "switchboard_rate_limit_closes_total", "counter",
+        "Connections closed with 1008 for sending on while rate-limited.",
+        (double)m->rate_limit_closes);
     one(out, "switchboard_ids_taken_total", "counter", "Connections refused id-taken.",
         (double)m->ids_taken);
     one(out, "switchboard_bus_dropped_total", "counter",

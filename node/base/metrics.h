@@ -81,6 +81,12 @@ typedef struct {
     uint64_t messages_in, messages_out;
     uint64_t bytes_in, bytes_out; /* WebSocket message payloads */
 
+    /* net/limits */
+    uint64_t source_refused[2]; /* answered 429: by limit, --source-connections, -handshakes */
+    uint64_t sources;           /* client addresses the per-source limits track now */
+    uint64_t rate_limited[2];   /* messages refused rate-limited: over --rate-messages, -bytes */
+    uint64_t rate_limit_closes; /* connections closed 1008 for going on over a rate limit */
+
     /* app/ */
     uint64_t peers, rooms; /* now */
     uint64_t relays[SB_RELAY_TYPES][SB_RELAY_OUTCOMES];

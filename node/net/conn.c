@@ -2,6 +2,7 @@
  */
 #include "net/conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,6 +51,9 @@ struct sb_conn {
     sb_token_claims_t *claims; /* the token's, when tokens are on */
     void *data;
     char peer[64];
+    sb_ip_t addr;        /* the socket's address */
+    int via_proxy;       /* the socket is a trusted proxy's: its client is checked from the head */
+    sb_source_t *source; /* counted against the per-source limits, released when freed */
     sb_conn_t *prev, *next;
 };
 
@@ -320,6 +324,29 @@ static void refuse(sb_conn_t *c, int status, const char *why)
     linger(c);
 }
 
+/* Counts the connection against its source's limits (c->addr); over one, answers 429 and ends
+ * it. Returns 0 when admitted, -1 when refused. */
+static int admit(sb_conn_t *c)
+{
+    unsigned retry = 1;
+    sb_source_verdict_t v = sb_limits_admit(c->env->limits, &c->addr, &c->source, &retry);
+    if (v == SB_SOURCE_OK)
+        return 0;
+    char why[160], extra[40];
+    if (v == SB_SOURCE_CONNECTIONS)
+        snprintf(why, sizeof(why), "too many connections from %s (at most %zu open)", c->peer,
+                 cfg(c)->source_connections);
+    else
+        snprintf(why, sizeof(why), "too many new connections from %s (at most %zu a second)",
+                 c->peer, cfg(c)->source_handshakes);
+    snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+    sb_log_client(SB_LOG_INFO, c->id, c->peer, "refused 429: %s", why);
+    sb_metrics_http_error(429);
+    sb_http_error(bufferevent_get_output(c->bev), 429, why, extra, 0);
+    linger(c);
+    return -1;
+}
+
 static void read_http(sb_conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -340,6 +367,13 @@ static void read_http(sb_conn_t *c)
         return;
     }
 
+    if (c->via_proxy) {
+        /* A trusted proxy: the client it names is the source, and what logs show. */
+        sb_limits_client(c->env->limits, &req, &c->addr);
+        sb_ip_format(&c->addr, c->peer, sizeof(c->peer));
+        if (admit(c) != 0)
+            return;
+    }
     sb_route_conn_t rc = {.id = c->id, .remote = c->peer, .claims = NULL};
     if (c->env->route(c->env->route_ctx, &req, bufferevent_get_output(c->bev), &rc) !=
         SB_ROUTE_UPGRADE) {
@@ -450,16 +484,23 @@ sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struc
     c->timer = evtimer_new(env->base, on_timer, c);
     if (c->bev == NULL || c->timer == NULL)
         goto fail;
-    if (evutil_inet_ntop(addr->sa_family,
-                         addr->sa_family == AF_INET6
-                             ? (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr
-                             : (const void *)&((const struct sockaddr_in *)addr)->sin_addr,
-                         c->peer, sizeof(c->peer)) == NULL)
+    c->addr = sb_ip_from_bytes(addr->sa_family == AF_INET6,
+                               addr->sa_family == AF_INET6
+                                   ? (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr
+                                   : (const void *)&((const struct sockaddr_in *)addr)->sin_addr);
+    if (sb_ip_format(&c->addr, c->peer, sizeof(c->peer)) == 0)
         strcpy(c->peer, "?");
     c->last_read = now(c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm(c, cfg(c)->handshake_timeout);
+    if (env->limits != NULL) {
+        /* Checked before a byte is read, so that holding connections open costs the node
+         * nothing past the limit; a trusted proxy's clients are known only from the head. */
+        c->via_proxy = sb_limits_trusted(env->limits, &c->addr);
+        if (!c->via_proxy)
+            admit(c);
+    }
     return c;
 fail:
     if (c != NULL) {
@@ -482,6 +523,8 @@ void sb_conn_free(sb_conn_t *c)
     sb_ws_reader_free(&c->reader);
     free(c->query);
     sb_auth_claims_free(c->claims);
+    if (c->source != NULL)
+        sb_limits_release(c->env->limits, c->source);
     free(c);
 }
 

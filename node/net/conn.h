@@ -9,6 +9,7 @@
 
 #include "base/config.h"
 #include "str.h"
+#include "net/limits.h"
 #include "net/routes.h"
 #include "net/transport.h"
 
@@ -40,6 +41,9 @@ typedef struct {
      * inside this call. */
     void (*on_end)(void *ctx, sb_conn_t *c);
     void *end_ctx;
+    /* The per-source limits, checked at accept, or once the request head is read when the
+     * socket is a trusted proxy's; NULL for none. */
+    sb_limits_t *limits;
 } sb_conn_env_t;
 
 /* Takes ownership of fd, a freshly accepted socket, and serves it. Returns NULL (fd closed)
@@ -78,7 +82,8 @@ const char *sb_conn_query(const sb_conn_t *c);
 /* The claims of the token the connection opened with, NULL when tokens are off. */
 const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c);
 
-/* The peer's address, for logs. */
+/* The peer's address, for logs: the client's as its trusted proxy names it (X-Forwarded-For)
+ * once the request head is read, else the socket's. */
 const char *sb_conn_peer(const sb_conn_t *c);
 uint64_t sb_conn_id(const sb_conn_t *c);
 

@@ -20,6 +20,8 @@ const char *sb_http_status_text(int status)
         return "Request Timeout";
     case 426:
         return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 503:

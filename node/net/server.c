@@ -23,9 +23,10 @@ struct sb_server {
     const sb_config_t *cfg;
     sb_handler_t handler;
     sb_routes_t routes;
-    sb_auth_t *auth;   /* who may open a WebSocket */
-    sb_conn_env_t env; /* what every connection is given */
-    char busy[256];    /* the 503 for connections over --max-connections */
+    sb_auth_t *auth;     /* who may open a WebSocket */
+    sb_limits_t *limits; /* per-source limits */
+    sb_conn_env_t env;   /* what every connection is given */
+    char busy[256];      /* the 503 for connections over --max-connections */
     size_t busy_len;
     struct evconnlistener *listener;
     struct event *reaper;   /* frees ended connections on the next loop turn */
@@ -221,6 +222,12 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         free(s);
         return NULL;
     }
+    s->limits = sb_limits_new(base, cfg, err, errlen);
+    if (s->limits == NULL) {
+        sb_auth_free(s->auth);
+        free(s);
+        return NULL;
+    }
     s->routes = (sb_routes_t){.cfg = cfg, .auth = s->auth, .ready = ready, .ready_ctx = s};
     s->env = (sb_conn_env_t){.base = base,
                              .cfg = cfg,
@@ -229,7 +236,8 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
                              .route = sb_routes_answer,
                              .route_ctx = &s->routes,
                              .on_end = reap,
-                             .end_ctx = s};
+                             .end_ctx = s,
+                             .limits = s->limits};
     /* Rendered once: a refused connection costs no more than a write. */
     struct evbuffer *busy = evbuffer_new();
     if (busy != NULL) {
@@ -395,6 +403,7 @@ void sb_server_free(sb_server_t *s)
     if (s->drain_timer)
         event_free(s->drain_timer);
     sb_auth_free(s->auth);
+    sb_limits_free(s->limits); /* after the connections, which release their sources */
     free(s);
 }
 
