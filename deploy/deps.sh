@@ -13,7 +13,8 @@ set -euo pipefail
 
 what=${1:-build}
 
-runtime_pkgs=(libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libssl3 libcjson1 libhiredis0.14
+runtime_pkgs=(libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 libssl3
+              libcjson1 libhiredis0.14
               ca-certificates)
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libcjson-dev libhiredis-dev check)
 test_pkgs=(clang libclang-rt-dev redis-server haproxy python3 python3-websockets python3-prometheus-client

@@ -1,5 +1,6 @@
 /* Switchboard's entry point: wires the configuration, the bus and directory, the relay and the
- * server to one event loop, and stops on SIGTERM or SIGINT. */
+ * server to one event loop, reloads the TLS certificate on SIGHUP, and stops on SIGTERM or
+ * SIGINT. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,17 @@ static void on_settle(evutil_socket_t fd, short what, void *arg)
     evtimer_add(n->settle, &tv);
 }
 
+/* SIGHUP: the TLS certificate and key are read again (a renewed certificate), for new
+ * connections; a refused pair leaves the current one in use. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    node_t *n = arg;
+    (void)sig;
+    (void)what;
+    if (sb_server_reload_tls(n->server) == 1)
+        sb_log(SB_LOG_INFO, "received SIGHUP: no TLS listener, nothing to reload");
+}
+
 static void on_stopped(void *ctx)
 {
     node_t *n = ctx;
@@ -109,7 +121,7 @@ int main(int argc, char **argv)
     sb_dir_t *dir = NULL;
     sb_redis_url_t redis_url;
     sb_relay_t *relay = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     node_t node = {0};
     sb_handler_t handler;
 
@@ -130,7 +142,9 @@ int main(int argc, char **argv)
         return loaded > 0 ? EXIT_SUCCESS : 2;
     }
     if (healthcheck) {
-        rc = sb_healthcheck(cfg.listen, 2, err, sizeof(err));
+        /* The plain listener when there is one; otherwise the TLS one. */
+        int tls = cfg.listen[0] == '\0';
+        rc = sb_healthcheck(tls ? cfg.tls_listen : cfg.listen, tls, 2, err, sizeof(err));
         if (rc != 0)
             fprintf(stderr, "switchboard healthcheck: %s\n", err);
         sb_config_free(&cfg);
@@ -157,6 +171,10 @@ int main(int argc, char **argv)
             const char *why;
             if (sb_redis_url_parse(cfg.redis, &redis_url, &why) != 0) {
                 sb_log(SB_LOG_ERROR, "bad Redis URL: %s (want " SB_REDIS_URL_FORM ")", why);
+                goto out;
+            }
+            if (redis_url.tls && sb_redis_tls_init(cfg.redis_ca, err, sizeof(err)) != 0) {
+                sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }
             if (sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
@@ -188,13 +206,22 @@ int main(int argc, char **argv)
     sb_server_set_done(server, on_stopped, &node);
     sigterm = evsignal_new(base, SIGTERM, on_signal, &node);
     sigint = evsignal_new(base, SIGINT, on_signal, &node);
-    if (!node.settle || !sigterm || !sigint || evsignal_add(sigterm, NULL) ||
-        evsignal_add(sigint, NULL)) {
+    sighup = evsignal_new(base, SIGHUP, on_sighup, &node);
+    if (!node.settle || !sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) ||
+        evsignal_add(sigint, NULL) || evsignal_add(sighup, NULL)) {
         sb_log(SB_LOG_ERROR, "cannot install signal handlers");
         goto out;
     }
+    /* "listening on HOST:PORT" names the plain listener when there is one, else the TLS one:
+     * scripts and tests find the port there; a TLS one follows as "on HOST:PORT (TLS)". */
+    const char *plain = sb_server_address(server), *tls = sb_server_tls_address(server);
+    char where[200];
+    if (plain[0] && tls[0])
+        snprintf(where, sizeof(where), "%s and on %s (TLS)", plain, tls);
+    else
+        snprintf(where, sizeof(where), "%s%s", plain[0] ? plain : tls, plain[0] ? "" : " (TLS)");
     sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s)%s%s", SB_VERSION, cfg.node_id,
-           sb_server_address(server),
+           where,
            cfg.echo       ? "echo mode"
            : cfg.redis[0] ? "relay, Redis bus"
                           : "relay, embedded bus",
@@ -208,6 +235,8 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     if (node.settle)
         event_free(node.settle);
     /* The server first: closing its connections tells the relay. Then the bus and directory,
@@ -218,6 +247,7 @@ out:
     if (dir)
         dir->ops->free(dir);
     sb_relay_free(relay);
+    sb_redis_tls_free();
     if (base) {
         /* A bufferevent freed with a callback still deferred lives until that callback has run. */
         event_base_loop(base, EVLOOP_NONBLOCK);

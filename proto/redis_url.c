@@ -1,4 +1,4 @@
-/* Parses redis://[[user]:password@]host[:port][/db] URLs (the node's --redis option), no I/O. */
+/* Parses redis[s]://[[user]:password@]host[:port][/db] URLs (the node's --redis option), no I/O. */
 #include "redis_url.h"
 
 #include "str.h"
@@ -31,13 +31,19 @@ static int number(const char *s, size_t n, int lo, int hi, int *out)
 
 int sb_redis_url_parse(const char *url, sb_redis_url_t *out, const char **err)
 {
-    static const char scheme[] = "redis://";
+    static const char plain[] = "redis://", tls[] = "rediss://";
+    const char *p;
     memset(out, 0, sizeof(*out));
     out->port = 6379;
 
-    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return fail(err, SB_REDIS_URL_ESCHEME, "it must start with redis://");
-    const char *p = url + sizeof(scheme) - 1;
+    if (strncmp(url, plain, sizeof(plain) - 1) == 0) {
+        p = url + sizeof(plain) - 1;
+    } else if (strncmp(url, tls, sizeof(tls) - 1) == 0) {
+        p = url + sizeof(tls) - 1;
+        out->tls = 1;
+    } else {
+        return fail(err, SB_REDIS_URL_ESCHEME, "it must start with redis:// or rediss://");
+    }
     const char *end = p + strlen(p);
 
     /* The path: /db, then nothing else. */

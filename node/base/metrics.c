@@ -192,6 +192,13 @@ void sb_metrics_render(struct evbuffer *out, int ready)
         (double)m->bytes_in);
     one(out, "switchboard_sent_bytes_total", "counter", "Bytes of WebSocket messages sent.",
         (double)m->bytes_out);
+    one(out, "switchboard_tls_handshake_failures_total", "counter",
+        "TLS connections that sent something but ended before their handshake completed.",
+        (double)m->tls_handshake_failures);
+    if (m->tls_cert_expiry > 0)
+        one(out, "switchboard_tls_certificate_expiry_seconds", "gauge",
+            "When the TLS certificate in use expires (its notAfter), Unix time.",
+            m->tls_cert_expiry);
 
     one(out, "switchboard_peers", "gauge", "Peers connected to this node.", (double)m->peers);
     one(out, "switchboard_rooms", "gauge", "Rooms with members on this node.", (double)m->rooms);

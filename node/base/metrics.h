@@ -79,19 +79,21 @@ typedef struct {
     uint64_t protocol_errors[5]; /* by close code 1002, 1003, 1007, 1009, 1011 */
     uint64_t http_errors[11];    /* by status 400 401 403 404 405 408 426 429 431 503, other */
     uint64_t messages_in, messages_out;
-    uint64_t bytes_in, bytes_out; /* WebSocket message payloads */
+    uint64_t bytes_in, bytes_out;    /* WebSocket message payloads */
+    uint64_t tls_handshake_failures; /* TLS connections whose handshake failed */
+    double tls_cert_expiry;          /* the TLS certificate's notAfter, Unix time; 0: no TLS */
 
     /* net/limits */
     uint64_t source_refused[2]; /* answered 429: by limit, --source-connections, -handshakes */
     uint64_t sources;           /* client addresses the per-source limits track now */
-    uint64_t rate_limited[2];   /* messages refused rate-limited: over --rate-messages, -bytes */
-    uint64_t rate_limit_closes; /* connections closed 1008 for going on over a rate limit */
 
     /* app/ */
     uint64_t peers, rooms; /* now */
     uint64_t relays[SB_RELAY_TYPES][SB_RELAY_OUTCOMES];
     uint64_t room_requests[SB_ROOM_OUTCOMES];
     uint64_t bad_requests;
+    uint64_t rate_limited[2];   /* messages refused rate-limited: over --rate-messages, -bytes */
+    uint64_t rate_limit_closes; /* connections closed 1008 for going on over a rate limit */
     uint64_t ids_taken;
     uint64_t auth_refused[SB_AUTH_REASONS];
     uint64_t bus_dropped; /* bus messages that were not envelopes of this version */

@@ -2,10 +2,14 @@
  *
  * The connection is a libevent bufferevent whose bytes go through hiredis's reply reader; we keep
  * the queue of callbacks ourselves. That sidesteps hiredis 0.14's async pub/sub, whose
- * UNSUBSCRIBE handling is known to misbehave, and keeps timeouts and reconnects in one place. */
+ * UNSUBSCRIBE handling is known to misbehave, and keeps timeouts and reconnects in one place.
+ * For rediss:// the bufferevent is libevent's OpenSSL one, verifying the server's certificate and
+ * host name with the client context sb_redis_tls_init made. */
 #include "cluster/redis.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -13,12 +17,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "base/log.h"
 #include "base/loop.h"
@@ -53,6 +62,77 @@ struct sb_redis {
 };
 
 static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
+
+/* The client context of every rediss:// connection, made once (sb_redis_tls_init). */
+static SSL_CTX *client_tls;
+
+int sb_redis_tls_init(const char *ca_file, char *err, size_t errlen)
+{
+    if (client_tls != NULL)
+        return 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create a TLS context for Redis: out of memory");
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* Redis going away without close_notify is the end of the connection like any other. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    int ok = ca_file != NULL && ca_file[0] != '\0'
+                 ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                 : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        unsigned long e = ERR_peek_error();
+        snprintf(err, errlen, "cannot load the CAs for rediss:// from %s: %s",
+                 ca_file != NULL && ca_file[0] != '\0' ? ca_file : "the system's store",
+                 e ? ERR_reason_error_string(e) : "unknown error");
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    client_tls = ctx;
+    return 0;
+}
+
+void sb_redis_tls_free(void)
+{
+    SSL_CTX_free(client_tls);
+    client_tls = NULL;
+}
+
+/* An SSL for url: SNI (for a name), and the name or address the server's certificate must
+ * carry. NULL when TLS is not set up or out of memory. */
+static SSL *tls_client(const sb_redis_url_t *url)
+{
+    unsigned char addr[16];
+    SSL *ssl = client_tls ? SSL_new(client_tls) : NULL;
+    if (ssl == NULL)
+        return NULL;
+    int ip = inet_pton(AF_INET, url->host, addr) == 1 || inet_pton(AF_INET6, url->host, addr) == 1;
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url->host) != 1
+           : SSL_set_tlsext_host_name(ssl, url->host) != 1 || SSL_set1_host(ssl, url->host) != 1) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ssl;
+}
+
+/* Why a TLS connection failed: the certificate check's verdict when it failed, else OpenSSL's
+ * error e, else nothing (0: not a TLS failure). */
+static int tls_why(SSL *ssl, unsigned long e, char *why, size_t len)
+{
+    long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(why, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+    else if (e != 0 && ERR_reason_error_string(e) != NULL)
+        snprintf(why, len, "TLS: %s", ERR_reason_error_string(e));
+    else
+        return 0;
+    return 1;
+}
 
 static void connect_now(sb_redis_t *r);
 
@@ -513,13 +593,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        char why[128];
+        char why[256];
         int err = EVUTIL_SOCKET_ERROR();
         if (what & BEV_EVENT_EOF)
             snprintf(why, sizeof(why), "Redis closed the connection");
+        else if (r->url->tls && tls_why(bufferevent_openssl_get_ssl(bev),
+                                        bufferevent_get_openssl_error(bev), why, sizeof(why)))
+            ; /* why says it */
         else
             snprintf(why, sizeof(why), "connection error: %s",
                      err ? evutil_socket_error_to_string(err) : "unknown");
+        ERR_clear_error();
         drop(r, why);
     }
 }
@@ -567,7 +651,17 @@ static void on_resolved(void *arg, const struct addrinfo *res, const char *err)
 static void connect_now(sb_redis_t *r)
 {
     r->reader = redisReaderCreateWithFunctions(&reply_functions);
-    r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (r->url->tls) {
+        /* Connected (BEV_EVENT_CONNECTED) once the TLS handshake, certificate checked, is done. */
+        SSL *ssl = tls_client(r->url);
+        r->bev = ssl ? bufferevent_openssl_socket_new(r->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (r->bev != NULL)
+            bufferevent_openssl_set_allow_dirty_shutdown(r->bev, 1);
+    } else {
+        r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (r->reader == NULL || r->bev == NULL) {
         r->state = SB_REDIS_CONNECTING; /* so drop() cleans up and retries */
         drop(r, "out of memory");
@@ -652,49 +746,180 @@ sb_redis_state_t sb_redis_state(const sb_redis_t *r) { return r->state; }
 
 size_t sb_redis_in_flight(const sb_redis_t *r) { return r->in_flight; }
 
+/* The start-up probe's blocking connection: hiredis's own client for redis://; for rediss://, a
+ * TLS socket of ours (hiredis 0.14 has no TLS) whose replies hiredis's reader parses. */
+typedef struct {
+    redisContext *c;
+    int fd;
+    SSL *ssl;
+    redisReader *reader;
+    const char *errstr; /* why the last command got no reply */
+} probe_t;
+
+/* Connects p over TLS, blocking at most timeout seconds for each step. Returns 0, or -1 with err
+ * filled (naming the certificate check's verdict when that is what failed). */
+static int probe_tls_connect(probe_t *p, const sb_redis_url_t *url, double timeout, char *err,
+                             size_t errlen)
+{
+    char port[8], why[256];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
+    struct timeval tv = sb_loop_tv(timeout);
+    int soerr = 0;
+    snprintf(port, sizeof(port), "%d", url->port);
+    int gai = getaddrinfo(url->host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", url->host, url->port,
+                 gai_strerror(gai));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai != NULL && p->fd < 0; ai = ai->ai_next) {
+        p->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (p->fd < 0)
+            continue;
+        /* Linux bounds a blocking connect by the send timeout too. */
+        setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            soerr = errno;
+            close(p->fd);
+            p->fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (p->fd < 0) {
+        snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", url->host, url->port,
+                 strerror(soerr ? soerr : EHOSTUNREACH));
+        return -1;
+    }
+    p->ssl = tls_client(url);
+    p->reader = redisReaderCreate();
+    if (p->ssl == NULL || p->reader == NULL || SSL_set_fd(p->ssl, p->fd) != 1) {
+        snprintf(err, errlen, "cannot connect to Redis at %s:%d over TLS: out of memory", url->host,
+                 url->port);
+        return -1;
+    }
+    if (SSL_connect(p->ssl) != 1) {
+        if (!tls_why(p->ssl, ERR_peek_last_error(), why, sizeof(why)))
+            snprintf(why, sizeof(why), "the TLS handshake did not complete: %s",
+                     errno ? strerror(errno) : "the connection ended");
+        ERR_clear_error();
+        snprintf(err, errlen, "cannot connect to Redis at %s:%d over TLS: %s", url->host, url->port,
+                 why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one command on p; returns its reply (freeReplyObject), or NULL with p->errstr set. */
+static redisReply *probe_command(probe_t *p, int argc, const char **argv, const size_t *lens)
+{
+    if (p->c != NULL) {
+        redisReply *reply = redisCommandArgv(p->c, argc, argv, lens);
+        p->errstr = p->c->errstr;
+        return reply;
+    }
+    char *cmd = NULL;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (n < 0) {
+        p->errstr = "out of memory";
+        return NULL;
+    }
+    int written = SSL_write(p->ssl, cmd, n);
+    redisFreeCommand(cmd);
+    if (written != n) {
+        p->errstr = "cannot send over TLS";
+        ERR_clear_error();
+        return NULL;
+    }
+    for (int i = 0; i < 1024; i++) { /* bounded: a reply of up to 4 MiB */
+        void *reply = NULL;
+        char buf[4096];
+        if (redisReaderGetReply(p->reader, &reply) != REDIS_OK) {
+            p->errstr = "bad reply";
+            return NULL;
+        }
+        if (reply != NULL)
+            return reply;
+        int k = SSL_read(p->ssl, buf, sizeof(buf));
+        if (k <= 0) {
+            p->errstr = "no answer in time, or the connection ended";
+            ERR_clear_error();
+            return NULL;
+        }
+        redisReaderFeed(p->reader, buf, (size_t)k);
+    }
+    p->errstr = "reply too long";
+    return NULL;
+}
+
 int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen)
 {
     struct timeval tv = sb_loop_tv(timeout);
-    redisContext *c = redisConnectWithTimeout(url->host, url->port, tv);
+    probe_t p = {.fd = -1};
     redisReply *reply = NULL;
     int rc = -1;
+    char db[16];
+    const char *argv[3];
+    size_t lens[3];
 
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", url->host, url->port,
-                 c ? c->errstr : "out of memory");
-        goto out;
+    if (url->tls) {
+        if (probe_tls_connect(&p, url, timeout, err, errlen) != 0)
+            goto out;
+    } else {
+        p.c = redisConnectWithTimeout(url->host, url->port, tv);
+        if (p.c == NULL || p.c->err) {
+            snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", url->host, url->port,
+                     p.c ? p.c->errstr : "out of memory");
+            goto out;
+        }
+        redisSetTimeout(p.c, tv);
     }
-    redisSetTimeout(c, tv);
     if (url->password[0]) {
-        reply = url->user[0] ? redisCommand(c, "AUTH %s %s", url->user, url->password)
-                             : redisCommand(c, "AUTH %s", url->password);
+        int argc = 0;
+        argv[argc] = "AUTH", lens[argc++] = 4;
+        if (url->user[0])
+            argv[argc] = url->user, lens[argc] = strlen(url->user), argc++;
+        argv[argc] = url->password, lens[argc] = strlen(url->password), argc++;
+        reply = probe_command(&p, argc, argv, lens);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "Redis at %s:%d refused AUTH: %s", url->host, url->port,
-                     reply ? reply->str : c->errstr);
+                     reply ? reply->str : p.errstr);
             goto out;
         }
         freeReplyObject(reply);
     }
     if (url->db != 0) {
-        reply = redisCommand(c, "SELECT %d", url->db);
+        snprintf(db, sizeof(db), "%d", url->db);
+        argv[0] = "SELECT", lens[0] = 6, argv[1] = db, lens[1] = strlen(db);
+        reply = probe_command(&p, 2, argv, lens);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "Redis at %s:%d refused SELECT %d: %s", url->host, url->port,
-                     url->db, reply ? reply->str : c->errstr);
+                     url->db, reply ? reply->str : p.errstr);
             goto out;
         }
         freeReplyObject(reply);
     }
-    reply = redisCommand(c, "PING");
+    argv[0] = "PING", lens[0] = 4;
+    reply = probe_command(&p, 1, argv, lens);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "Redis at %s:%d does not answer PING: %s", url->host, url->port,
-                 reply ? reply->str : c->errstr);
+                 reply ? reply->str : p.errstr);
         goto out;
     }
     rc = 0;
 out:
     if (reply)
         freeReplyObject(reply);
-    if (c)
-        redisFree(c);
+    if (p.c)
+        redisFree(p.c);
+    if (p.ssl) {
+        SSL_shutdown(p.ssl);
+        SSL_free(p.ssl);
+        ERR_clear_error();
+    }
+    if (p.reader)
+        redisReaderFree(p.reader);
+    if (p.fd >= 0)
+        close(p.fd);
     return rc;
 }

@@ -114,8 +114,19 @@ int sb_redis_publish(sb_redis_t *r, const char *channel, const sb_str_t *parts, 
 int sb_redis_eval(sb_redis_t *r, const sb_redis_script_t *s, int nkeys, const char *const *args,
                   int nargs, sb_redis_reply_fn cb, void *arg);
 
-/* Checks once, blocking, that Redis at url answers PING after AUTH and SELECT: for a clear
- * error at start. Returns 0, or -1 with err filled. */
+/* Makes the TLS client context every rediss:// connection (and sb_redis_probe) uses, once per
+ * process, before the first: TLS 1.2 or later, the server's certificate verified against the
+ * CAs of ca_file (PEM) or, when ca_file is NULL or "", the system's, and its host name (or IP
+ * address) checked against the URL's. Returns 0, or -1 with err filled (the CA file unreadable).
+ * A rediss:// connection made without it fails, and retries. */
+int sb_redis_tls_init(const char *ca_file, char *err, size_t errlen);
+
+/* Frees that context (at exit; connections still open keep their reference). */
+void sb_redis_tls_free(void);
+
+/* Checks once, blocking, that Redis at url answers PING after AUTH and SELECT (over TLS, the
+ * certificate verified, for rediss://): for a clear error at start. Returns 0, or -1 with err
+ * filled. */
 int sb_redis_probe(const sb_redis_url_t *url, double timeout, char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "base/loop.h"
 
 /* Waits until fd is ready for events, or the deadline. Returns 0, or -1. */
@@ -29,8 +32,88 @@ static int wait_for(int fd, short events, double deadline)
     }
 }
 
-int sb_healthcheck(const char *listen, double timeout, char *err, size_t errlen)
+/* After an SSL call returned rc: waits for what it needs. Returns 0 to try again, -1 on an
+ * error or the deadline. */
+static int tls_wait(SSL *ssl, int fd, int rc, double deadline)
 {
+    switch (SSL_get_error(ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        return wait_for(fd, POLLIN, deadline);
+    case SSL_ERROR_WANT_WRITE:
+        return wait_for(fd, POLLOUT, deadline);
+    default:
+        return -1;
+    }
+}
+
+/* Sends all of buf, over ssl when it is not NULL. Returns 0, or -1. */
+static int send_all(SSL *ssl, int fd, const char *buf, size_t len, double deadline)
+{
+    if (ssl == NULL)
+        return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+    for (;;) {
+        int k = SSL_write(ssl, buf, (int)len);
+        if (k > 0)
+            return 0; /* SSL_write writes all of it (no partial writes by default) */
+        if (tls_wait(ssl, fd, k, deadline) != 0)
+            return -1;
+    }
+}
+
+/* Receives some bytes once they come. Returns their count, 0 at the end, -1 on an error or the
+ * deadline. */
+static ssize_t recv_some(SSL *ssl, int fd, char *buf, size_t len, double deadline)
+{
+    for (;;) {
+        if (ssl == NULL) {
+            if (wait_for(fd, POLLIN, deadline) != 0)
+                return -1;
+            ssize_t k = recv(fd, buf, len, 0);
+            return k < 0 ? 0 : k;
+        }
+        int k = SSL_read(ssl, buf, (int)len);
+        if (k > 0)
+            return k;
+        int e = SSL_get_error(ssl, k);
+        if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)
+            return 0;
+        if (tls_wait(ssl, fd, k, deadline) != 0)
+            return -1;
+    }
+}
+
+/* A TLS client on fd, handshaken; NULL with err filled. */
+static SSL *tls_connect(int fd, const char *host, const char *port, double deadline, char *err,
+                        size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+    SSL_CTX_free(ctx); /* ssl holds its own reference */
+    if (ssl == NULL) {
+        snprintf(err, errlen, "cannot create a TLS client: out of memory");
+        return NULL;
+    }
+    SSL_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_set_alpn_protos(ssl, (const unsigned char *)"\x08http/1.1", 9);
+    SSL_set_fd(ssl, fd);
+    for (;;) {
+        int rc = SSL_connect(ssl);
+        if (rc == 1)
+            return ssl;
+        if (tls_wait(ssl, fd, rc, deadline) != 0)
+            break;
+    }
+    unsigned long e = ERR_peek_last_error();
+    snprintf(err, errlen, "TLS handshake with %s:%s failed: %s", host, port,
+             e ? ERR_reason_error_string(e) : "no answer in time or the connection ended");
+    ERR_clear_error();
+    SSL_free(ssl);
+    return NULL;
+}
+
+int sb_healthcheck(const char *listen, int tls, double timeout, char *err, size_t errlen)
+{
+    SSL *ssl = NULL;
     char host[256], port[16], request[512], reply[64];
     const char *colon = strrchr(listen, ':');
     double deadline = sb_clock_mono() + timeout;
@@ -73,18 +156,20 @@ int sb_healthcheck(const char *listen, double timeout, char *err, size_t errlen)
     int n = snprintf(request, sizeof(request),
                      "GET /healthz HTTP/1.1\r\nHost: %s%s%s:%s\r\nConnection: close\r\n\r\n",
                      strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
-    if (send(fd, request, (size_t)n, MSG_NOSIGNAL) != n) {
+    if (tls && (ssl = tls_connect(fd, host, port, deadline, err, errlen)) == NULL)
+        goto out;
+    if (send_all(ssl, fd, request, (size_t)n, deadline) != 0) {
         snprintf(err, errlen, "cannot send the request to %s:%s", host, port);
         goto out;
     }
     size_t got = 0;
     while (got < sizeof(reply) - 1) {
-        if (wait_for(fd, POLLIN, deadline) != 0) {
+        ssize_t k = recv_some(ssl, fd, reply + got, sizeof(reply) - 1 - got, deadline);
+        if (k < 0) {
             snprintf(err, errlen, "no answer from %s:%s within %.1f s", host, port, timeout);
             goto out;
         }
-        ssize_t k = recv(fd, reply + got, sizeof(reply) - 1 - got, 0);
-        if (k <= 0)
+        if (k == 0)
             break;
         got += (size_t)k;
         if (memchr(reply, '\n', got) != NULL)
@@ -100,6 +185,11 @@ int sb_healthcheck(const char *listen, double timeout, char *err, size_t errlen)
     }
     rc = 0;
 out:
+    if (ssl != NULL) {
+        SSL_shutdown(ssl); /* close_notify, best effort */
+        SSL_free(ssl);
+        ERR_clear_error();
+    }
     if (fd >= 0)
         close(fd);
     freeaddrinfo(res);

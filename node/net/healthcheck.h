@@ -5,8 +5,9 @@
 #include <stddef.h>
 
 /* Sends GET /healthz to the node listening on listen (HOST:PORT as --listen takes it; a wildcard
- * host means this machine) and waits at most timeout seconds for the answer, blocking. Returns
- * 0 when it answered 200, -1 with err filled otherwise. */
-int sb_healthcheck(const char *listen, double timeout, char *err, size_t errlen);
+ * host means this machine), over TLS when tls is 1 (without verifying the certificate: it is
+ * the node's own, asked on this machine), and waits at most timeout seconds for the answer,
+ * blocking. Returns 0 when it answered 200, -1 with err filled otherwise. */
+int sb_healthcheck(const char *listen, int tls, double timeout, char *err, size_t errlen);
 
 #endif

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "net/http_response.h"
+#include "net/tls.h"
 #include "ws.h"
 
 struct sb_server {
@@ -28,11 +29,14 @@ struct sb_server {
     sb_conn_env_t env;   /* what every connection is given */
     char busy[256];      /* the 503 for connections over --max-connections */
     size_t busy_len;
-    struct evconnlistener *listener;
-    struct event *reaper;   /* frees ended connections on the next loop turn */
-    struct event *deadline; /* bounds a shutdown */
-    sb_conn_t *live;        /* connections in service */
-    sb_conn_t *dead;        /* ended, waiting for the reaper */
+    struct evconnlistener *listener;     /* plain: --listen, NULL for none */
+    struct evconnlistener *tls_listener; /* --tls-listen, NULL for none */
+    sb_tls_t *tls;                       /* its keys, NULL without TLS */
+    sb_conn_env_t tls_env;               /* env, with the TLS transport */
+    struct event *reaper;                /* frees ended connections on the next loop turn */
+    struct event *deadline;              /* bounds a shutdown */
+    sb_conn_t *live;                     /* connections in service */
+    sb_conn_t *dead;                     /* ended, waiting for the reaper */
     size_t nlive;
     int stopping; /* shutting down or draining: not ready, done once all connections end */
     int draining; /* 1 during the drain's delay, 2 once it closes connections */
@@ -43,8 +47,8 @@ struct sb_server {
     sb_conn_t *drain_next; /* the next connection the drain closes; the older ones follow it */
     sb_server_done_fn done;
     void *done_ctx;
-    char address[80];
-    sb_ready_fn ready; /* the node's own readiness, besides shutting down */
+    char address[80], tls_address[80]; /* "" for none */
+    sb_ready_fn ready;                 /* the node's own readiness, besides shutting down */
     void *ready_ctx;
 };
 
@@ -121,24 +125,39 @@ static int ready(void *ctx, char *why, size_t len)
     return s->ready ? s->ready(s->ready_ctx, why, len) : 1;
 }
 
+static void accept_conn(sb_server_t *s, const sb_conn_env_t *env, evutil_socket_t fd,
+                        struct sockaddr *addr)
+{
+    sb_metrics.accepted++;
+    if (s->nlive >= s->cfg->max_connections) {
+        sb_metrics.refused++;
+        env->transport->refuse(env->transport, fd, s->busy, s->busy_len);
+        return;
+    }
+    sb_conn_t *c = sb_conn_new(env, fd, addr);
+    if (c != NULL) {
+        push_conn(&s->live, c);
+        s->nlive++;
+        sb_metrics.connections++;
+    }
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                       int socklen, void *arg)
 {
     sb_server_t *s = arg;
     (void)l;
     (void)socklen;
-    sb_metrics.accepted++;
-    if (s->nlive >= s->cfg->max_connections) {
-        sb_metrics.refused++;
-        s->env.transport->refuse(s->env.transport, fd, s->busy, s->busy_len);
-        return;
-    }
-    sb_conn_t *c = sb_conn_new(&s->env, fd, addr);
-    if (c != NULL) {
-        push_conn(&s->live, c);
-        s->nlive++;
-        sb_metrics.connections++;
-    }
+    accept_conn(s, &s->env, fd, addr);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                          int socklen, void *arg)
+{
+    sb_server_t *s = arg;
+    (void)l;
+    (void)socklen;
+    accept_conn(s, &s->tls_env, fd, addr);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -204,11 +223,36 @@ bad:
     return -1;
 }
 
-sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
-                           const sb_handler_t *handler, char *err, size_t errlen)
+/* Binds spec (HOST:PORT) and accepts with cb; fills address with what was bound. */
+static int open_listener(sb_server_t *s, const char *spec, evconnlistener_cb cb,
+                         struct evconnlistener **out, char *address, size_t addrlen, char *err,
+                         size_t errlen)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (parse_listen(spec, &ss, &sslen, err, errlen) != 0)
+        return -1;
+    *out = evconnlistener_new_bind(
+        s->base, cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, sslen);
+    if (*out == NULL) {
+        snprintf(err, errlen, "cannot listen on %s: %s", spec,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
+    evconnlistener_set_error_cb(*out, on_accept_error);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(evconnlistener_get_fd(*out), (struct sockaddr *)&bound, &blen) != 0)
+        bound = ss;
+    format_address(&bound, address, addrlen);
+    return 0;
+}
+
+sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
+                           const sb_handler_t *handler, char *err, size_t errlen)
+{
     sb_server_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -247,29 +291,25 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         evbuffer_free(busy);
     }
 
-    memset(&ss, 0, sizeof(ss));
-    if (parse_listen(cfg->listen, &ss, &sslen, err, errlen) != 0)
-        goto fail;
     s->reaper = event_new(base, -1, 0, on_reap, s);
     if (s->reaper == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    s->listener = evconnlistener_new_bind(
-        base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
-        (struct sockaddr *)&ss, sslen);
-    if (s->listener == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        goto fail;
+    /* Both listeners serve the same routes; only the transport differs. */
+    if (cfg->tls_listen[0] != '\0') {
+        s->tls = sb_tls_new(cfg->tls_cert, cfg->tls_key, err, errlen);
+        if (s->tls == NULL)
+            goto fail;
+        s->tls_env = s->env;
+        s->tls_env.transport = sb_tls_transport(s->tls);
+        if (open_listener(s, cfg->tls_listen, on_accept_tls, &s->tls_listener, s->tls_address,
+                          sizeof(s->tls_address), err, errlen) != 0)
+            goto fail;
     }
-    evconnlistener_set_error_cb(s->listener, on_accept_error);
-
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
-    if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) != 0)
-        bound = ss;
-    format_address(&bound, s->address, sizeof(s->address));
+    if (cfg->listen[0] != '\0' && open_listener(s, cfg->listen, on_accept, &s->listener, s->address,
+                                                sizeof(s->address), err, errlen) != 0)
+        goto fail;
     return s;
 fail:
     sb_server_free(s);
@@ -290,6 +330,10 @@ static void close_listener(sb_server_t *s)
     if (s->listener) {
         evconnlistener_free(s->listener);
         s->listener = NULL;
+    }
+    if (s->tls_listener) {
+        evconnlistener_free(s->tls_listener);
+        s->tls_listener = NULL;
     }
 }
 
@@ -384,8 +428,7 @@ void sb_server_free(sb_server_t *s)
 {
     if (s == NULL)
         return;
-    if (s->listener)
-        evconnlistener_free(s->listener);
+    close_listener(s);
     while (s->live) {
         sb_conn_t *c = s->live;
         unlink_conn(&s->live, c);
@@ -402,6 +445,7 @@ void sb_server_free(sb_server_t *s)
         event_free(s->deadline);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    sb_tls_free(s->tls); /* after the connections, whose transport it is */
     sb_auth_free(s->auth);
     sb_limits_free(s->limits); /* after the connections, which release their sources */
     free(s);
@@ -414,3 +458,12 @@ void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx)
 }
 
 const char *sb_server_address(const sb_server_t *s) { return s->address; }
+
+const char *sb_server_tls_address(const sb_server_t *s) { return s->tls_address; }
+
+int sb_server_reload_tls(sb_server_t *s)
+{
+    if (s->tls == NULL)
+        return 1;
+    return sb_tls_reload(s->tls) == 0 ? 0 : -1;
+}

@@ -12,9 +12,10 @@
 
 typedef struct sb_server sb_server_t;
 
-/* Creates a server listening on cfg->listen, serving WebSockets to handler and plain HTTP
- * through the node's routes. cfg and base must outlive it. Returns NULL with err filled when
- * the address is bad or cannot be bound. */
+/* Creates a server listening on cfg->listen and on cfg->tls_listen (with cfg->tls_cert and
+ * cfg->tls_key), either of them "" for none, serving WebSockets to handler and plain HTTP
+ * through the node's routes on both. cfg and base must outlive it. Returns NULL with err filled
+ * when an address is bad or cannot be bound, or the certificate or key cannot be loaded. */
 sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
                            const sb_handler_t *handler, char *err, size_t errlen);
 
@@ -40,7 +41,16 @@ void sb_server_drain(sb_server_t *s, double delay, double seconds);
 /* Frees the server and every connection left. Call after the event loop has returned. */
 void sb_server_free(sb_server_t *s);
 
-/* The address actually bound, as HOST:PORT ([HOST]:PORT for IPv6). */
+/* The plain listener's address actually bound, as HOST:PORT ([HOST]:PORT for IPv6), "" when
+ * there is none. */
 const char *sb_server_address(const sb_server_t *s);
+
+/* The same for the TLS listener. */
+const char *sb_server_tls_address(const sb_server_t *s);
+
+/* Loads the TLS certificate and key again (SIGHUP) for the connections accepted from now on.
+ * Returns 0; 1 when there is no TLS listener; -1 when the files were refused, the old pair
+ * staying in use (the reason is logged). */
+int sb_server_reload_tls(sb_server_t *s);
 
 #endif

@@ -1,4 +1,4 @@
-/* How a connection's bytes travel (plain TCP now, TLS next): one small table of functions. */
+/* How a connection's bytes travel: a small table of functions (TCP here, TLS in net/tls). */
 #include "net/transport.h"
 
 #include <netinet/in.h>

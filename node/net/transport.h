@@ -1,4 +1,4 @@
-/* How a connection's bytes travel (plain TCP now, TLS next): one small table of functions. */
+/* How a connection's bytes travel: a small table of functions (TCP here, TLS in net/tls). */
 #ifndef SB_TRANSPORT_H
 #define SB_TRANSPORT_H
 
@@ -26,7 +26,7 @@ struct sb_transport {
     void *ctx;
 };
 
-/* Plain TCP. */
+/* Plain TCP (net/tls.h makes the TLS one). */
 extern const sb_transport_t sb_transport_tcp;
 
 #endif

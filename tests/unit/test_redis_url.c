@@ -7,7 +7,7 @@
 #include "redis_url.h"
 
 /* The reasons, word for word: node/main.c shows them as "bad Redis URL: <reason> (want ...)". */
-#define SCHEME "it must start with redis://"
+#define SCHEME "it must start with redis:// or rediss://"
 #define DB "the database must be a number"
 #define CREDENTIALS "credentials must be user:password or :password"
 #define ENCODED "the user or password is too long or badly encoded"
@@ -45,6 +45,32 @@ START_TEST(test_host_only)
     ck_assert_str_eq(u.user, "");
     ck_assert_str_eq(u.password, "");
     ck_assert_int_eq(u.db, 0);
+    ck_assert_int_eq(u.tls, 0);
+}
+END_TEST
+
+START_TEST(test_rediss)
+{
+    sb_redis_url_t u = parse_ok("rediss://cache.example.com");
+    ck_assert_int_eq(u.tls, 1);
+    ck_assert_str_eq(u.host, "cache.example.com");
+    ck_assert_int_eq(u.port, 6379); /* the same default port with or without TLS */
+    ck_assert_str_eq(u.user, "");
+    ck_assert_int_eq(u.db, 0);
+    u = parse_ok("rediss://alice:p%40ss@10.0.0.5:6380/2");
+    ck_assert_int_eq(u.tls, 1);
+    ck_assert_str_eq(u.host, "10.0.0.5");
+    ck_assert_int_eq(u.port, 6380);
+    ck_assert_str_eq(u.user, "alice");
+    ck_assert_str_eq(u.password, "p@ss");
+    ck_assert_int_eq(u.db, 2);
+    u = parse_ok("rediss://[::1]:7000/");
+    ck_assert_int_eq(u.tls, 1);
+    ck_assert_str_eq(u.host, "::1");
+    ck_assert_int_eq(u.port, 7000);
+    /* a TLS URL parsed after a plain one, and the other way round: nothing carries over */
+    u = parse_ok("redis://h");
+    ck_assert_int_eq(u.tls, 0);
 }
 END_TEST
 
@@ -103,6 +129,14 @@ START_TEST(test_errors)
     parse_bad("http://h", SB_REDIS_URL_ESCHEME, SCHEME);
     parse_bad("h:6379", SB_REDIS_URL_ESCHEME, SCHEME);
     parse_bad("", SB_REDIS_URL_ESCHEME, SCHEME);
+    parse_bad("redis:/h", SB_REDIS_URL_ESCHEME, SCHEME);
+    parse_bad("rediss:/h", SB_REDIS_URL_ESCHEME, SCHEME);
+    parse_bad("redisss://h", SB_REDIS_URL_ESCHEME, SCHEME);
+    parse_bad("redis+tls://h", SB_REDIS_URL_ESCHEME, SCHEME);
+    parse_bad("rediss", SB_REDIS_URL_ESCHEME, SCHEME);
+    parse_bad("rediss://", SB_REDIS_URL_EHOST, HOST);
+    parse_bad("rediss://h:0", SB_REDIS_URL_EPORT, PORT);
+    parse_bad("rediss://h/x", SB_REDIS_URL_EDB, DB);
     parse_bad("redis://", SB_REDIS_URL_EHOST, HOST);
     parse_bad("redis://:6379", SB_REDIS_URL_EHOST, HOST);
     parse_bad("redis://h:0", SB_REDIS_URL_EPORT, PORT);
@@ -132,7 +166,7 @@ START_TEST(test_error_never_shows_password)
     /* and what the node prints, composed as node/main.c composes it */
     snprintf(text, sizeof(text), "bad Redis URL: %s (want " SB_REDIS_URL_FORM ")", err);
     ck_assert_str_eq(text, "bad Redis URL: the port must be a number from 1 to 65535 (want "
-                           "redis://[[user]:password@]host[:port][/db])");
+                           "redis[s]://[[user]:password@]host[:port][/db])");
 }
 END_TEST
 
@@ -155,6 +189,7 @@ int main(void)
     Suite *s = suite_create("redis_url");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_host_only);
+    tcase_add_test(tc, test_rediss);
     tcase_add_test(tc, test_full);
     tcase_add_test(tc, test_password_only);
     tcase_add_test(tc, test_percent_encoding_and_at_in_password);
