@@ -7,8 +7,8 @@
 #                          (`make image`, deploy/container/): runc, netavark, aardvark-dns, iptables,
 #                          catatonit (pods), debootstrap (the locally made base image)
 #   deploy/deps.sh test    build + container + what the tests use (clang/libFuzzer, redis-server,
-#                          HAProxy, python3-websockets, Chromium, Node.js for playwright-core and
-#                          kubernetes-models)
+#                          HAProxy, openssl for test keys and certificates, python3-websockets,
+#                          Chromium, Node.js for playwright-core and kubernetes-models)
 set -euo pipefail
 
 what=${1:-build}
@@ -17,7 +17,7 @@ runtime_pkgs=(libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-o
               libcjson1 libhiredis0.14
               ca-certificates)
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libcjson-dev libhiredis-dev check)
-test_pkgs=(clang libclang-rt-dev redis-server haproxy python3 python3-websockets python3-prometheus-client
+test_pkgs=(clang libclang-rt-dev redis-server haproxy openssl python3 python3-websockets python3-prometheus-client
            chromium nodejs npm
            procps iproute2)
 container_pkgs=(podman runc netavark aardvark-dns iptables catatonit debootstrap)

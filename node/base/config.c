@@ -134,10 +134,13 @@ static void usage(void)
 {
     printf("Usage: switchboard [OPTION]...\n"
            "       switchboard healthcheck [OPTION]...\n"
+           "       switchboard token --sub ID [--secret SECRET | --key FILE] [OPTION]...\n"
            "A WebRTC signaling node: relays offers, answers and ICE candidates between peers\n"
            "connected over WebSockets at /ws; serves the demo at / and liveness at /healthz.\n"
-           "'healthcheck' asks the node the same options describe (--listen) for /healthz and\n"
-           "exits 0 when it answers 200 within 2 s, 1 otherwise (for container health checks).\n\n"
+           "'healthcheck' asks the node the same options describe (--listen, or --tls-listen\n"
+           "when there is no plain listener) for /healthz and exits 0 when it answers 200\n"
+           "within 2 s, 1 otherwise (for container health checks). 'token' prints a signed\n"
+           "token for a peer (see 'switchboard token --help').\n\n"
            "Every option can also be set with its environment variable; a flag wins.\n\n");
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const option_t *o = &options[i];
