@@ -144,7 +144,8 @@ int main(int argc, char **argv)
     if (healthcheck) {
         /* The plain listener when there is one; otherwise the TLS one. */
         int tls = cfg.listen[0] == '\0';
-        rc = sb_healthcheck(tls ? cfg.tls_listen : cfg.listen, tls, 2, err, sizeof(err));
+        rc = sb_healthcheck(tls ? cfg.tls_listen : cfg.listen, tls,
+                            cfg.proxy_protocol ? cfg.trust_proxy : NULL, 2, err, sizeof(err));
         if (rc != 0)
             fprintf(stderr, "switchboard healthcheck: %s\n", err);
         sb_config_free(&cfg);

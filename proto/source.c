@@ -67,6 +67,19 @@ static void mask(sb_ip_t *ip, unsigned bits)
     }
 }
 
+size_t sb_source_format(const sb_ip_t *ip, char *out, size_t cap)
+{
+    if (cap < SB_SOURCE_TEXT)
+        return 0;
+    if (!ip->v6)
+        return sb_ip_format(ip, out, cap);
+    sb_ip_t prefix = *ip;
+    mask(&prefix, 64);
+    size_t n = sb_ip_format(&prefix, out, cap);
+    memcpy(out + n, "/64", 4);
+    return n + 3;
+}
+
 int sb_cidr_parse(const char *s, size_t len, sb_cidr_t *out, const char **err)
 {
     const char *slash = memchr(s, '/', len);

@@ -37,6 +37,15 @@ size_t sb_ip_format(const sb_ip_t *ip, char *out, size_t cap);
 
 int sb_ip_eq(const sb_ip_t *a, const sb_ip_t *b);
 
+/* Room for a source as text, with its NUL: an IPv6 address and "/64". */
+#define SB_SOURCE_TEXT (SB_IP_TEXT + 3)
+
+/* The source a client address counts as for per-source limits, as text into out (cap at least
+ * SB_SOURCE_TEXT): an IPv4 address itself ("192.0.2.7"), an IPv6 address its /64 prefix
+ * ("2001:db8:1:2::/64"), the usual allocation of one subscriber, whose host may use any of its
+ * addresses. Returns the text's length (0 when cap is too small). */
+size_t sb_source_format(const sb_ip_t *ip, char *out, size_t cap);
+
 /* Parses "ADDRESS" (a block of one) or "ADDRESS/BITS". Host bits past the prefix are cleared
  * (10.1.2.3/8 is 10.0.0.0/8). Returns 0, or -1 with *err set. */
 int sb_cidr_parse(const char *s, size_t len, sb_cidr_t *out, const char **err);

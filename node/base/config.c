@@ -71,7 +71,11 @@ static const option_t options[] = {
      "an Origin allowed to open WebSockets, like https://app.example.com or "
      "https://*.example.com (repeatable; default: every origin)"},
     {"trust-proxy", "SWITCHBOARD_TRUST_PROXY", OPT_LIST, OFF(trust_proxy), "",
-     "address or CIDR of a proxy whose X-Forwarded-For names the client (repeatable)"},
+     "address or CIDR of a proxy that names the client, in X-Forwarded-For or with "
+     "--proxy-protocol (repeatable)"},
+    {"proxy-protocol", "SWITCHBOARD_PROXY_PROTOCOL", OPT_FLAG, OFF(proxy_protocol), "0",
+     "connections from --trust-proxy addresses begin with a PROXY protocol header (v1 or v2) "
+     "naming the client"},
     {"rate-messages", "SWITCHBOARD_RATE_MESSAGES", OPT_COUNT, OFF(rate_messages), "100",
      "messages per second one connection may send, in bursts of up to 2 s worth"},
     {"rate-bytes", "SWITCHBOARD_RATE_BYTES", OPT_BYTES, OFF(rate_bytes), "256k",
@@ -369,7 +373,7 @@ static int check_turn(sb_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
-/* Checks the listeners agree with each other. */
+/* Checks the options that go together: the listeners, the PROXY protocol and its proxies. */
 static int check_consistency(const sb_config_t *cfg, char *err, size_t errlen)
 {
     int tls = cfg->tls_listen[0] != '\0', cert = cfg->tls_cert[0] != '\0',
@@ -380,6 +384,10 @@ static int check_consistency(const sb_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "--tls-listen needs --tls-cert and --tls-key");
     else if (!tls && (cert || key))
         snprintf(err, errlen, "--tls-cert and --tls-key go with --tls-listen");
+    else if (cfg->proxy_protocol && cfg->trust_proxy[0] == '\0')
+        snprintf(err, errlen,
+                 "--proxy-protocol needs --trust-proxy: only the proxies named there may send a "
+                 "PROXY header");
     else
         return 0;
     return -1;

@@ -25,7 +25,8 @@ typedef struct {
     char *auth_audience;   /* aud a token must carry, "" for any */
     double auth_leeway;    /* seconds of clock skew allowed on exp and nbf */
     char *allow_origin;    /* comma-separated allowed Origins (a * for one label), "" for all */
-    char *trust_proxy;     /* comma-separated addresses or CIDRs whose X-Forwarded-For is used */
+    char *trust_proxy;     /* comma-separated addresses or CIDRs of proxies naming the client */
+    int proxy_protocol;    /* connections from trust_proxy begin with a PROXY protocol header */
     size_t rate_messages;  /* messages per second one connection may send (bursts of 2 s) */
     size_t rate_bytes;     /* message bytes per second one connection may send (bursts of 2 s) */
     size_t source_connections; /* connections open at once from one source address */

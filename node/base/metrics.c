@@ -160,7 +160,11 @@ void sb_metrics_render(struct evbuffer *out, int ready)
     evbuffer_add_printf(out, "switchboard_source_refused_total{limit=\"handshakes\"} %llu\n",
                         (unsigned long long)m->source_refused[1]);
     one(out, "switchboard_sources", "gauge",
-        "Client addresses tracked by the per-source limits now.", (double)m->sources);
+        "Client addresses (IPv6: /64 prefixes) tracked by the per-source limits now.",
+        (double)m->sources);
+    one(out, "switchboard_proxy_protocol_errors_total", "counter",
+        "Connections from a trusted proxy closed for a missing, malformed or late PROXY header.",
+        (double)m->proxy_protocol_errors);
     one(out, "switchboard_connections", "gauge", "Connections served now (HTTP and WebSocket).",
         (double)m->connections);
     one(out, "switchboard_websockets", "gauge", "WebSocket connections open now.",

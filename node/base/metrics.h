@@ -84,8 +84,9 @@ typedef struct {
     double tls_cert_expiry;          /* the TLS certificate's notAfter, Unix time; 0: no TLS */
 
     /* net/limits */
-    uint64_t source_refused[2]; /* answered 429: by limit, --source-connections, -handshakes */
-    uint64_t sources;           /* client addresses the per-source limits track now */
+    uint64_t source_refused[2];     /* answered 429: by limit, --source-connections, -handshakes */
+    uint64_t sources;               /* client addresses (IPv6: /64s) the limits track now */
+    uint64_t proxy_protocol_errors; /* trusted proxies' connections without a valid header */
 
     /* app/ */
     uint64_t peers, rooms; /* now */

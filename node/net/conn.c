@@ -1,7 +1,7 @@
-/* One client connection: HTTP request head, WebSocket upgrade, framing, pings, closing handshake.
- */
+/* One client connection: PROXY header, HTTP head, WebSocket upgrade, framing, pings, closing. */
 #include "net/conn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,7 @@
 #include "http.h"
 #include "net/auth.h"
 #include "net/http_response.h"
+#include "proxy.h"
 #include "ws.h"
 
 /* The largest request head accepted; a longer one is answered 431. */
@@ -27,6 +28,8 @@
 #define READ_BATCH 64
 
 typedef enum {
+    PHASE_PROXY,   /* reading a trusted proxy's PROXY header off the socket, before the transport
+                      starts (deadline: handshake timeout, which goes on through PHASE_HTTP) */
     PHASE_HTTP,    /* reading the request head (deadline: handshake timeout) */
     PHASE_OPEN,    /* WebSocket open (timer: idle ping, then pong deadline) */
     PHASE_CLOSING, /* we sent a close frame; waiting for the peer's (deadline: close timeout) */
@@ -37,7 +40,11 @@ typedef enum {
 struct sb_conn {
     const sb_conn_env_t *env;
     uint64_t id;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* NULL until the transport starts (after PHASE_PROXY) */
+    evutil_socket_t fd;      /* the socket while no transport holds it, else -1 */
+    struct event *proxy_ev;  /* reads the PROXY header off fd; NULL when none is expected */
+    uint8_t *hdr;            /* the PROXY header's bytes so far (SB_PROXY_MAX_HEADER of room) */
+    size_t hdr_len;
     struct event *timer; /* one deadline at a time, its meaning set by the phase */
     phase_t phase;
     int was_open;     /* the handler saw on_open, so it gets on_close */
@@ -52,7 +59,8 @@ struct sb_conn {
     void *data;
     char peer[64];
     sb_ip_t addr;        /* the socket's address */
-    int via_proxy;       /* the socket is a trusted proxy's: its client is checked from the head */
+    int via_proxy;       /* the socket is a trusted proxy's without --proxy-protocol: its client is
+                            checked from the head's X-Forwarded-For */
     sb_source_t *source; /* counted against the per-source limits, released when freed */
     sb_conn_t *prev, *next;
 };
@@ -95,8 +103,12 @@ static void finish(sb_conn_t *c)
     if (c->phase == PHASE_DEAD)
         return;
     c->phase = PHASE_DEAD;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    if (c->bev != NULL) {
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    }
+    if (c->proxy_ev != NULL)
+        event_del(c->proxy_ev);
     evtimer_del(c->timer);
     c->env->on_end(c->env->end_ctx, c);
 }
@@ -174,7 +186,7 @@ void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
 {
     uint8_t payload[SB_WS_MAX_CONTROL];
 
-    if (c->phase == PHASE_HTTP) {
+    if (c->phase == PHASE_PROXY || c->phase == PHASE_HTTP) {
         finish(c);
         return;
     }
@@ -332,13 +344,14 @@ static int admit(sb_conn_t *c)
     sb_source_verdict_t v = sb_limits_admit(c->env->limits, &c->addr, &c->source, &retry);
     if (v == SB_SOURCE_OK)
         return 0;
-    char why[160], extra[40];
+    char why[160], extra[40], source[SB_SOURCE_TEXT];
+    sb_source_format(&c->addr, source, sizeof(source)); /* an IPv6 client's /64 */
     if (v == SB_SOURCE_CONNECTIONS)
-        snprintf(why, sizeof(why), "too many connections from %s (at most %zu open)", c->peer,
+        snprintf(why, sizeof(why), "too many connections from %s (at most %zu open)", source,
                  cfg(c)->source_connections);
     else
         snprintf(why, sizeof(why), "too many new connections from %s (at most %zu a second)",
-                 c->peer, cfg(c)->source_handshakes);
+                 source, cfg(c)->source_handshakes);
     snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
     sb_log_client(SB_LOG_INFO, c->id, c->peer, "refused 429: %s", why);
     sb_metrics_http_error(429);
@@ -398,6 +411,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     (void)bev;
     c->last_read = now(c);
     switch (c->phase) {
+    case PHASE_PROXY: /* no bufferevent yet */
+        break;
     case PHASE_HTTP:
         read_http(c);
         break;
@@ -432,6 +447,96 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* Hands the socket to the transport, which reads and writes it from now on. Returns 0, or -1
+ * when out of memory (the socket closed). */
+static int open_transport(sb_conn_t *c, evutil_socket_t fd)
+{
+    c->bev = c->env->transport->open(c->env->transport, c->env->base, fd); /* owns fd */
+    if (c->bev == NULL)
+        return -1;
+    c->phase = PHASE_HTTP;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return 0;
+}
+
+/* A trusted proxy's connection without a valid PROXY header: closed with no answer (nothing
+ * could be sent that the proxy would take for its client's), counted and logged. */
+static void proxy_failed(sb_conn_t *c, const char *why)
+{
+    sb_metrics.proxy_protocol_errors++;
+    sb_log_client(SB_LOG_INFO, c->id, c->peer, "closed: no valid PROXY header: %s", why);
+    finish(c);
+}
+
+/* The PROXY header is read off the socket itself, before any transport: it comes ahead of the
+ * TLS ClientHello as it does of an HTTP request. Bytes are peeked, and only the header's are
+ * taken off the socket (all those peeked while it is incomplete, exactly the rest once it is
+ * complete), so whatever follows it stays in the socket for the transport, which then starts as
+ * on any other connection: no transport needs a way to be handed bytes already read. The
+ * header's bytes so far are kept in c->hdr and parsed whole on every read. */
+static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
+{
+    sb_conn_t *c = arg;
+    sb_proxy_header_t h;
+    const char *why = NULL;
+    (void)what;
+
+    if (c->phase != PHASE_PROXY)
+        return;
+    ssize_t n =
+        recv(fd, c->hdr + c->hdr_len, SB_PROXY_MAX_HEADER - c->hdr_len, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (c->hdr_len == 0) {
+            finish(c); /* connected and left without a byte: a port probe, nothing wrong */
+            return;
+        }
+        proxy_failed(c, "the connection ended before its PROXY header was complete");
+        return;
+    }
+    int rc = sb_proxy_parse(c->hdr, c->hdr_len + (size_t)n, &h, &why);
+    if (rc < 0) {
+        proxy_failed(c, why);
+        return;
+    }
+    size_t take = rc > 0 ? (size_t)rc - c->hdr_len : (size_t)n;
+    if (recv(fd, c->hdr + c->hdr_len, take, MSG_DONTWAIT) != (ssize_t)take) {
+        proxy_failed(c, "the socket failed while its PROXY header was read");
+        return;
+    }
+    c->hdr_len += take;
+    if (rc == 0) {
+        if (c->hdr_len == SB_PROXY_MAX_HEADER) /* the parser says so first; a backstop */
+            proxy_failed(c, "a PROXY header over its maximum size");
+        return;
+    }
+
+    event_del(c->proxy_ev);
+    free(c->hdr);
+    c->hdr = NULL;
+    if (!h.local) {
+        char proxy[sizeof(c->peer)];
+        memcpy(proxy, c->peer, sizeof(proxy));
+        c->addr = h.src;
+        if (sb_ip_format(&c->addr, c->peer, sizeof(c->peer)) == 0)
+            strcpy(c->peer, "?");
+        sb_log_conn(SB_LOG_DEBUG, c->id, c->peer, "PROXY v%d header from %s: client %s port %u",
+                    h.version, proxy, c->peer, (unsigned)h.src_port);
+    } else {
+        sb_log_conn(SB_LOG_DEBUG, c->id, c->peer,
+                    "PROXY v%d header naming no client: the proxy's own connection", h.version);
+    }
+    c->fd = -1;
+    if (open_transport(c, fd) != 0) {
+        sb_log(SB_LOG_ERROR, "out of memory starting a connection's transport");
+        finish(c);
+        return;
+    }
+    admit(c); /* the client's limits, now that it is known */
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     sb_conn_t *c = arg;
@@ -439,6 +544,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     switch (c->phase) {
+    case PHASE_PROXY:
+        proxy_failed(c, "no complete PROXY header within the handshake timeout");
+        return;
     case PHASE_HTTP:
         refuse(c, 408, "request head not received in time");
         return;
@@ -480,10 +588,7 @@ sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struc
     }
     c->env = env;
     c->id = next_id++;
-    c->bev = env->transport->open(env->transport, env->base, fd); /* owns fd from here on */
-    c->timer = evtimer_new(env->base, on_timer, c);
-    if (c->bev == NULL || c->timer == NULL)
-        goto fail;
+    c->fd = fd;
     c->addr = sb_ip_from_bytes(addr->sa_family == AF_INET6,
                                addr->sa_family == AF_INET6
                                    ? (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr
@@ -491,24 +596,35 @@ sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struc
     if (sb_ip_format(&c->addr, c->peer, sizeof(c->peer)) == 0)
         strcpy(c->peer, "?");
     c->last_read = now(c);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->timer = evtimer_new(env->base, on_timer, c);
+    if (c->timer == NULL)
+        goto fail;
+    int trusted = env->limits != NULL && sb_limits_trusted(env->limits, &c->addr);
+    if (trusted && cfg(c)->proxy_protocol) {
+        /* The client is known once the header is read: limits are checked then. */
+        c->phase = PHASE_PROXY;
+        c->hdr = malloc(SB_PROXY_MAX_HEADER);
+        c->proxy_ev = event_new(env->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
+        if (c->hdr == NULL || c->proxy_ev == NULL || event_add(c->proxy_ev, NULL) != 0)
+            goto fail;
+        arm(c, cfg(c)->handshake_timeout);
+        return c;
+    }
+    c->fd = -1;
+    if (open_transport(c, fd) != 0)
+        goto fail;
     arm(c, cfg(c)->handshake_timeout);
     if (env->limits != NULL) {
         /* Checked before a byte is read, so that holding connections open costs the node
          * nothing past the limit; a trusted proxy's clients are known only from the head. */
-        c->via_proxy = sb_limits_trusted(env->limits, &c->addr);
+        c->via_proxy = trusted;
         if (!c->via_proxy)
             admit(c);
     }
     return c;
 fail:
-    if (c != NULL) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        free(c);
-    }
     sb_log(SB_LOG_ERROR, "out of memory accepting a connection");
+    sb_conn_free(c);
     return NULL;
 }
 
@@ -518,8 +634,15 @@ void sb_conn_free(sb_conn_t *c)
         return;
     c->phase = PHASE_DEAD;
     end_ws(c);
-    bufferevent_free(c->bev);
-    event_free(c->timer);
+    if (c->proxy_ev != NULL)
+        event_free(c->proxy_ev); /* before its socket is closed */
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    else if (c->fd >= 0)
+        evutil_closesocket(c->fd);
+    if (c->timer != NULL)
+        event_free(c->timer);
+    free(c->hdr);
     sb_ws_reader_free(&c->reader);
     free(c->query);
     sb_auth_claims_free(c->claims);

@@ -1,4 +1,4 @@
-/* One client connection: HTTP request head, WebSocket upgrade, framing, pings, closing. */
+/* One client connection: PROXY header, HTTP head, WebSocket upgrade, framing, pings, closing. */
 #ifndef SB_CONN_H
 #define SB_CONN_H
 
@@ -41,8 +41,8 @@ typedef struct {
      * inside this call. */
     void (*on_end)(void *ctx, sb_conn_t *c);
     void *end_ctx;
-    /* The per-source limits, checked at accept, or once the request head is read when the
-     * socket is a trusted proxy's; NULL for none. */
+    /* The per-source limits, checked at accept; when the socket is a trusted proxy's, once its
+     * PROXY header is read (--proxy-protocol) or else its request head; NULL for none. */
     sb_limits_t *limits;
 } sb_conn_env_t;
 
@@ -82,8 +82,8 @@ const char *sb_conn_query(const sb_conn_t *c);
 /* The claims of the token the connection opened with, NULL when tokens are off. */
 const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c);
 
-/* The peer's address, for logs: the client's as its trusted proxy names it (X-Forwarded-For)
- * once the request head is read, else the socket's. */
+/* The peer's address, for logs: the client's as its trusted proxy names it (in its PROXY
+ * header, or else X-Forwarded-For once the request head is read), else the socket's. */
 const char *sb_conn_peer(const sb_conn_t *c);
 uint64_t sb_conn_id(const sb_conn_t *c);
 

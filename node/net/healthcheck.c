@@ -15,6 +15,30 @@
 #include <openssl/ssl.h>
 
 #include "base/loop.h"
+#include "source.h"
+
+/* The PROXY protocol's version 2 header for a connection of the proxy's own (LOCAL). */
+static const char proxy_local[16] = {'\r', '\n', '\r', '\n', '\0', '\r', '\n', 'Q',
+                                     'U',  'I',  'T',  '\n', 0x20, 0x00, 0x00, 0x00};
+
+/* Returns 1 when fd's own address is one of the proxies (a --trust-proxy list). */
+static int from_a_proxy(int fd, const char *proxies)
+{
+    sb_cidr_t list[256]; /* as many as the node takes */
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int n = sb_cidr_list_parse(proxies, list, sizeof(list) / sizeof(list[0]), NULL);
+    if (n <= 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    sb_ip_t ip;
+    if (ss.ss_family == AF_INET6)
+        ip = sb_ip_from_bytes(1, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+    else if (ss.ss_family == AF_INET)
+        ip = sb_ip_from_bytes(0, &((struct sockaddr_in *)&ss)->sin_addr);
+    else
+        return 0;
+    return sb_cidr_list_match(list, (size_t)n, &ip);
+}
 
 /* Waits until fd is ready for events, or the deadline. Returns 0, or -1. */
 static int wait_for(int fd, short events, double deadline)
@@ -111,7 +135,8 @@ static SSL *tls_connect(int fd, const char *host, const char *port, double deadl
     return NULL;
 }
 
-int sb_healthcheck(const char *listen, int tls, double timeout, char *err, size_t errlen)
+int sb_healthcheck(const char *listen, int tls, const char *proxies, double timeout, char *err,
+                   size_t errlen)
 {
     SSL *ssl = NULL;
     char host[256], port[16], request[512], reply[64];
@@ -151,6 +176,12 @@ int sb_healthcheck(const char *listen, int tls, double timeout, char *err, size_
     socklen_t slen = sizeof(soerr);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) != 0 || soerr != 0) {
         snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port, strerror(soerr));
+        goto out;
+    }
+    /* Before TLS too: the node reads the header off the socket first. */
+    if (proxies != NULL && from_a_proxy(fd, proxies) &&
+        send_all(NULL, fd, proxy_local, sizeof(proxy_local), deadline) != 0) {
+        snprintf(err, errlen, "cannot send the PROXY header to %s:%s", host, port);
         goto out;
     }
     int n = snprintf(request, sizeof(request),

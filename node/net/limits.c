@@ -1,10 +1,12 @@
 /* Per-source limits: connections open at once and new connections a second per client address.
  *
- * Each address seen lately has an entry: its open connections and a token bucket of new ones.
- * An entry with no connection open sits on an idle list, oldest first; once it has been idle for
- * as long as its bucket takes to refill from empty (BURST_SECONDS), forgetting it changes
- * nothing, and the sweep does so, a bounded number a turn. So the table holds the addresses with
- * connections open plus those seen in the last few seconds, however many pass by. */
+ * A source is an IPv4 address, or an IPv6 /64 (sb_source_format): one host given a /64 could
+ * otherwise take a fresh address for every connection. Each source seen lately has an entry: its
+ * open connections and a token bucket of new ones. An entry with no connection open sits on an idle
+ * list, oldest first; once it has been idle for as long as its bucket takes to refill from empty
+ * (BURST_SECONDS), forgetting it changes nothing, and the sweep does so, a bounded number a turn.
+ * So the table holds the sources with connections open plus those seen in the last few seconds,
+ * however many pass by. */
 #include "net/limits.h"
 
 #include <math.h>
@@ -29,7 +31,7 @@ struct sb_source {
     sb_bucket_t handshakes;
     double idle_since;                  /* when open last fell to 0 (or the entry was made) */
     sb_source_t *idle_prev, *idle_next; /* on the idle list while open == 0 */
-    char key[SB_IP_TEXT];
+    char key[SB_SOURCE_TEXT];
 };
 
 struct sb_limits {
@@ -37,7 +39,7 @@ struct sb_limits {
     const sb_config_t *cfg;
     sb_cidr_t *trusted;
     size_t ntrusted;
-    sb_map_t *sources;                  /* address text -> sb_source_t */
+    sb_map_t *sources;                  /* source text -> sb_source_t */
     sb_source_t *idle_head, *idle_tail; /* oldest first */
     struct event *sweep;
 };
@@ -168,10 +170,10 @@ sb_source_verdict_t sb_limits_admit(sb_limits_t *l, const sb_ip_t *ip, sb_source
 {
     double now = sb_loop_now(l->base);
     double rate = (double)l->cfg->source_handshakes;
-    char key[SB_IP_TEXT];
+    char key[SB_SOURCE_TEXT];
 
     *src = NULL;
-    sb_ip_format(ip, key, sizeof(key));
+    sb_source_format(ip, key, sizeof(key));
     sb_source_t *s = sb_map_get(l->sources, key);
     if (s == NULL) {
         s = calloc(1, sizeof(*s));

@@ -1,5 +1,6 @@
 /* Per-source limits: connections open at once and new connections a second from one client
- * address, the client named by a trusted proxy's X-Forwarded-For, and the table of sources. */
+ * address (an IPv6 /64), the client named by a trusted proxy's X-Forwarded-For, and the table of
+ * sources. */
 #ifndef SB_LIMITS_H
 #define SB_LIMITS_H
 
@@ -13,7 +14,8 @@
 
 typedef struct sb_limits sb_limits_t;
 
-/* One client address's counts, owned by the limits; valid until released. */
+/* One source's counts (an IPv4 address or an IPv6 /64), owned by the limits; valid until
+ * released. */
 typedef struct sb_source sb_source_t;
 
 /* Which limit refused a connection (switchboard_source_refused_total{limit}). */
@@ -40,10 +42,10 @@ int sb_limits_trusted(const sb_limits_t *l, const sb_ip_t *ip);
  * stays so when the request has none. */
 void sb_limits_client(const sb_limits_t *l, const sb_http_request_t *req, sb_ip_t *ip);
 
-/* Counts a new connection from ip against its source's limits. On SB_SOURCE_OK, *src is the
- * source to release when the connection ends (NULL when out of memory: the connection is let in
- * uncounted). Otherwise nothing is counted but the refusal, and *retry_after is the seconds
- * after which trying again may succeed. */
+/* Counts a new connection from ip against its source's limits (its /64 for IPv6). On SB_SOURCE_OK,
+ * *src is the source to release when the connection ends (NULL when out of memory: the connection
+ * is let in uncounted). Otherwise nothing is counted but the refusal, and *retry_after is the
+ * seconds after which trying again may succeed. */
 sb_source_verdict_t sb_limits_admit(sb_limits_t *l, const sb_ip_t *ip, sb_source_t **src,
                                     unsigned *retry_after);
 

@@ -23,6 +23,18 @@ static void check_roundtrip(const sb_ip_t *a)
     if (!a->v6)
         for (size_t i = 4; i < 16; i++)
             CHECK(a->b[i] == 0);
+    /* its source: IPv4 itself, IPv6 its /64, a block that holds it */
+    char source[SB_SOURCE_TEXT];
+    size_t sn = sb_source_format(a, source, sizeof(source));
+    CHECK(sn > 0 && strlen(source) == sn);
+    if (!a->v6) {
+        CHECK(sn == n && memcmp(source, text, n) == 0);
+    } else {
+        sb_cidr_t block;
+        CHECK(sn > 3 && memcmp(source + sn - 3, "/64", 3) == 0);
+        CHECK(sb_cidr_parse(source, sn, &block, NULL) == 0 && block.bits == 64);
+        CHECK(sb_cidr_match(&block, a));
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

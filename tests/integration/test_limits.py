@@ -231,6 +231,35 @@ def test_forwarded_for_from_a_trusted_proxy(t):
     h.check("2001:db8::2" in log, "the forwarded IPv6 client is not named in the log")
 
 
+def test_ipv6_sources_per_64(t):
+    """IPv6 clients count by their /64 (one subscriber's usual allocation): X-Forwarded-For
+    naming two addresses of 2001:db8:0:5::/64 fills its --source-connections 2, a third address
+    of it gets 429 naming the prefix, an address of another /64 is let in, and the log keeps the
+    full address. An IPv4-mapped client counts as its IPv4 address."""
+    n = t.node(*without(LIFTED, "--source-connections"), "--source-connections", "2",
+               "--trust-proxy", "127.0.0.1", "--log-level", "debug")
+    xff = lambda a: [("X-Forwarded-For", a)]  # noqa: E731
+    held = [open_ws(n.port, headers=xff("2001:db8:0:5::1"), what="2001:db8:0:5::1"),
+            open_ws(n.port, headers=xff("2001:db8:0:5:8000::2"), what="2001:db8:0:5:8000::2")]
+    try:
+        resp, conn = upgrade(n.port, headers=xff("2001:db8:0:5:ffff:ffff:ffff:ffff"))
+        check_429(resp, conn, "too many connections from 2001:db8:0:5::/64", "3rd of the /64")
+        held.append(open_ws(n.port, headers=xff("2001:db8:0:6::1"), what="the next /64"))
+        held.append(open_ws(n.port, headers=xff("2001:db8:0:4:ffff:ffff:ffff:ffff"),
+                            what="the /64 before"))
+        held.append(open_ws(n.port, headers=xff("192.0.2.9"), what="192.0.2.9"))
+        held.append(open_ws(n.port, headers=xff("::ffff:192.0.2.9"), what="::ffff:192.0.2.9"))
+        resp, conn = upgrade(n.port, headers=xff("[::ffff:192.0.2.9]:443"))
+        check_429(resp, conn, "too many connections from 192.0.2.9 ", "3rd of 192.0.2.9")
+        h.eq(value(scrape(n), "switchboard_sources"), 5.0, "sources tracked")
+    finally:
+        for c in held:
+            close_ws(c)
+    log = n.log()
+    h.check("2001:db8:0:5:ffff:ffff:ffff:ffff" in log and "2001:db8:0:5:8000::2" in log,
+            "the full IPv6 addresses are not in the log\n" + n.log_tail())
+
+
 HAPROXY_FORWARDFOR = """\
 global
     stats socket {{stats}} mode 600 level admin
@@ -814,6 +843,7 @@ TESTS = [
     test_connections_per_source,
     test_handshakes_per_source,
     test_forwarded_for_from_a_trusted_proxy,
+    test_ipv6_sources_per_64,
     test_through_haproxy_forwardfor,
     test_bad_trust_proxy_is_a_config_error,
     test_message_rate,

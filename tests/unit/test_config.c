@@ -604,6 +604,44 @@ START_TEST(test_node_id)
 }
 END_TEST
 
+/* ---- proxies -------------------------------------------------------------------------------- */
+
+/* --proxy-protocol is off by default, on by flag or variable, and only with --trust-proxy: a
+ * node expecting headers from nobody in particular would take them from anyone. */
+START_TEST(test_proxy_protocol)
+{
+    sb_config_t cfg;
+
+    LOAD_OK(&cfg, "--listen", "x:1");
+    ck_assert_int_eq(cfg.proxy_protocol, 0);
+    ck_assert_str_eq(cfg.trust_proxy, "");
+    sb_config_free(&cfg);
+
+    LOAD_OK(&cfg, "--trust-proxy", "10.0.0.0/8", "--proxy-protocol");
+    ck_assert_int_eq(cfg.proxy_protocol, 1);
+    ck_assert_str_eq(cfg.trust_proxy, "10.0.0.0/8");
+    sb_config_free(&cfg);
+    LOAD_OK(&cfg, "--trust-proxy", "10.0.0.1", "--proxy-protocol=no");
+    ck_assert_int_eq(cfg.proxy_protocol, 0);
+    sb_config_free(&cfg);
+
+    setenv("SWITCHBOARD_PROXY_PROTOCOL", "true", 1);
+    setenv("SWITCHBOARD_TRUST_PROXY", "192.0.2.1", 1);
+    LOAD_OK(&cfg, "--listen", "x:1");
+    ck_assert_int_eq(cfg.proxy_protocol, 1);
+    sb_config_free(&cfg);
+
+    LOAD_BAD("--proxy-protocol needs --trust-proxy", "--trust-proxy=");
+    unsetenv("SWITCHBOARD_TRUST_PROXY");
+    LOAD_BAD("--proxy-protocol needs --trust-proxy", "--www", "");
+    setenv("SWITCHBOARD_PROXY_PROTOCOL", "maybe", 1);
+    LOAD_BAD("invalid value 'maybe' for SWITCHBOARD_PROXY_PROTOCOL", "--www", "");
+    unsetenv("SWITCHBOARD_PROXY_PROTOCOL");
+    LOAD_BAD("--proxy-protocol needs --trust-proxy", "--www", "", "--proxy-protocol");
+    LOAD_BAD("invalid value 'maybe' for --proxy-protocol", "--proxy-protocol=maybe");
+}
+END_TEST
+
 /* ---- freeing -------------------------------------------------------------------------------- */
 
 /* Every outcome leaves strings only sb_config_free needs to release (LeakSanitizer checks at
@@ -654,6 +692,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_log_levels);
     tcase_add_test(tc, test_www);
     tcase_add_test(tc, test_node_id);
+    tcase_add_test(tc, test_proxy_protocol);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("refusals");

@@ -1,4 +1,4 @@
-/* Unit tests for proto/source: addresses, CIDR blocks, X-Forwarded-For and token buckets. */
+/* Unit tests for proto/source: addresses, sources, CIDR blocks, X-Forwarded-For, token buckets. */
 #include <check.h>
 #include <string.h>
 
@@ -64,6 +64,38 @@ START_TEST(test_ip_parse)
     ck_assert(sb_ip_eq(&from, &from4));
     sb_ip_t six = ip("::1");
     ck_assert(!sb_ip_eq(&six, &from4));
+}
+END_TEST
+
+/* The source an address counts as: IPv4 itself, IPv6 its /64, IPv4-mapped as IPv4. */
+START_TEST(test_source_format)
+{
+    static const struct {
+        const char *addr, *source;
+    } cases[] = {
+        {"192.0.2.7", "192.0.2.7"},
+        {"::ffff:192.0.2.7", "192.0.2.7"},
+        {"2001:db8::1", "2001:db8::/64"},
+        {"2001:db8:0:0:ffff:ffff:ffff:ffff", "2001:db8::/64"},
+        {"2001:db8:0:1::1", "2001:db8:0:1::/64"},
+        {"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+        {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff::/64"},
+        {"::1", "::/64"},
+        {"fe80::1:2:3:4", "fe80::/64"},
+    };
+    char out[SB_SOURCE_TEXT];
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        sb_ip_t a = ip(cases[i].addr);
+        size_t n = sb_source_format(&a, out, sizeof(out));
+        ck_assert_msg(strcmp(out, cases[i].source) == 0, "%s: %s", cases[i].addr, out);
+        ck_assert_uint_eq(n, strlen(cases[i].source));
+        /* the source is a block holding the address */
+        ck_assert_msg(in(out, cases[i].addr), "%s not in %s", cases[i].addr, out);
+    }
+    /* the longest fits */
+    sb_ip_t a = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    ck_assert_uint_eq(sb_source_format(&a, out, sizeof(out)), 24);
+    ck_assert_uint_eq(sb_source_format(&a, out, SB_SOURCE_TEXT - 1), 0); /* too small a buffer */
 }
 END_TEST
 
@@ -236,6 +268,7 @@ int main(void)
     Suite *s = suite_create("source");
     TCase *tc = tcase_create("source");
     tcase_add_test(tc, test_ip_parse);
+    tcase_add_test(tc, test_source_format);
     tcase_add_test(tc, test_cidr);
     tcase_add_test(tc, test_cidr_list);
     tcase_add_test(tc, test_xff);
