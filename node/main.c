@@ -214,13 +214,19 @@ int main(int argc, char **argv)
         goto out;
     }
     /* "listening on HOST:PORT" names the plain listener when there is one, else the TLS one:
-     * scripts and tests find the port there; a TLS one follows as "on HOST:PORT (TLS)". */
+     * scripts and tests find the port there; a TLS one follows as "on HOST:PORT (TLS)", and an
+     * admin one as "on HOST:PORT (admin)". */
     const char *plain = sb_server_address(server), *tls = sb_server_tls_address(server);
-    char where[200];
+    const char *admin = sb_server_admin_address(server);
+    char where[300];
     if (plain[0] && tls[0])
         snprintf(where, sizeof(where), "%s and on %s (TLS)", plain, tls);
     else
         snprintf(where, sizeof(where), "%s%s", plain[0] ? plain : tls, plain[0] ? "" : " (TLS)");
+    if (admin[0]) {
+        size_t n = strlen(where);
+        snprintf(where + n, sizeof(where) - n, " and on %s (admin)", admin);
+    }
     sb_log(SB_LOG_INFO, "switchboard %s node %s listening on %s (%s)%s%s", SB_VERSION, cfg.node_id,
            where,
            cfg.echo       ? "echo mode"

@@ -48,6 +48,9 @@ static const option_t options[] = {
      "\"\": none)"},
     {"tls-listen", "SWITCHBOARD_TLS_LISTEN", OPT_STRING, OFF(tls_listen), "",
      "address to serve HTTPS and secure WebSockets (wss://) on, with --tls-cert and --tls-key"},
+    {"admin-listen", "SWITCHBOARD_ADMIN_LISTEN", OPT_STRING, OFF(admin_listen), "",
+     "address serving /metrics, /healthz and /readyz alone (plain HTTP, for a private network); "
+     "/metrics then leaves the other listeners"},
     {"tls-cert", "SWITCHBOARD_TLS_CERT", OPT_STRING, OFF(tls_cert), "",
      "PEM file of the certificate and its chain for --tls-listen (SIGHUP reloads it)"},
     {"tls-key", "SWITCHBOARD_TLS_KEY", OPT_STRING, OFF(tls_key), "",

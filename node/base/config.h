@@ -5,21 +5,22 @@
 #include <stddef.h>
 
 typedef struct {
-    char *listen;      /* HOST:PORT or [HOST]:PORT; port 0 picks a free port; "" for none */
-    char *tls_listen;  /* the same for https:// and wss://, "" for none */
-    char *tls_cert;    /* PEM certificate chain for tls_listen (reloaded on SIGHUP) */
-    char *tls_key;     /* PEM private key for tls_listen (reloaded on SIGHUP) */
-    int echo;          /* echo each text message back instead of relaying it */
-    char *www;         /* directory served at /, "" for none; made absolute at start */
-    char *node_id;     /* this node's name in welcome messages; generated when "" */
-    char *ice_servers; /* JSON array given to clients for RTCPeerConnection */
-    char *turn_uris;   /* comma-separated turn:/turns: URIs of TURN servers sharing turn_secret */
-    char *turn_secret; /* the TURN REST secret (coturn's static-auth-secret), "" for none */
-    double turn_ttl;   /* seconds a TURN credential in welcome stays valid */
-    char *turn_urls;   /* turn_uris as a JSON array (made by sb_config_load), NULL when none */
-    char *redis;       /* redis:// or rediss:// URL of the cluster bus, "" for the embedded bus */
-    char *redis_ca;    /* PEM CA bundle verifying a rediss:// server, "" for the system's */
-    char *auth_secret; /* HS256 secret of peer tokens, "" for none */
+    char *listen;       /* HOST:PORT or [HOST]:PORT; port 0 picks a free port; "" for none */
+    char *tls_listen;   /* the same for https:// and wss://, "" for none */
+    char *admin_listen; /* HOST:PORT serving /metrics, /healthz and /readyz only, "" for none */
+    char *tls_cert;     /* PEM certificate chain for tls_listen (reloaded on SIGHUP) */
+    char *tls_key;      /* PEM private key for tls_listen (reloaded on SIGHUP) */
+    int echo;           /* echo each text message back instead of relaying it */
+    char *www;          /* directory served at /, "" for none; made absolute at start */
+    char *node_id;      /* this node's name in welcome messages; generated when "" */
+    char *ice_servers;  /* JSON array given to clients for RTCPeerConnection */
+    char *turn_uris;    /* comma-separated turn:/turns: URIs of TURN servers sharing turn_secret */
+    char *turn_secret;  /* the TURN REST secret (coturn's static-auth-secret), "" for none */
+    double turn_ttl;    /* seconds a TURN credential in welcome stays valid */
+    char *turn_urls;    /* turn_uris as a JSON array (made by sb_config_load), NULL when none */
+    char *redis;        /* redis:// or rediss:// URL of the cluster bus, "" for the embedded bus */
+    char *redis_ca;     /* PEM CA bundle verifying a rediss:// server, "" for the system's */
+    char *auth_secret;  /* HS256 secret of peer tokens, "" for none */
     char *auth_public_key; /* PEM file of the RS256/ES256/EdDSA key of peer tokens, "" for none */
     char *auth_issuer;     /* iss a token must carry, "" for any */
     char *auth_audience;   /* aud a token must carry, "" for any */

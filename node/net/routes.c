@@ -1,4 +1,4 @@
-/* The node's HTTP routes: /healthz, /readyz, the WebSocket upgrade at /ws, and static files. */
+/* The node's HTTP routes: probes, /metrics, the WebSocket upgrade at /ws, and static files. */
 #include "net/routes.h"
 
 #include "base/metrics.h"
@@ -59,7 +59,7 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
         error(out, 400, err, NULL, head);
         return SB_ROUTE_ANSWERED;
     }
-    if (sb_str_eq(&req->path, "/ws", 0))
+    if (sb_str_eq(&req->path, "/ws", 0) && !rt->admin)
         return upgrade(rt, req, out, conn);
 
     if (sb_str_eq(&req->path, "/healthz", 0)) {
@@ -79,7 +79,7 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
             error(out, 503, why, NULL, head);
         return SB_ROUTE_ANSWERED;
     }
-    if (sb_str_eq(&req->path, "/metrics", 0)) {
+    if (sb_str_eq(&req->path, "/metrics", 0) && !rt->metrics_elsewhere) {
         char why[160];
         if (!get && !head) {
             error(out, 405, "use GET or HEAD", "Allow: GET, HEAD\r\n", 0);
@@ -97,7 +97,7 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
         evbuffer_free(body);
         return SB_ROUTE_ANSWERED;
     }
-    if (rt->cfg->www[0] != '\0')
+    if (rt->cfg->www[0] != '\0' && !rt->admin)
         sb_static_answer(rt->cfg->www, req, out);
     else
         error(out, 404, "no such path", NULL, head);

@@ -1,4 +1,4 @@
-/* The node's HTTP routes: /healthz, /readyz, the WebSocket upgrade at /ws, and static files. */
+/* The node's HTTP routes: probes, /metrics, the WebSocket upgrade at /ws, and static files. */
 #ifndef SB_ROUTES_H
 #define SB_ROUTES_H
 
@@ -17,6 +17,8 @@ typedef int (*sb_ready_fn)(void *ctx, char *why, size_t len);
 typedef struct {
     const sb_config_t *cfg; /* www: the directory served at / ("" for none) */
     const sb_auth_t *auth;  /* who may open a WebSocket */
+    int admin;              /* the --admin-listen listener: /metrics, /healthz, /readyz alone */
+    int metrics_elsewhere;  /* a public listener while there is an admin one: no /metrics */
     sb_ready_fn ready;      /* NULL: always ready */
     void *ready_ctx;
 } sb_routes_t;

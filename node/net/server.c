@@ -29,14 +29,17 @@ struct sb_server {
     sb_conn_env_t env;   /* what every connection is given */
     char busy[256];      /* the 503 for connections over --max-connections */
     size_t busy_len;
-    struct evconnlistener *listener;     /* plain: --listen, NULL for none */
-    struct evconnlistener *tls_listener; /* --tls-listen, NULL for none */
-    sb_tls_t *tls;                       /* its keys, NULL without TLS */
-    sb_conn_env_t tls_env;               /* env, with the TLS transport */
-    struct event *reaper;                /* frees ended connections on the next loop turn */
-    struct event *deadline;              /* bounds a shutdown */
-    sb_conn_t *live;                     /* connections in service */
-    sb_conn_t *dead;                     /* ended, waiting for the reaper */
+    struct evconnlistener *listener;       /* plain: --listen, NULL for none */
+    struct evconnlistener *tls_listener;   /* --tls-listen, NULL for none */
+    sb_tls_t *tls;                         /* its keys, NULL without TLS */
+    sb_conn_env_t tls_env;                 /* env, with the TLS transport */
+    struct evconnlistener *admin_listener; /* --admin-listen, NULL for none; open until freed */
+    sb_routes_t admin_routes;              /* /metrics and the probes alone */
+    sb_conn_env_t admin_env;               /* env, with the admin routes and no limits */
+    struct event *reaper;                  /* frees ended connections on the next loop turn */
+    struct event *deadline;                /* bounds a shutdown */
+    sb_conn_t *live;                       /* connections in service */
+    sb_conn_t *dead;                       /* ended, waiting for the reaper */
     size_t nlive;
     int stopping; /* shutting down or draining: not ready, done once all connections end */
     int draining; /* 1 during the drain's delay, 2 once it closes connections */
@@ -47,8 +50,8 @@ struct sb_server {
     sb_conn_t *drain_next; /* the next connection the drain closes; the older ones follow it */
     sb_server_done_fn done;
     void *done_ctx;
-    char address[80], tls_address[80]; /* "" for none */
-    sb_ready_fn ready;                 /* the node's own readiness, besides shutting down */
+    char address[80], tls_address[80], admin_address[80]; /* "" for none */
+    sb_ready_fn ready; /* the node's own readiness, besides shutting down */
     void *ready_ctx;
 };
 
@@ -158,6 +161,15 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
     (void)l;
     (void)socklen;
     accept_conn(s, &s->tls_env, fd, addr);
+}
+
+static void on_accept_admin(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                            int socklen, void *arg)
+{
+    sb_server_t *s = arg;
+    (void)l;
+    (void)socklen;
+    accept_conn(s, &s->admin_env, fd, addr);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -272,7 +284,14 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         free(s);
         return NULL;
     }
-    s->routes = (sb_routes_t){.cfg = cfg, .auth = s->auth, .ready = ready, .ready_ctx = s};
+    s->routes = (sb_routes_t){.cfg = cfg,
+                              .auth = s->auth,
+                              .metrics_elsewhere = cfg->admin_listen[0] != '\0',
+                              .ready = ready,
+                              .ready_ctx = s};
+    s->admin_routes = s->routes;
+    s->admin_routes.admin = 1;
+    s->admin_routes.metrics_elsewhere = 0;
     s->env = (sb_conn_env_t){.base = base,
                              .cfg = cfg,
                              .transport = &sb_transport_tcp,
@@ -310,6 +329,14 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
     if (cfg->listen[0] != '\0' && open_listener(s, cfg->listen, on_accept, &s->listener, s->address,
                                                 sizeof(s->address), err, errlen) != 0)
         goto fail;
+    if (cfg->admin_listen[0] != '\0') {
+        s->admin_env = s->env;
+        s->admin_env.route_ctx = &s->admin_routes;
+        s->admin_env.limits = NULL;
+        if (open_listener(s, cfg->admin_listen, on_accept_admin, &s->admin_listener,
+                          s->admin_address, sizeof(s->admin_address), err, errlen) != 0)
+            goto fail;
+    }
     return s;
 fail:
     sb_server_free(s);
@@ -429,6 +456,8 @@ void sb_server_free(sb_server_t *s)
     if (s == NULL)
         return;
     close_listener(s);
+    if (s->admin_listener)
+        evconnlistener_free(s->admin_listener);
     while (s->live) {
         sb_conn_t *c = s->live;
         unlink_conn(&s->live, c);
@@ -460,6 +489,7 @@ void sb_server_set_ready_check(sb_server_t *s, sb_ready_fn fn, void *ctx)
 const char *sb_server_address(const sb_server_t *s) { return s->address; }
 
 const char *sb_server_tls_address(const sb_server_t *s) { return s->tls_address; }
+const char *sb_server_admin_address(const sb_server_t *s) { return s->admin_address; }
 
 int sb_server_reload_tls(sb_server_t *s)
 {

@@ -48,6 +48,10 @@ const char *sb_server_address(const sb_server_t *s);
 /* The same for the TLS listener. */
 const char *sb_server_tls_address(const sb_server_t *s);
 
+/* The same for the admin listener (--admin-listen), which stays open until the server is freed:
+ * /metrics and the probes answer through a drain. */
+const char *sb_server_admin_address(const sb_server_t *s);
+
 /* Loads the TLS certificate and key again (SIGHUP) for the connections accepted from now on.
  * Returns 0; 1 when there is no TLS listener; -1 when the files were refused, the old pair
  * staying in use (the reason is logged). */

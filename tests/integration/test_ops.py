@@ -8,6 +8,8 @@ to another node. Usage: test_ops.py PATH-TO-SWITCHBOARD"""
 
 import asyncio
 import json
+import types
+import re
 import os
 import signal
 import socket
@@ -250,6 +252,50 @@ def test_client_misbehaviour_is_rate_limited_in_the_log(t):
          f"reported as left out")
 
 
+def test_admin_listener(t):
+    """--admin-listen: /metrics, /healthz and /readyz alone there, and /metrics gone from the
+    public listener; through a drain the admin listener stays open and says so."""
+    n = t.node(*NODE_ARGS, "--admin-listen", f"{h.HOST}:0", "--drain-delay", "0.5",
+               "--drain-seconds", "4", echo=False)
+    m = re.search(r"and on (\S+):(\d+) \(admin\)", n.log())
+    h.check(m is not None, "the start line names the admin listener")
+    admin = int(m.group(2))
+    h.eq(h.get_status(n.port, "/metrics")[0], 404, "/metrics on the public listener")
+    h.eq(h.get_status(n.port, "/healthz")[0], 200, "/healthz on the public listener")
+    samples = scrape(types.SimpleNamespace(port=admin))
+    h.eq(value(samples, "switchboard_ready"), 1, "switchboard_ready on the admin listener")
+    for path, want in (("/healthz", 200), ("/readyz", 200), ("/", 404), ("/ws", 404),
+                       ("/switchboard.js", 404)):
+        h.eq(h.get_status(admin, path)[0], want, f"{path} on the admin listener")
+    # A WebSocket upgrade is no route there either.
+    conn = h.Conn(admin)
+    conn.send(h.upgrade_request())
+    h.eq(h.read_response(conn).status, 404, "an upgrade on the admin listener")
+    conn.close()
+
+    async def run():
+        # Three clients: the drain closes them 0, 1.3 and 2.7 s after the listener.
+        peers = [await open_peer(n.port, name=f"p{i}") for i in range(3)]
+        n.signal(signal.SIGTERM)
+        await off_loop(h.wait_status, admin, "/readyz", 503, 2)
+        # The public listener closes after the delay; the admin one answers on.
+        await off_loop(h.eventually, lambda: h.check(not can_connect(n.port), "still open"), 3)
+        h.eq(h.get_status(admin, "/metrics")[0], 200, "/metrics during the drain")
+        await close_all(*peers)
+
+    h.arun(run(), timeout=15)
+    h.eq(n.wait_exit(5), 0, "exit status after the drain")
+    n.stopped = True
+
+
+def can_connect(port):
+    try:
+        socket.create_connection((h.HOST, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 def test_healthcheck_command(t):
     """`switchboard healthcheck` exits 0 for a live node (found through the same options) and
     1, saying why, when nothing answers."""
@@ -377,6 +423,7 @@ TESTS = [
     test_readyz_and_metrics_during_a_redis_outage,
     test_json_logs_parse,
     test_client_misbehaviour_is_rate_limited_in_the_log,
+    test_admin_listener,
     test_healthcheck_command,
     test_config_errors_name_the_option,
     test_sigterm_drains,
