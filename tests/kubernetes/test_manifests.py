@@ -178,6 +178,8 @@ MUTATIONS = [
     ("host network in a restricted namespace",
      ("      serviceAccountName: switchboard\n",
       "      serviceAccountName: switchboard\n      hostNetwork: true\n"), "host network"),
+    ("admin port on the LoadBalancer", ("targetPort: http", "targetPort: admin"),
+     "exposes the admin port"),
     ("grace shorter than the drain", ("terminationGracePeriodSeconds: 30",
                                       "terminationGracePeriodSeconds: 10"), "drain"),
     ("selector selects nothing", ("    app.kubernetes.io/name: redis\n  type: ClusterIP",

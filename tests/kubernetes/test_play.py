@@ -104,6 +104,9 @@ def test_kube_play(scope):
     for n, ip in ips.items():
         took = lib.wait_http(ip, 8080, "/readyz", 200, 60, f"{n} (through Redis)")
         print(f"  {n} at {ip}: ready after {took:.1f} s", flush=True)
+        # /metrics on the admin port (SWITCHBOARD_ADMIN_LISTEN), not on the clients' port.
+        lib.wait_http(ip, 9090, "/metrics", 200, 5, f"{n}: /metrics on the admin port")
+        lib.wait_http(ip, 8080, "/metrics", 404, 5, f"{n}: /metrics off the clients' port")
 
     for n in NODES:
         c = f"{n}-switchboard"

@@ -16,8 +16,9 @@
 // - references within the set: ConfigMaps, Secrets and their keys, the ServiceAccount, selectors
 //   that select something (Services, PDB, NetworkPolicy, ServiceMonitor), the HPA's target, named
 //   ports that exist, an Ingress backend that exists;
-// - Switchboard's own consistency: the container port is the one SWITCHBOARD_LISTEN names, the
-//   scrape annotations name it, and terminationGracePeriodSeconds covers the drain.
+// - Switchboard's own consistency: the container ports are the ones SWITCHBOARD_LISTEN and
+//   SWITCHBOARD_ADMIN_LISTEN name, the scrape annotations name the one serving /metrics, no
+//   LoadBalancer Service exposes the admin port, and terminationGracePeriodSeconds covers the drain.
 // --partial: the files are sources, not a whole rendered set (no kubectl to render them):
 // references to objects outside the files are not errors.
 import { readFileSync } from 'node:fs';
@@ -308,15 +309,32 @@ function checkSwitchboard(obj, c, where) {
   }
   for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   if (partial && Object.keys(env).length === 0) return;
+  const portOf = (listen) => Number(listen.slice(listen.lastIndexOf(':') + 1));
   const listen = env.SWITCHBOARD_LISTEN ?? '0.0.0.0:8080';
-  const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
+  const port = portOf(listen);
   if (c.ports) {
     ok((c.ports ?? []).some((p) => p.containerPort === port), where,
       `no containerPort ${port}, the port of SWITCHBOARD_LISTEN=${listen}`);
   }
+  // With an admin listener, /metrics is served there alone.
+  const admin = env.SWITCHBOARD_ADMIN_LISTEN;
+  const metricsPort = admin ? portOf(admin) : port;
+  if (admin && c.ports) {
+    ok(c.ports.some((p) => p.containerPort === metricsPort), where,
+      `no containerPort ${metricsPort}, the port of SWITCHBOARD_ADMIN_LISTEN=${admin}`);
+  }
   const ann = obj.spec.template.metadata?.annotations ?? {};
   if ('prometheus.io/port' in ann) {
-    ok(Number(ann['prometheus.io/port']) === port, where, `prometheus.io/port ${ann['prometheus.io/port']} is not ${port}`);
+    ok(Number(ann['prometheus.io/port']) === metricsPort, where,
+      `prometheus.io/port ${ann['prometheus.io/port']} is not ${metricsPort}, where /metrics is served`);
+  }
+  // The public Service must not carry the admin port (it would put /metrics on the internet).
+  if (admin) {
+    const named = (c.ports ?? []).find((p) => p.containerPort === metricsPort)?.name;
+    for (const svc of byKind('Service').filter((s) => ns(s) === ns(obj) && s.spec.type === 'LoadBalancer')) {
+      ok(!(svc.spec.ports ?? []).some((p) => p.targetPort === metricsPort || (named && p.targetPort === named)),
+        where, `the LoadBalancer Service ${svc.metadata.name} exposes the admin port ${metricsPort}`);
+    }
   }
   const drain = Number(env.SWITCHBOARD_DRAIN_DELAY ?? 2) + Number(env.SWITCHBOARD_DRAIN_SECONDS ?? 20) +
     Number(env.SWITCHBOARD_CLOSE_TIMEOUT ?? 2);
