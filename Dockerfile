@@ -21,6 +21,8 @@ COPY CMakeLists.txt Makefile ./
 COPY proto proto
 COPY node node
 COPY www www
+# The load generator (bench/) is part of the build; it is not installed in the image.
+COPY bench bench
 RUN make build && DESTDIR=/out cmake --install build --prefix /usr/local --strip
 
 FROM ${BASE_IMAGE}

@@ -43,10 +43,20 @@ fuzz: test-build
 	done
 
 format:
-	clang-format -i proto/*.[ch] node/*.c node/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch]
+	clang-format -i proto/*.[ch] node/*.c node/*/*.[ch] bench/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch]
 
 clean:
 	rm -rf build build-test
+
+# The benchmark suite, a few minutes: the Release build, then bench/run.sh starts redis-server and
+# nodes on loopback with their limits lifted, runs build/switchboard-bench in each mode, and writes
+# bench/results/latest.md with PNG plots (gnuplot).
+.PHONY: bench
+bench:
+	@bash deploy/deps.sh bench
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS)
+	@bash bench/run.sh build
 
 # A local cluster in the foreground: redis-server, N nodes (default 3) and HAProxy balancing them on
 # BIND:PORT (default 0.0.0.0:8080), all in a temp dir; Ctrl-C stops it all and removes the dir.

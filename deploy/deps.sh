@@ -9,6 +9,7 @@
 #   deploy/deps.sh test    build + container + what the tests use (clang/libFuzzer, redis-server,
 #                          HAProxy, openssl for test keys and certificates, python3-websockets,
 #                          Chromium, Node.js for playwright-core and kubernetes-models)
+#   deploy/deps.sh bench   build + what `make bench` uses (redis-server, gnuplot for the plots)
 set -euo pipefail
 
 what=${1:-build}
@@ -21,14 +22,16 @@ test_pkgs=(clang libclang-rt-dev redis-server haproxy openssl python3 python3-we
            chromium nodejs npm
            procps iproute2)
 container_pkgs=(podman runc netavark aardvark-dns iptables catatonit debootstrap)
+bench_pkgs=(redis-server gnuplot-nox python3 procps)
 
 case "$what" in
 runtime) pkgs=("${runtime_pkgs[@]}") ;;
 build) pkgs=("${build_pkgs[@]}") ;;
 container) pkgs=("${container_pkgs[@]}") ;;
 test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${container_pkgs[@]}") ;;
+bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
 *)
-    echo "usage: $0 runtime|build|container|test" >&2
+    echo "usage: $0 runtime|build|container|test|bench" >&2
     exit 2
     ;;
 esac
