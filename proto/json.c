@@ -53,8 +53,21 @@ static int skip_string(const char *buf, size_t len, size_t *pos)
             }
             continue;
         }
-        if (sb_utf8_feed(&v, &c, 1) != 0)
-            break;
+        /* A run of plain characters, up to the next quote, backslash or control byte: checked
+         * as UTF-8 in one call (ASCII a word at a time); on a bad byte, again one by one to
+         * stop exactly there. */
+        size_t j = i + 1;
+        while (j < len && buf[j] != '"' && buf[j] != '\\' && (unsigned char)buf[j] >= 0x20)
+            j++;
+        sb_utf8_t before = v;
+        if (sb_utf8_feed(&v, (const uint8_t *)buf + i, j - i) == 0) {
+            i = j - 1;
+            continue;
+        }
+        v = before;
+        while (sb_utf8_feed(&v, (const uint8_t *)buf + i, 1) == 0)
+            i++;
+        break;
     }
     *pos = i < len ? i : len;
     return -1;

@@ -294,7 +294,22 @@ size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const
 
 void sb_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset)
 {
-    for (size_t i = 0; i < len; i++)
+    size_t i = 0;
+    /* Eight bytes at a time with the mask repeated from where this stretch starts in it. */
+    if (len >= 8) {
+        uint8_t rot[8];
+        for (int k = 0; k < 8; k++)
+            rot[k] = mask[(offset + (uint64_t)k) & 3];
+        uint64_t m;
+        memcpy(&m, rot, 8);
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w;
+            memcpy(&w, data + i, 8);
+            w ^= m;
+            memcpy(data + i, &w, 8);
+        }
+    }
+    for (; i < len; i++)
         data[i] ^= mask[(offset + i) & 3];
 }
 
