@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/log.h"
+#include "base/flush.h"
 #include "base/loop.h"
 #include "base/resolve.h"
 #include "base/metrics.h"
@@ -47,6 +48,8 @@ struct sb_redis {
     sb_redis_opts_t o;
     sb_redis_state_t state;
     struct bufferevent *bev;
+    sb_flush_t *flush; /* a plain connection's writes, gathered per loop turn */
+    sb_flush_item_t flush_item;
     redisReader *reader;
     pending_t *head, *tail; /* replies arrive in the order commands were sent */
     int handshake_left;     /* AUTH/SELECT/SETNAME replies still due before READY */
@@ -254,6 +257,7 @@ static void drop(sb_redis_t *r, const char *why)
         r->metrics->reconnects++;
     }
     if (r->bev) {
+        sb_flush_detach(&r->flush_item);
         bufferevent_free(r->bev);
         r->bev = NULL;
     }
@@ -552,6 +556,14 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* The output has drained after the bufferevent wrote a remainder itself: back to the flusher. */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    sb_redis_t *r = arg;
+    (void)bev;
+    sb_flush_drained(&r->flush_item);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     sb_redis_t *r = arg;
@@ -559,6 +571,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         int one = 1;
         setsockopt(bufferevent_getfd(r->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* Connected: from now on a plain connection's commands of one turn go out together at
+         * its end (while connecting, the bufferevent needs its write event to see the connect). */
+        if (!r->url->tls && r->flush != NULL)
+            sb_flush_attach(r->flush, &r->flush_item, r->bev);
         const char *argv[3];
         size_t lens[3];
         char name[128], db[16];
@@ -669,7 +685,7 @@ static void connect_now(sb_redis_t *r)
     }
     r->state = SB_REDIS_CONNECTING;
     bufferevent_priority_set(r->bev, r->o.priority);
-    bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
+    bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
     bufferevent_enable(r->bev, EV_READ | EV_WRITE);
     struct timeval tv = sb_loop_tv(r->o.connect_timeout);
     evtimer_add(r->timer, &tv);
@@ -707,7 +723,9 @@ sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
     r->state = SB_REDIS_CLOSED;
     r->timer = evtimer_new(base, on_timer, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);
-    if (r->timer == NULL || r->watchdog == NULL || event_priority_set(r->timer, opts->priority) ||
+    r->flush = sb_flush_new(base, opts->priority);
+    if (r->timer == NULL || r->watchdog == NULL || r->flush == NULL ||
+        event_priority_set(r->timer, opts->priority) ||
         event_priority_set(r->watchdog, opts->priority)) {
         sb_redis_free(r);
         return NULL;
@@ -728,8 +746,10 @@ void sb_redis_free(sb_redis_t *r)
     r->o.on_state = NULL; /* no callbacks from here on but the pending commands' */
     if (r->resolving)
         sb_resolve_cancel(r->resolving);
-    if (r->bev)
+    if (r->bev) {
+        sb_flush_detach(&r->flush_item);
         bufferevent_free(r->bev);
+    }
     if (r->reader)
         redisReaderFree(r->reader);
     r->bev = NULL;
@@ -739,6 +759,7 @@ void sb_redis_free(sb_redis_t *r)
         event_free(r->timer);
     if (r->watchdog)
         event_free(r->watchdog);
+    sb_flush_free(r->flush);
     free(r);
 }
 

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/flush.h"
 #include "base/metrics.h"
 #include "http.h"
 #include "net/auth.h"
@@ -41,6 +42,7 @@ struct sb_conn {
     const sb_conn_env_t *env;
     uint64_t id;
     struct bufferevent *bev; /* NULL until the transport starts (after PHASE_PROXY) */
+    sb_flush_item_t flush;   /* its writes, gathered per loop turn (TCP with a flusher) */
     evutil_socket_t fd;      /* the socket while no transport holds it, else -1 */
     struct event *proxy_ev;  /* reads the PROXY header off fd; NULL when none is expected */
     uint8_t *hdr;            /* the PROXY header's bytes so far (SB_PROXY_MAX_HEADER of room) */
@@ -104,6 +106,7 @@ static void finish(sb_conn_t *c)
         return;
     c->phase = PHASE_DEAD;
     if (c->bev != NULL) {
+        sb_flush_detach(&c->flush);
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
         bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     }
@@ -127,6 +130,7 @@ static void close_write_when_flushed(sb_conn_t *c)
 static void linger(sb_conn_t *c)
 {
     c->phase = PHASE_LINGER;
+    c->flush.want_drained = 1;
     arm(c, cfg(c)->close_timeout);
     close_write_when_flushed(c);
 }
@@ -432,6 +436,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     sb_conn_t *c = arg;
     (void)bev;
+    sb_flush_drained(&c->flush); /* the flusher writes from here on */
     if (c->phase == PHASE_LINGER)
         close_write_when_flushed(c);
 }
@@ -457,6 +462,9 @@ static int open_transport(sb_conn_t *c, evutil_socket_t fd)
     c->phase = PHASE_HTTP;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* A plain socket's writes wait for the end of the turn, and go out together. */
+    if (c->env->flush != NULL && c->env->transport->socket_bev)
+        sb_flush_attach(c->env->flush, &c->flush, c->bev);
     return 0;
 }
 
@@ -636,9 +644,10 @@ void sb_conn_free(sb_conn_t *c)
     end_ws(c);
     if (c->proxy_ev != NULL)
         event_free(c->proxy_ev); /* before its socket is closed */
-    if (c->bev != NULL)
+    if (c->bev != NULL) {
+        sb_flush_detach(&c->flush);
         bufferevent_free(c->bev);
-    else if (c->fd >= 0)
+    } else if (c->fd >= 0)
         evutil_closesocket(c->fd);
     if (c->timer != NULL)
         event_free(c->timer);

@@ -8,6 +8,7 @@
 #include <event2/util.h>
 
 #include "base/config.h"
+#include "base/flush.h"
 #include "str.h"
 #include "net/limits.h"
 #include "net/routes.h"
@@ -44,6 +45,9 @@ typedef struct {
     /* The per-source limits, checked at accept; when the socket is a trusted proxy's, once its
      * PROXY header is read (--proxy-protocol) or else its request head; NULL for none. */
     sb_limits_t *limits;
+    /* Gathers the writes of socket transports per loop turn; NULL: each bufferevent writes as
+     * its socket drains. */
+    sb_flush_t *flush;
 } sb_conn_env_t;
 
 /* Takes ownership of fd, a freshly accepted socket, and serves it. Returns NULL (fd closed)

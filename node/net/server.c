@@ -26,6 +26,7 @@ struct sb_server {
     sb_routes_t routes;
     sb_auth_t *auth;     /* who may open a WebSocket */
     sb_limits_t *limits; /* per-source limits */
+    sb_flush_t *flush;   /* gathers the connections' writes per loop turn */
     sb_conn_env_t env;   /* what every connection is given */
     char busy[256];      /* the 503 for connections over --max-connections */
     size_t busy_len;
@@ -284,6 +285,14 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         free(s);
         return NULL;
     }
+    s->flush = sb_flush_new(base, SB_PRIO_CLIENTS);
+    if (s->flush == NULL) {
+        sb_limits_free(s->limits);
+        sb_auth_free(s->auth);
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     s->routes = (sb_routes_t){.cfg = cfg,
                               .auth = s->auth,
                               .metrics_elsewhere = cfg->admin_listen[0] != '\0',
@@ -300,7 +309,8 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
                              .route_ctx = &s->routes,
                              .on_end = reap,
                              .end_ctx = s,
-                             .limits = s->limits};
+                             .limits = s->limits,
+                             .flush = s->flush};
     /* Rendered once: a refused connection costs no more than a write. */
     struct evbuffer *busy = evbuffer_new();
     if (busy != NULL) {
@@ -477,6 +487,7 @@ void sb_server_free(sb_server_t *s)
     sb_tls_free(s->tls); /* after the connections, whose transport it is */
     sb_auth_free(s->auth);
     sb_limits_free(s->limits); /* after the connections, which release their sources */
+    sb_flush_free(s->flush);   /* after the connections, which leave it */
     free(s);
 }
 

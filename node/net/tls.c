@@ -285,7 +285,7 @@ sb_tls_t *sb_tls_new(const char *cert, const char *key, char *err, size_t errlen
     }
     t->cert = cert;
     t->key = key;
-    t->transport = (sb_transport_t){"tls", tls_open, tls_close_write, tls_refuse, t};
+    t->transport = (sb_transport_t){"tls", tls_open, tls_close_write, tls_refuse, t, 0};
     t->ctx = load(cert, key, err, errlen);
     if (t->ctx == NULL) {
         free(t);

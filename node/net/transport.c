@@ -35,4 +35,4 @@ static void tcp_refuse(const sb_transport_t *t, evutil_socket_t fd, const char *
     evutil_closesocket(fd);
 }
 
-const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_close_write, tcp_refuse, NULL};
+const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_close_write, tcp_refuse, NULL, 1};

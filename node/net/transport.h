@@ -24,6 +24,9 @@ struct sb_transport {
      * blocking, then closes fd. */
     void (*refuse)(const sb_transport_t *t, evutil_socket_t fd, const char *answer, size_t len);
     void *ctx;
+    /* open returns a socket bufferevent (no filter, no TLS): its writes may be gathered per
+     * loop turn (base/flush.h). */
+    int socket_bev;
 };
 
 /* Plain TCP (net/tls.h makes the TLS one). */

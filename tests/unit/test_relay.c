@@ -151,8 +151,9 @@ static void fake_refuse(const sb_transport_t *t, evutil_socket_t fd, const char 
     ck_abort_msg("refuse is the server's, never a connection's");
 }
 
-static const sb_transport_t fake_transport = {"fake", fake_open, fake_close_write, fake_refuse,
-                                              NULL};
+/* Its bufferevents are pairs, not sockets: they write as they always do (no flusher). */
+static const sb_transport_t fake_transport = {"fake",      fake_open, fake_close_write,
+                                              fake_refuse, NULL,      0};
 
 /* One turn of the loop: it runs until no callback is ready (EVLOOP_NONBLOCK never waits). */
 static void turn(void) { event_base_loop(w.base, EVLOOP_NONBLOCK); }
