@@ -301,6 +301,15 @@ char *sb_msg_ack(sb_str_t mid, size_t *len)
     return end(&o, len);
 }
 
+size_t sb_msg_ack_parts(sb_str_t mid, sb_str_t parts[SB_MSG_ACK_PARTS])
+{
+    static const char head[] = "{\"type\":\"ack\",\"mid\":";
+    parts[0] = (sb_str_t){head, sizeof(head) - 1};
+    parts[1] = mid;
+    parts[2] = (sb_str_t){"}", 1};
+    return SB_MSG_ACK_PARTS;
+}
+
 char *sb_msg_error(const char *code, const char *message, const char *to, const char *room,
                    sb_str_t mid, size_t *len)
 {

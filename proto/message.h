@@ -73,6 +73,10 @@ char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_st
 size_t sb_msg_relay_parts(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
                           sb_str_t parts[SB_MSG_RELAY_PARTS]);
 char *sb_msg_ack(sb_str_t mid, size_t *len);
+/* The bytes sb_msg_ack builds, as parts without copying mid (which must outlive them). mid must
+ * not be empty. Returns the number of parts, SB_MSG_ACK_PARTS. */
+#define SB_MSG_ACK_PARTS 3
+size_t sb_msg_ack_parts(sb_str_t mid, sb_str_t parts[SB_MSG_ACK_PARTS]);
 /* to and room may be NULL. */
 char *sb_msg_error(const char *code, const char *message, const char *to, const char *room,
                    sb_str_t mid, size_t *len);

@@ -163,6 +163,7 @@ sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir, c
     r->cfg = cfg;
     r->bus = bus;
     r->dir = dir;
+    r->pending_relays = (sb_pool_t)SB_POOL_INIT(sizeof(pending_relay_t), 4096);
     snprintf(r->node_id, sizeof(r->node_id), "%s", node_id);
     r->peers = sb_map_new();
     r->rooms = sb_map_new();
@@ -183,6 +184,7 @@ void sb_relay_free(sb_relay_t *r)
         return;
     sb_map_free(r->peers);
     sb_map_free(r->rooms);
+    sb_pool_drain(&r->pending_relays);
     free(r);
 }
 

@@ -4,6 +4,7 @@
 
 #include "app/relay.h"
 #include "base/map.h"
+#include "base/pool.h"
 #include "envelope.h"
 #include "message.h"
 #include "source.h"
@@ -47,6 +48,15 @@ typedef struct {
     unsigned refused_in_a_row; /* messages refused rate-limited since the last one let through */
 } peer_t;
 
+/* Where a relayed message went, kept until the bus says whether anyone took it (relaying.c;
+ * from the relay's pool). */
+typedef struct {
+    peer_t *sender;
+    sb_msg_type_t type;
+    char to[SB_ID_MAX + 1];
+    char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
+} pending_relay_t;
+
 /* A room's members on this node. */
 struct room {
     char name[SB_ROOM_MAX + 1];
@@ -61,7 +71,8 @@ struct sb_relay {
     sb_map_t *peers; /* id -> peer_t: peers of this node, registered or claiming */
     sb_map_t *rooms; /* name -> room_t: rooms with members on this node */
     char node_id[SB_ID_MAX + 1];
-    size_t reasserting; /* directory answers still due after the directory lost this node */
+    size_t reasserting;       /* directory answers still due after the directory lost this node */
+    sb_pool_t pending_relays; /* pending_relay_t blocks, one per relay waiting for the bus */
 };
 
 /* relay.c: peers' lifetime, backpressure, and answers. */

@@ -11,14 +11,6 @@
 #include "envelope.h"
 #include "net/conn.h"
 
-/* Where a relayed message went, kept until the bus says whether anyone took it. */
-typedef struct {
-    peer_t *sender;
-    sb_msg_type_t type;
-    char to[SB_ID_MAX + 1];
-    char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
-} pending_relay_t;
-
 /* Tells the sender the outcome: 1 delivered, 0 no such peer, -1 the cluster could not
  * deliver it (bus down, or the recipient's node not receiving just now). */
 static void answer_sender(pending_relay_t *p, int outcome)
@@ -32,9 +24,8 @@ static void answer_sender(pending_relay_t *p, int outcome)
     relay_flow(p->sender);
     if (!p->sender->closed) {
         if (outcome > 0 && mid.len > 0) {
-            size_t len = 0;
-            char *msg = sb_msg_ack(mid, &len);
-            relay_send_owned(p->sender->conn, msg, len);
+            sb_str_t parts[SB_MSG_ACK_PARTS];
+            sb_conn_send_parts(p->sender->conn, parts, sb_msg_ack_parts(mid, parts));
         } else if (outcome == 0) {
             relay_send_error(p->sender->conn, "peer-unavailable",
                              "no peer with that ID is connected", p->to, NULL, mid);
@@ -44,8 +35,9 @@ static void answer_sender(pending_relay_t *p, int outcome)
                              NULL, mid);
         }
     }
+    sb_relay_t *r = p->sender->relay;
     relay_peer_unref(p->sender);
-    free(p);
+    sb_pool_put(&r->pending_relays, p);
 }
 
 static void held_done(void *arg, int held) { answer_sender(arg, held ? -1 : 0); }
@@ -119,7 +111,7 @@ static void publish(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_re
 
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
 {
-    pending_relay_t *p = calloc(1, sizeof(*p));
+    pending_relay_t *p = sb_pool_get(&r->pending_relays);
     if (p == NULL) {
         relay_send_error(sender->conn, "unavailable", "out of memory", m->to, NULL, m->mid);
         return;
@@ -130,6 +122,7 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
     memcpy(p->to, m->to, sizeof(p->to));
     if (m->mid.len > 0)
         memcpy(p->mid, m->mid.p, m->mid.len);
+    p->mid[m->mid.len] = '\0';
 
     peer_t *local = sb_map_get(r->peers, m->to);
     if (local != NULL && local->registered) {

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "base/pool.h"
 #include "base/map.h"
 #include "cluster/redis.h"
 
@@ -35,8 +36,9 @@ typedef struct {
     double sub_up_since; /* when the subscriber became ready, 0 while it is not */
     double last_echo;    /* when our own check message last came back */
     unsigned long check_seq;
-    double check_sent; /* when check message check_seq was published */
-    int ready;         /* last readiness logged */
+    double check_sent;   /* when check message check_seq was published */
+    int ready;           /* last readiness logged */
+    sb_pool_t publishes; /* publish_t blocks, one per publish in flight */
 } redis_bus_t;
 
 static double now(const redis_bus_t *b) { return sb_loop_now(b->evbase); }
@@ -251,6 +253,7 @@ static void unsubscribe(sb_bus_t *base, const char *channel)
 }
 
 typedef struct {
+    redis_bus_t *bus;
     sb_bus_done_fn done;
     void *arg;
 } publish_t;
@@ -258,13 +261,16 @@ typedef struct {
 static void on_published(void *arg, const sb_redis_reply_t *reply)
 {
     publish_t *p = arg;
+    redis_bus_t *b = p->bus;
     int receivers = -1;
     if (reply != NULL && reply->type == SB_REDIS_INTEGER)
         receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
     else
         sb_metrics.publish_failures++;
-    p->done(p->arg, receivers);
-    free(p);
+    sb_bus_done_fn done = p->done;
+    void *done_arg = p->arg;
+    sb_pool_put(&b->publishes, p);
+    done(done_arg, receivers);
 }
 
 static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, size_t nparts,
@@ -273,18 +279,19 @@ static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, 
     redis_bus_t *b = (redis_bus_t *)base;
     publish_t *p = NULL;
 
-    if (done != NULL && (p = malloc(sizeof(*p))) == NULL) {
+    if (done != NULL && (p = sb_pool_get(&b->publishes)) == NULL) {
         sb_metrics.publish_failures++;
         done(arg, -1);
         return;
     }
     if (p) {
+        p->bus = b;
         p->done = done;
         p->arg = arg;
     }
     if (sb_redis_publish(b->pub, channel, parts, nparts, p ? on_published : NULL, p) != 0) {
         sb_metrics.publish_failures++;
-        free(p);
+        sb_pool_put(&b->publishes, p);
         if (done)
             done(arg, -1); /* not connected: the sender hears of it at once */
     }
@@ -312,6 +319,7 @@ static void bus_free(sb_bus_t *base)
     while (sb_map_next(b->channels, &cursor, &key, &value))
         free(value);
     sb_map_free(b->channels);
+    sb_pool_drain(&b->publishes); /* after the publisher, whose failed publishes give theirs back */
     free(b);
 }
 
@@ -322,6 +330,7 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     redis_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
+    b->publishes = (sb_pool_t)SB_POOL_INIT(sizeof(publish_t), 1024);
     b->base.ops = &ops;
     b->evbase = base;
     snprintf(b->check_channel, sizeof(b->check_channel), "sb:check:%s", node_id);

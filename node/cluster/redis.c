@@ -32,8 +32,11 @@
 #include "base/log.h"
 #include "base/flush.h"
 #include "base/loop.h"
+#include "base/pool.h"
 #include "base/resolve.h"
 #include "base/metrics.h"
+
+#define REPLY_CLASSES 5
 
 typedef struct pending {
     sb_redis_reply_fn cb;
@@ -62,9 +65,16 @@ struct sb_redis {
     sb_metrics_redis_t *metrics; /* this connection's figures, NULL when no slot was left */
     size_t in_flight;            /* commands in the queue of callbacks */
     sb_resolve_t *resolving;     /* the host name's lookup, while CONNECTING */
+    sb_pool_t pending_pool;      /* pending_t blocks */
+    sb_pool_t reply_pools[REPLY_CLASSES]; /* reply blocks, by size class */
 };
 
 static double now(const sb_redis_t *r) { return sb_loop_now(r->base); }
+
+/* The size classes of reply blocks (the block's pool, the reply, then its string or elements):
+ * a pub/sub message of a 2 KB payload fits the largest; longer ones come from malloc. */
+static const size_t reply_class_size[REPLY_CLASSES] = {128, 256, 512, 1024, 4096};
+#define REPLY_KEEP 64 /* free blocks kept per class */
 
 /* The client context of every rediss:// connection, made once (sb_redis_tls_init). */
 static SSL_CTX *client_tls;
@@ -140,13 +150,27 @@ static int tls_why(SSL *ssl, unsigned long e, char *why, size_t len)
 static void connect_now(sb_redis_t *r);
 
 /* Replies are built as our own sb_redis_reply_t by hiredis's reader: a string is allocated with
- * its reply, in one block. */
+ * its reply, in one block, which comes from the connection's pool of its size class and says
+ * which (NULL: malloc) just before the reply. */
+typedef struct {
+    sb_pool_t *pool;
+    sb_redis_reply_t reply;
+} reply_block_t;
+
 static sb_redis_reply_t *new_reply(const redisReadTask *task, sb_redis_type_t type, size_t extra)
 {
-    sb_redis_reply_t *reply = calloc(1, sizeof(*reply) + extra);
-    if (reply == NULL)
+    sb_redis_t *r = task->privdata;
+    size_t size = sizeof(reply_block_t) + extra;
+    sb_pool_t *pool = NULL;
+    for (size_t i = 0; r != NULL && i < REPLY_CLASSES && pool == NULL; i++)
+        if (size <= reply_class_size[i])
+            pool = &r->reply_pools[i];
+    reply_block_t *block = pool ? sb_pool_get(pool) : malloc(size);
+    if (block == NULL)
         return NULL;
-    reply->type = type;
+    block->pool = pool;
+    sb_redis_reply_t *reply = &block->reply;
+    *reply = (sb_redis_reply_t){.type = type};
     if (task->parent != NULL) {
         sb_redis_reply_t *parent = task->parent->obj;
         parent->element[task->idx] = reply;
@@ -178,6 +202,8 @@ static void *create_array(const redisReadTask *task, int elements)
         return NULL;
     reply->element = (sb_redis_reply_t **)(reply + 1);
     reply->elements = n;
+    /* NULL until each element is made: a reply freed half-built frees what there is. */
+    memset(reply->element, 0, n * sizeof(*reply->element));
     return reply;
 }
 
@@ -198,7 +224,11 @@ static void free_reply(void *obj)
         return;
     for (size_t i = 0; i < reply->elements; i++)
         free_reply(reply->element[i]);
-    free(reply);
+    reply_block_t *block = (reply_block_t *)((char *)reply - offsetof(reply_block_t, reply));
+    if (block->pool != NULL)
+        sb_pool_put(block->pool, block);
+    else
+        free(block);
 }
 
 static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
@@ -230,7 +260,7 @@ static void answer_oldest(sb_redis_t *r, const sb_redis_reply_t *reply)
         r->metrics->in_flight--;
     if (p->cb)
         p->cb(p->arg, reply);
-    free(p);
+    sb_pool_put(&r->pending_pool, p);
 }
 
 static void fail_pending(sb_redis_t *r)
@@ -335,10 +365,10 @@ static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t
         total += resp_count(line, '$', lens[i]) + lens[i] + 2;
     if (last != NULL)
         total += resp_count(line, '$', last_len) + last_len + 2;
-    pending_t *p = expect_reply ? malloc(sizeof(*p)) : NULL;
+    pending_t *p = expect_reply ? sb_pool_get(&r->pending_pool) : NULL;
     /* Room for all of it first, so that the appends below cannot fail half-way. */
     if ((expect_reply && p == NULL) || evbuffer_expand(out, total) != 0) {
-        free(p);
+        sb_pool_put(&r->pending_pool, p);
         return -1;
     }
     evbuffer_add(out, line, resp_count(line, '*', (size_t)argc + (last != NULL)));
@@ -667,6 +697,8 @@ static void on_resolved(void *arg, const struct addrinfo *res, const char *err)
 static void connect_now(sb_redis_t *r)
 {
     r->reader = redisReaderCreateWithFunctions(&reply_functions);
+    if (r->reader != NULL)
+        r->reader->privdata = r; /* each reply's task carries it: its pools */
     if (r->url->tls) {
         /* Connected (BEV_EVENT_CONNECTED) once the TLS handshake, certificate checked, is done. */
         SSL *ssl = tls_client(r->url);
@@ -724,6 +756,9 @@ sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
     r->timer = evtimer_new(base, on_timer, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);
     r->flush = sb_flush_new(base, opts->priority);
+    r->pending_pool = (sb_pool_t)SB_POOL_INIT(sizeof(pending_t), 1024);
+    for (size_t i = 0; i < REPLY_CLASSES; i++)
+        r->reply_pools[i] = (sb_pool_t)SB_POOL_INIT(reply_class_size[i], REPLY_KEEP);
     if (r->timer == NULL || r->watchdog == NULL || r->flush == NULL ||
         event_priority_set(r->timer, opts->priority) ||
         event_priority_set(r->watchdog, opts->priority)) {
@@ -760,6 +795,9 @@ void sb_redis_free(sb_redis_t *r)
     if (r->watchdog)
         event_free(r->watchdog);
     sb_flush_free(r->flush);
+    sb_pool_drain(&r->pending_pool);
+    for (size_t i = 0; i < REPLY_CLASSES; i++)
+        sb_pool_drain(&r->reply_pools[i]);
     free(r);
 }
 

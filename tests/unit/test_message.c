@@ -1099,6 +1099,23 @@ START_TEST(test_build_ack)
     root = check_built(sb_msg_ack(str("42"), &len), &len, "{\"type\":\"ack\",\"mid\":42}", 2);
     expect_json(root, "mid", "42");
     cJSON_Delete(root);
+    /* The parts, joined, are the built message, byte for byte. */
+    static const char *mids[] = {"\"m-1\"", "42", "\"\\u00e9t\\u00e9\"", "-1.5e3"};
+    for (size_t i = 0; i < N_ELEMS(mids); i++) {
+        sb_str_t parts[SB_MSG_ACK_PARTS];
+        char joined[128];
+        size_t n = sb_msg_ack_parts(str(mids[i]), parts), at = 0;
+        ck_assert_uint_eq(n, SB_MSG_ACK_PARTS);
+        for (size_t k = 0; k < n; k++) {
+            memcpy(joined + at, parts[k].p, parts[k].len);
+            at += parts[k].len;
+        }
+        char *built = sb_msg_ack(str(mids[i]), &len);
+        ck_assert_ptr_nonnull(built);
+        ck_assert_uint_eq(at, len);
+        ck_assert_int_eq(memcmp(joined, built, len), 0);
+        free(built);
+    }
 }
 END_TEST
 
