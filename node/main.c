@@ -174,6 +174,13 @@ int main(int argc, char **argv)
                 sb_log(SB_LOG_ERROR, "bad Redis URL: %s (want " SB_REDIS_URL_FORM ")", why);
                 goto out;
             }
+            /* The URL form is understood (proto/redis_url.h), the cluster mode is not built yet:
+             * a clear refusal rather than a single-Redis node on the first seed. */
+            if (redis_url.cluster) {
+                sb_log(SB_LOG_ERROR, "Redis Cluster URLs are not supported by this version yet: "
+                                     "give a single Redis, redis[s]://host:port");
+                goto out;
+            }
             if (redis_url.tls && sb_redis_tls_init(cfg.redis_ca, err, sizeof(err)) != 0) {
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
