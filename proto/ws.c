@@ -8,6 +8,10 @@
  * connection does not keep the memory of its largest message. */
 #define KEEP_BUFFER 4096
 
+/* Reasons given from two places each (a frame read whole in place, or piece by piece). */
+static const char bad_utf8[] = "invalid UTF-8 in a text message";
+static const char cut_utf8[] = "text message ends inside a UTF-8 sequence";
+
 void sb_ws_reader_init(sb_ws_reader_t *r, sb_ws_role_t role, size_t max_message, int allow_binary)
 {
     memset(r, 0, sizeof(*r));
@@ -179,7 +183,7 @@ static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
     r->frame_left -= n;
     if (r->msg_opcode == SB_WS_OP_TEXT && !is_control(r->frame_opcode) &&
         sb_utf8_feed(&r->utf8, dst, n) != 0)
-        return fail(r, SB_WS_EUTF8, "invalid UTF-8 in a text message");
+        return fail(r, SB_WS_EUTF8, bad_utf8);
     return 0;
 }
 
@@ -215,7 +219,7 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
         if (!r->frame_fin)
             return 0;
         if (r->msg_opcode == SB_WS_OP_TEXT && !sb_utf8_complete(&r->utf8))
-            return fail(r, SB_WS_EUTF8, "text message ends inside a UTF-8 sequence");
+            return fail(r, SB_WS_EUTF8, cut_utf8);
         ev->type = r->msg_opcode == SB_WS_OP_TEXT ? SB_WS_EV_TEXT : SB_WS_EV_BINARY;
         ev->data = r->msg;
         ev->len = r->msg_len;
@@ -224,7 +228,32 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
     }
 }
 
-static int feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev)
+/* A whole unfragmented data frame lying in a writable buf: unmasked and checked where it is,
+ * and reported pointing into buf (no copy). Returns the bytes it takes, or an SB_WS_E* code. */
+static int whole_frame_in_place(sb_ws_reader_t *r, uint8_t *payload, size_t used, sb_ws_event_t *ev)
+{
+    size_t n = (size_t)r->frame_left;
+    if (r->frame_masked)
+        sb_ws_mask(payload, n, r->frame_mask, 0);
+    r->frame_pos = n;
+    r->frame_left = 0;
+    r->in_payload = 0;
+    if (r->frame_opcode == SB_WS_OP_TEXT) {
+        /* As take_payload and end_frame would say it. */
+        if (sb_utf8_feed(&r->utf8, payload, n) != 0)
+            return fail(r, SB_WS_EUTF8, bad_utf8);
+        if (!sb_utf8_complete(&r->utf8))
+            return fail(r, SB_WS_EUTF8, cut_utf8);
+    }
+    ev->type = r->frame_opcode == SB_WS_OP_TEXT ? SB_WS_EV_TEXT : SB_WS_EV_BINARY;
+    ev->data = payload;
+    ev->len = n;
+    r->msg_opcode = 0;
+    return (int)(used + n);
+}
+
+static int feed(sb_ws_reader_t *r, const uint8_t *buf, uint8_t *writable, size_t len,
+                sb_ws_event_t *ev)
 {
     size_t used = 0;
     int rc;
@@ -241,6 +270,9 @@ static int feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t
             r->ctl_len = 0;
         else if (r->frame_opcode != SB_WS_OP_CONT)
             start_message(r, r->frame_opcode);
+        if (writable != NULL && r->frame_fin && !is_control(r->frame_opcode) &&
+            r->frame_opcode != SB_WS_OP_CONT && len - used >= r->frame_left)
+            return whole_frame_in_place(r, writable + used, used, ev);
     }
 
     size_t n = len - used;
@@ -258,7 +290,20 @@ int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_e
                       const char **err)
 {
     memset(ev, 0, sizeof(*ev));
-    int rc = feed(r, buf, len, ev);
+    int rc = feed(r, buf, NULL, len, ev);
+    if (rc < 0) {
+        memset(ev, 0, sizeof(*ev)); /* nothing half-reported */
+        if (err != NULL)
+            *err = r->failed_why;
+    }
+    return rc;
+}
+
+int sb_ws_reader_feed_in_place(sb_ws_reader_t *r, uint8_t *buf, size_t len, sb_ws_event_t *ev,
+                               const char **err)
+{
+    memset(ev, 0, sizeof(*ev));
+    int rc = feed(r, buf, buf, len, ev);
     if (rc < 0) {
         memset(ev, 0, sizeof(*ev)); /* nothing half-reported */
         if (err != NULL)

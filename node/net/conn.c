@@ -299,7 +299,8 @@ static void read_ws(sb_conn_t *c)
         evbuffer_peek(in, -1, NULL, &vec, 1);
         sb_ws_event_t ev;
         const char *why = NULL;
-        int n = sb_ws_reader_feed(&c->reader, vec.iov_base, vec.iov_len, &ev, &why);
+        /* A whole frame in the buffer is unmasked where it lies and handed over from there. */
+        int n = sb_ws_reader_feed_in_place(&c->reader, vec.iov_base, vec.iov_len, &ev, &why);
         if (n == 0 && ev.type == SB_WS_EV_NONE) {
             /* A frame header split across buffer chunks: join it, or wait for the rest. */
             if (vec.iov_len >= avail || vec.iov_len >= SB_WS_MAX_HEADER)
@@ -311,10 +312,10 @@ static void read_ws(sb_conn_t *c)
             fail_ws(c, n, why);
             continue;
         }
-        evbuffer_drain(in, (size_t)n);
         if (ev.type == SB_WS_EV_TEXT)
             batch--;
         on_ws_event(c, &ev);
+        evbuffer_drain(in, (size_t)n); /* after: the event's data may lie in it */
     }
 }
 

@@ -128,8 +128,8 @@ static void check_event(const cfg_t *c, const sb_ws_event_t *ev)
  * arrive in pieces of 1..bound bytes (sizes from rng), whatever the reader leaves unconsumed is
  * presented again with the next piece, as the header contract asks, and each call gets an
  * exact-size copy, freed after it, so ASan sees a read past len or a pointer kept into buf. */
-static void run(const cfg_t *c, const uint8_t *stream, size_t n, size_t bound, uint64_t *rng,
-                buf_t *log, outcome_t *out)
+static void run(const cfg_t *c, const uint8_t *stream, size_t n, size_t bound, int in_place,
+                uint64_t *rng, buf_t *log, outcome_t *out)
 {
     sb_ws_reader_t r;
     size_t pos = 0, avail = bound == 0 ? n : 0;
@@ -142,7 +142,7 @@ static void run(const cfg_t *c, const uint8_t *stream, size_t n, size_t bound, u
         size_t len = avail - pos;
         const uint8_t *in = stream + pos;
         uint8_t *copy = NULL;
-        if (bound != 0) {
+        if (bound != 0 || in_place) {
             copy = malloc(len ? len : 1);
             CHECK(copy != NULL);
             if (len > 0)
@@ -154,8 +154,13 @@ static void run(const cfg_t *c, const uint8_t *stream, size_t n, size_t bound, u
         memset(&ev, 0x5A, sizeof(ev)); /* feed must set every field it reports */
         ev.type = (sb_ws_event_type_t)77;
         const char *why = NULL;
-        int k = sb_ws_reader_feed(&r, in, len, &ev, &why);
-        CHECK(len == 0 || memcmp(in, stream + pos, len) == 0);
+        int k = in_place ? sb_ws_reader_feed_in_place(&r, copy, len, &ev, &why)
+                         : sb_ws_reader_feed(&r, in, len, &ev, &why);
+        /* sb_ws_reader_feed writes nothing; in place, only the bytes consumed may change (and a
+         * frame refused for its UTF-8 was unmasked first) */
+        size_t kept = in_place && k > 0 ? (size_t)k : 0;
+        CHECK((in_place && k < 0) || len == kept ||
+              memcmp(in + kept, stream + pos + kept, len - kept) == 0);
 
         if (k < 0) {
             CHECK(k == SB_WS_EPROTOCOL || k == SB_WS_EBINARY || k == SB_WS_EUTF8 ||
@@ -209,8 +214,8 @@ static void run_both(const cfg_t *c, const uint8_t *stream, size_t n, size_t bou
     buf_t log_split = {0};
     outcome_t split;
 
-    run(c, stream, n, 0, rng, log_whole, whole);
-    run(c, stream, n, bound, rng, &log_split, &split);
+    run(c, stream, n, 0, 0, rng, log_whole, whole);
+    run(c, stream, n, bound, 0, rng, &log_split, &split);
     CHECK(log_whole->len == log_split.len);
     CHECK(log_whole->len == 0 || memcmp(log_whole->p, log_split.p, log_whole->len) == 0);
     CHECK(whole->failed == split.failed);
@@ -218,6 +223,18 @@ static void run_both(const cfg_t *c, const uint8_t *stream, size_t n, size_t bou
     CHECK(whole->error == split.error); /* the same reason, too */
     if (!whole->failed)
         CHECK(whole->consumed == split.consumed);
+    /* In place, whole and in pieces: the same events, end and reason again. */
+    for (int pieces = 0; pieces < 2; pieces++) {
+        buf_t log_in_place = {0};
+        outcome_t in_place;
+        run(c, stream, n, pieces ? bound : 0, 1, rng, &log_in_place, &in_place);
+        CHECK(log_whole->len == log_in_place.len);
+        CHECK(log_whole->len == 0 || memcmp(log_whole->p, log_in_place.p, log_whole->len) == 0);
+        CHECK(whole->failed == in_place.failed && whole->error == in_place.error);
+        if (!whole->failed)
+            CHECK(whole->consumed == in_place.consumed);
+        free(log_in_place.p);
+    }
     free(log_split.p);
 }
 
