@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import test_tls as tls  # noqa: E402  (its certificates and TLS clients)
 from client import close_all  # noqa: E402
+from test_limits import close_ws  # noqa: E402
 
 import websockets  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -110,14 +111,6 @@ def check_429(port, header, source_text, what, headers=(), ctx=None):
         h.check_error_response(resp, conn, 429)
     finally:
         conn.close()
-
-
-def close_ws(conn):
-    try:
-        conn.send(h.close_frame(1000))
-    except OSError:
-        pass
-    conn.close()
 
 
 def get_metrics(port):
