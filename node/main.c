@@ -167,6 +167,7 @@ int main(int argc, char **argv)
     if (cfg.echo) {
         handler = sb_echo_handler();
     } else {
+        sb_dir_sessions_t sessions = {cfg.resume_seconds, cfg.mailbox_messages, cfg.mailbox_bytes};
         if (cfg.redis[0] != '\0') {
             /* A clear answer at start beats a node that never becomes ready. */
             const char *why;
@@ -190,12 +191,12 @@ int main(int argc, char **argv)
                 goto out;
             }
             bus = sb_bus_redis_new(base, &redis_url, cfg.node_id);
-            dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl);
+            dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl, &sessions);
         } else {
             bus = sb_bus_memory_new();
-            dir = sb_dir_memory_new();
+            dir = sb_dir_memory_new(base, &sessions);
         }
-        relay = bus && dir ? sb_relay_new(&cfg, bus, dir, cfg.node_id) : NULL;
+        relay = bus && dir ? sb_relay_new(base, &cfg, bus, dir, cfg.node_id) : NULL;
         if (relay == NULL) {
             sb_log(SB_LOG_ERROR, "out of memory");
             goto out;
@@ -256,6 +257,7 @@ out:
     /* The server first: closing its connections tells the relay. Then the bus and directory,
      * which fail their pending requests (the relay, still alive, hears of each), then the rest. */
     sb_server_free(server);
+    sb_relay_stop(relay);
     if (bus)
         bus->ops->free(bus);
     if (dir)

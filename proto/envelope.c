@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-static const char *const kind_names[] = {"offer", "answer",      "candidate",
-                                         "bye",   "peer-joined", "peer-left"};
+static const char *const kind_names[] = {"offer",       "answer",    "candidate", "bye",
+                                         "peer-joined", "peer-left", "replaced"};
 #define NUM_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 #define KIND_MAX 11 /* "peer-joined" */
 
@@ -139,6 +139,11 @@ int sb_env_parse(const char *buf, size_t len, sb_env_t *env, const char **err)
             return fail(err, "no 'to' in a relayed message", SB_ENV_ESHAPE);
         if (env->room.len > 0)
             return fail(err, "a 'room' in a relayed message", SB_ENV_ESHAPE);
+    } else if (env->kind == SB_ENV_REPLACED) {
+        if (env->to.len == 0)
+            return fail(err, "no 'to' in a replaced event", SB_ENV_ESHAPE);
+        if (env->room.len > 0)
+            return fail(err, "a 'room' in a replaced event", SB_ENV_ESHAPE);
     } else {
         if (env->room.len == 0)
             return fail(err, "no 'room' in a room event", SB_ENV_ESHAPE);
@@ -161,7 +166,7 @@ int sb_env_parse(const char *buf, size_t len, sb_env_t *env, const char **err)
         env->payload = (sb_str_t){buf + pos, len - pos};
 
     if (!sb_env_is_relay(env->kind) && (env->mid.len > 0 || env->payload.len > 0))
-        return fail(err, "a mid or payload in a room event", SB_ENV_ESHAPE);
+        return fail(err, "a mid or payload in an event", SB_ENV_ESHAPE);
     return 0;
 }
 

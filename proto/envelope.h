@@ -12,13 +12,14 @@
  *
  *     sb1 SP kind SP sent SP from SP to SP room SP midlen SP mid payload
  *
- * kind    offer, answer, candidate, bye (relayed), peer-joined, peer-left (room events)
+ * kind    offer, answer, candidate, bye (relayed), peer-joined, peer-left (room events),
+ *         replaced (a session taken over by another connection: from and to are its peer ID)
  * sent    the sender's clock, microseconds since the Unix epoch: 1-20 digits, no leading zero
  *         (but "0"), at most UINT64_MAX
  * from    a peer ID (sb_peer_id_valid) or empty; required by every kind
- * to      a peer ID or empty; required by relay kinds, empty on room events
+ * to      a peer ID or empty; required by relay kinds and replaced, empty on room events
  * room    a room name (sb_room_valid) or empty; required by room events, empty on relay kinds
- * midlen  1-3 digits, no leading zero (but "0"), at most SB_ENV_MID_MAX; "0" on room events
+ * midlen  1-3 digits, no leading zero (but "0"), at most SB_ENV_MID_MAX; "0" on events
  * mid     exactly midlen bytes: the client's mid as JSON text (not checked here)
  * payload every byte after the mid: the client's payload as JSON text (not checked here), empty
  *         when absent; always empty on room events
@@ -37,6 +38,7 @@ typedef enum {
     SB_ENV_BYE,
     SB_ENV_PEER_JOINED,
     SB_ENV_PEER_LEFT,
+    SB_ENV_REPLACED,
 } sb_env_kind_t;
 
 /* A parsed envelope, or one to write. The slices point into the parsed buffer (or the caller's
@@ -52,7 +54,7 @@ typedef struct {
 /* What sb_env_parse returns; *err says more. */
 enum {
     SB_ENV_EVERSION = -1, /* not "sb1": an envelope this node cannot read */
-    SB_ENV_EKIND = -2,    /* not one of the six kind names */
+    SB_ENV_EKIND = -2,    /* not one of the seven kind names */
     SB_ENV_EFIELD = -3,   /* from, to or room present but breaking its rule */
     SB_ENV_EMID = -4,     /* midlen malformed, over SB_ENV_MID_MAX or past the end */
     SB_ENV_ESENT = -5,    /* sent malformed or over UINT64_MAX */
@@ -93,6 +95,9 @@ int sb_env_is_relay(sb_env_kind_t kind);
  * backslash, so it can be pasted into a Lua string literal). sent_us must be passed as a string of
  * digits: Lua 5.1's tostring writes a number of 1e15 or more as "1.7e+15". */
 #define SB_ENV_ROOM_EVENT_LUA "sb1 %s %s %s  %s 0 "
+
+/* The replaced event the same way: string.format(SB_ENV_REPLACED_LUA, sent_us_as_string, id, id). */
+#define SB_ENV_REPLACED_LUA "sb1 replaced %s %s %s  0 "
 
 /* Each peer's bus channel is this prefix and its ID; the node that holds the peer subscribes it.
  * Redis scripts paste the prefix in as a Lua string literal. */

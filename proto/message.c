@@ -247,13 +247,18 @@ static char *end(out_t *o, size_t *len)
     return o->p;
 }
 
-char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len)
+char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, const char *resume,
+                     int resumed, size_t *len)
 {
     out_t o;
     begin(&o, "welcome");
     put_string_field(&o, "id", id);
     put_string_field(&o, "node", node);
     put_raw_field(&o, "iceServers", (sb_str_t){ice_servers, strlen(ice_servers)});
+    if (resume != NULL) {
+        put_string_field(&o, "resume", resume);
+        put_raw_field(&o, "resumed", resumed ? (sb_str_t){"true", 4} : (sb_str_t){"false", 5});
+    }
     return end(&o, len);
 }
 
@@ -297,6 +302,14 @@ char *sb_msg_ack(sb_str_t mid, size_t *len)
 {
     out_t o;
     begin(&o, "ack");
+    put_raw_field(&o, "mid", mid);
+    return end(&o, len);
+}
+
+char *sb_msg_queued(sb_str_t mid, size_t *len)
+{
+    out_t o;
+    begin(&o, "queued");
     put_raw_field(&o, "mid", mid);
     return end(&o, len);
 }

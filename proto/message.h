@@ -62,7 +62,9 @@ const char *sb_msg_type_name(sb_msg_type_t type);
  * *len, or returns NULL when out of memory; the caller frees it. Arguments that are JSON text
  * (ice_servers, payload, mid) are copied verbatim and must be valid JSON; a slice of length 0
  * means absent. IDs, rooms and codes are plain strings, escaped as needed. */
-char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, size_t *len);
+/* resume: the session's resume token, NULL when sessions are off (then resumed is not written). */
+char *sb_msg_welcome(const char *id, const char *node, const char *ice_servers, const char *resume,
+                     int resumed, size_t *len);
 char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
                    size_t *len);
 /* The bytes sb_msg_relay builds, as the parts that make them up, in order, without copying
@@ -73,6 +75,8 @@ char *sb_msg_relay(sb_msg_type_t type, const char *from, sb_str_t payload, sb_st
 size_t sb_msg_relay_parts(sb_msg_type_t type, const char *from, sb_str_t payload, sb_str_t mid,
                           sb_str_t parts[SB_MSG_RELAY_PARTS]);
 char *sb_msg_ack(sb_str_t mid, size_t *len);
+/* {"type":"queued","mid":...}: held for a recipient between connections. */
+char *sb_msg_queued(sb_str_t mid, size_t *len);
 /* The bytes sb_msg_ack builds, as parts without copying mid (which must outlive them). mid must
  * not be empty. Returns the number of parts, SB_MSG_ACK_PARTS. */
 #define SB_MSG_ACK_PARTS 3

@@ -1,6 +1,12 @@
 // Switchboard's browser client: one WebSocket to a node, acks and errors as promises, rooms, reconnect.
 //
 // Speaks protocol v1 (proto/PROTOCOL.md); the API is documented in www/README.md.
+//
+// Sessions: each welcome carries a resume token. When a connection ends without the client closing
+// it, the client reconnects with ?id=<its id>&resume=<token> and the node gives the session back
+// (welcome.resumed): the same ID, its rooms (a `joined` snapshot of each follows the welcome) and
+// the messages held for it meanwhile. send() resolves with 'ack' (handed to the recipient's
+// connection) or 'queued' (held for a recipient that is between connections).
 
 const SUBPROTOCOL = 'switchboard.v1';
 // A token travels as a second subprotocol entry: browsers cannot set headers on a WebSocket.
@@ -10,9 +16,15 @@ const RELAY_TYPES = new Set(['offer', 'answer', 'candidate', 'bye']);
 const CLOSE_NO_RETRY = new Map([
     [4001, 'id-taken'],
     [4002, 'bad-id'],
+    [4004, 'replaced'], // another connection resumed this session
 ]);
+// The node's answers that settle a relay successfully: the value send() resolves with.
+const RELAY_ANSWERS = new Set(['ack', 'queued']);
 
-/** An error from the node (code as in PROTOCOL.md) or from here (timeout, disconnected, closed, too-large). */
+/**
+ * An error from the node (code as in PROTOCOL.md: peer-unavailable, mailbox-full, replaced, ...)
+ * or from here (timeout, disconnected, closed, too-large).
+ */
 export class SwitchboardError extends Error {
     constructor(code, message, details = {}) {
         super(message || code);
@@ -23,7 +35,7 @@ export class SwitchboardError extends Error {
 }
 
 export class Switchboard extends EventTarget {
-    #url;
+    #url; // as given, with the id option's ?id=
     #opts;
     #ws = null;
     #state = 'connecting'; // connecting | open | closed
@@ -31,11 +43,12 @@ export class Switchboard extends EventTarget {
     #attempt = 0; // failed connections since the last welcome
     #retryTimer = null;
     #welcome = null;
+    #session = null; // {id, token}: what the next connection resumes, from the last welcome
     #fatal = null; // the error that ended the connection for good
-    #lastError = null; // an error received before welcome (bad-id, id-taken)
+    #lastError = null; // the reason for a coming close: bad-id, id-taken (before welcome), replaced
     #nextMid = 1;
     #pending = new Map(); // mid -> {resolve, reject, timer, frame, sent, onAnswer}
-    #rooms = new Set();
+    #rooms = new Set(); // the rooms we are in, as far as the node has told us
     #waiters = []; // connected() callers: {resolve, reject}
 
     /**
@@ -51,7 +64,10 @@ export class Switchboard extends EventTarget {
         this.#connect();
     }
 
-    /** Our peer ID from the last welcome (null before). Without the id option, each reconnect brings a new one. */
+    /**
+     * Our peer ID from the last welcome (null before). A resumed session keeps it; without the id
+     * option, a reconnect that cannot resume (the session ended) brings a new one.
+     */
     get id() {
         return this.#welcome?.id ?? null;
     }
@@ -69,12 +85,18 @@ export class Switchboard extends EventTarget {
         return this.#state;
     }
 
-    /** The rooms joined (and re-joined after each reconnect). */
+    /**
+     * The rooms joined: kept by a resumed session (following the node's `joined` snapshots),
+     * re-joined after a reconnect that could not resume.
+     */
     get rooms() {
         return [...this.#rooms];
     }
 
-    /** Resolves with the welcome {id, node, iceServers}; rejects if the client closes for good first. */
+    /**
+     * Resolves with the welcome {id, node, iceServers, resumed}; rejects if the client closes for
+     * good first. `resumed` is true when the connection took the previous session back.
+     */
     connected() {
         if (this.#state === 'open') return Promise.resolve(this.#welcome);
         if (this.#state === 'closed') return Promise.reject(this.#fatal);
@@ -82,9 +104,12 @@ export class Switchboard extends EventTarget {
     }
 
     /**
-     * Relays offer/answer/candidate/bye to peer `to`. Resolves on the node's ack; rejects with a
-     * SwitchboardError (.code peer-unavailable, bad-request, timeout, disconnected, closed, too-large).
-     * While reconnecting, the message waits for the next welcome (within the timeout).
+     * Relays offer/answer/candidate/bye to peer `to`. Resolves with 'ack' (handed to the
+     * recipient's connection) or 'queued' (the recipient is between connections: the node holds
+     * the message and delivers it if the recipient resumes in time); rejects with a
+     * SwitchboardError (.code peer-unavailable, mailbox-full, unavailable, bad-request, timeout,
+     * disconnected, closed, too-large). While reconnecting, the message waits for the next welcome
+     * (within the timeout).
      */
     send(type, to, payload) {
         if (!RELAY_TYPES.has(type)) {
@@ -92,10 +117,10 @@ export class Switchboard extends EventTarget {
         }
         const msg = { type, to };
         if (payload !== undefined) msg.payload = payload;
-        return this.#request(msg);
+        return this.#request(msg, (answer) => RELAY_ANSWERS.has(answer.type) && answer.type);
     }
 
-    /** Joins a room; resolves with the other members' IDs. Re-joined automatically after a reconnect. */
+    /** Joins a room; resolves with the other members' IDs. Kept or re-joined after a reconnect. */
     join(room) {
         return this.#request({ type: 'join', room }, (answer) => {
             if (answer.type !== 'joined') return false;
@@ -107,13 +132,18 @@ export class Switchboard extends EventTarget {
     /** Leaves a room; resolves once the node confirms. The room is no longer re-joined from now on. */
     leave(room) {
         this.#rooms.delete(room);
-        return this.#request({ type: 'leave', room }, (answer) => answer.type === 'left' && undefined);
+        return this.#request({ type: 'leave', room }, (answer) => {
+            if (answer.type !== 'left') return false;
+            this.#rooms.delete(room); // a resumed session's snapshot may have listed it meanwhile
+            return undefined;
+        });
     }
 
-    /** Closes for good: no reconnect; pending promises reject with code "closed". */
+    /** Closes for good, ending the session at the node: no reconnect; pending promises reject with code "closed". */
     close(code = 1000, reason = '') {
         if (this.#state === 'closed') return;
         this.#closing = true;
+        this.#session = null;
         this.#finish(new SwitchboardError('closed', 'closed by the application'));
         clearTimeout(this.#retryTimer);
         if (this.#ws) this.#ws.close(code, reason);
@@ -122,7 +152,7 @@ export class Switchboard extends EventTarget {
 
     // Sends msg with a fresh mid and settles when the answer carrying that mid arrives.
     // onAnswer(answer) returns the value to resolve with, or false if the answer is not the right kind.
-    #request(msg, onAnswer = (answer) => answer.type === 'ack' && undefined) {
+    #request(msg, onAnswer) {
         if (this.#state === 'closed') return Promise.reject(this.#fatal);
         const mid = String(this.#nextMid++);
         const frame = JSON.stringify({ ...msg, mid });
@@ -189,7 +219,7 @@ export class Switchboard extends EventTarget {
 
     #open(token) {
         const protocols = token ? [SUBPROTOCOL, TOKEN_PREFIX + token] : SUBPROTOCOL;
-        const ws = new WebSocket(this.#url, protocols);
+        const ws = new WebSocket(this.#connectUrl(), protocols);
         this.#ws = ws;
         const ended = (code, reason) => this.#ws === ws && this.#closed(code, reason);
         ws.onopen = () => this.#emit('open', {});
@@ -202,6 +232,15 @@ export class Switchboard extends EventTarget {
                 ws.close();
                 ended(1006, '');
             }, 0);
+    }
+
+    // The URL of the next connection: the session to resume, if there is one.
+    #connectUrl() {
+        if (!this.#session) return this.#url;
+        const u = new URL(this.#url);
+        u.searchParams.set('id', this.#session.id);
+        u.searchParams.set('resume', this.#session.token);
+        return u.href;
     }
 
     #receive(data) {
@@ -226,10 +265,15 @@ export class Switchboard extends EventTarget {
                 this.#emit(m.type, detail);
                 break;
             }
-            case 'ack':
             case 'joined':
+                // Without a mid: a resumed session's snapshot of a room it is in.
+                if (m.mid === undefined) this.#rooms.add(m.room);
+                this.#emit('joined', { room: m.room, peers: m.peers });
+                if (m.mid !== undefined) this.#settle(String(m.mid), m);
+                break;
+            case 'ack':
+            case 'queued':
             case 'left':
-                if (m.type === 'joined') this.#emit('joined', { room: m.room, peers: m.peers });
                 if (m.mid !== undefined) this.#settle(String(m.mid), m);
                 break;
             case 'peer-joined':
@@ -238,7 +282,8 @@ export class Switchboard extends EventTarget {
                 break;
             case 'error':
                 if (m.mid !== undefined && this.#settle(String(m.mid), m)) break;
-                if (this.#state !== 'open') this.#lastError = m;
+                // Before welcome (bad-id, id-taken) or before a close (replaced): the reason for it.
+                if (this.#state !== 'open' || m.code === 'replaced') this.#lastError = m;
                 this.#emit('error', { code: m.code, message: m.message, error: m });
                 break;
             default: // a newer node may add types: ignore them
@@ -247,12 +292,21 @@ export class Switchboard extends EventTarget {
 
     #welcomed(m) {
         const iceServers = Array.isArray(m.iceServers) ? m.iceServers : [];
-        this.#welcome = { id: m.id, node: m.node, iceServers };
+        const resumed = m.resumed === true;
+        this.#welcome = { id: m.id, node: m.node, iceServers, resumed };
+        // Each token works once: the next connection resumes with this one (none when sessions are off).
+        this.#session = typeof m.resume === 'string' && m.resume ? { id: m.id, token: m.resume } : null;
         this.#state = 'open';
         this.#attempt = 0;
         this.#emit('welcome', this.#welcome);
         for (const w of this.#waiters.splice(0)) w.resolve(this.#welcome);
-        // Re-join first, then send what waited for the connection, in order.
+        // A resumed session kept its rooms (their snapshots follow); a new one re-joins them. Then
+        // send what waited for the connection, in order.
+        if (!resumed) this.#rejoin();
+        for (const p of this.#pending.values()) if (!p.sent) this.#transmit(p);
+    }
+
+    #rejoin() {
         for (const room of this.#rooms) {
             this.join(room).catch((err) => {
                 if (err.code === 'disconnected' || err.code === 'closed') return; // the next welcome retries, or never
@@ -261,7 +315,6 @@ export class Switchboard extends EventTarget {
                 this.#emit('error', { code: err.code, message, error: err.details });
             });
         }
-        for (const p of this.#pending.values()) if (!p.sent) this.#transmit(p);
     }
 
     #closed(code, reason) {
@@ -272,6 +325,7 @@ export class Switchboard extends EventTarget {
         const lost = new SwitchboardError('disconnected', `connection closed (${code}) before the answer`);
         for (const [mid, p] of this.#pending) if (p.sent) this.#settle(mid, lost);
         if (this.#closing) {
+            this.#session = null;
             const why = err
                 ? new SwitchboardError(err.code, err.message, err)
                 : new SwitchboardError('closed', `connection closed (${code} ${reason})`);

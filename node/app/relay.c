@@ -155,36 +155,53 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
     }
 }
 
-sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir, const char *node_id)
+sb_relay_t *sb_relay_new(struct event_base *base, const sb_config_t *cfg, sb_bus_t *bus,
+                         sb_dir_t *dir, const char *node_id)
 {
     sb_relay_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
+    r->base = base;
     r->cfg = cfg;
     r->bus = bus;
     r->dir = dir;
     r->pending_relays = (sb_pool_t)SB_POOL_INIT(sizeof(pending_relay_t), 4096);
+    r->env_small = (sb_pool_t)SB_POOL_INIT(1024, 4096);
+    r->env_medium = (sb_pool_t)SB_POOL_INIT(8192, 256);
     snprintf(r->node_id, sizeof(r->node_id), "%s", node_id);
     r->peers = sb_map_new();
     r->rooms = sb_map_new();
-    if (r->peers == NULL || r->rooms == NULL) {
+    r->hold_timer = evtimer_new(base, relay_hold_tick, r);
+    if (r->peers == NULL || r->rooms == NULL || r->hold_timer == NULL) {
         sb_relay_free(r);
         return NULL;
     }
     bus->deliver = relay_deliver;
     bus->ctx = r;
     dir->lost = relay_reassert;
+    dir->ended = relay_session_ended;
     dir->ctx = r;
     return r;
+}
+
+void sb_relay_stop(sb_relay_t *r)
+{
+    if (r != NULL)
+        relay_hold_stop(r);
 }
 
 void sb_relay_free(sb_relay_t *r)
 {
     if (r == NULL)
         return;
+    relay_hold_stop(r);
+    if (r->hold_timer)
+        event_free(r->hold_timer);
     sb_map_free(r->peers);
     sb_map_free(r->rooms);
     sb_pool_drain(&r->pending_relays);
+    sb_pool_drain(&r->env_small);
+    sb_pool_drain(&r->env_medium);
     free(r);
 }
 
@@ -195,7 +212,7 @@ sb_handler_t sb_relay_handler(sb_relay_t *r)
     return h;
 }
 
-int sb_relay_idle(const sb_relay_t *r) { return r->dir->ops->idle(r->dir); }
+int sb_relay_idle(const sb_relay_t *r) { return r->holders == NULL && r->dir->ops->idle(r->dir); }
 
 int sb_relay_ready(void *relay, char *why, size_t len)
 {

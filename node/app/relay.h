@@ -11,10 +11,16 @@
 
 typedef struct sb_relay sb_relay_t;
 
-/* Creates a relay publishing on bus and keeping IDs and rooms in dir. It owns neither, but sets
- * the bus's deliver and the directory's lost callbacks. cfg, bus and dir must outlive it.
- * node_id names this node in welcome messages. Returns NULL when out of memory. */
-sb_relay_t *sb_relay_new(const sb_config_t *cfg, sb_bus_t *bus, sb_dir_t *dir, const char *node_id);
+/* Creates a relay publishing on bus and keeping IDs, sessions and rooms in dir. It owns neither,
+ * but sets the bus's deliver and the directory's lost and ended callbacks. cfg, bus and dir must
+ * outlive it; base runs its timers. node_id names this node in welcome messages. Returns NULL
+ * when out of memory. */
+sb_relay_t *sb_relay_new(struct event_base *base, const sb_config_t *cfg, sb_bus_t *bus,
+                         sb_dir_t *dir, const char *node_id);
+
+/* Nothing waits any more: messages held for the bus are refused now and later ones at once.
+ * Call it before freeing the bus and directory, whose failing requests call into the relay. */
+void sb_relay_stop(sb_relay_t *r);
 
 /* Frees the relay. Free the server first: closing its connections calls into the relay. */
 void sb_relay_free(sb_relay_t *r);

@@ -9,11 +9,17 @@
 #include "message.h"
 #include "source.h"
 
+#include <event2/event.h>
+
 /* Close codes of the protocol (PROTOCOL.md). */
 #define CLOSE_TRY_AGAIN 4003
 #define CLOSE_ID_TAKEN 4001
 #define CLOSE_BAD_ID 4002
 #define CLOSE_POLICY 1008 /* RFC 6455: a client that goes on sending while rate-limited */
+#define CLOSE_REPLACED 4004
+
+/* A resume token: 32 random bytes in base64url, 43 characters. */
+#define RESUME_TOKEN_LEN 43
 
 /* Rate limits (--rate-messages, --rate-bytes): buckets of RATE_BURST_SECONDS' worth. A message
  * over either is answered rate-limited and not handled; a client whose messages are refused
@@ -28,9 +34,11 @@
 
 typedef struct room room_t;
 struct pending_join;
+typedef struct pending_relay pending_relay_t;
 
 /* A peer lives as long as its connection or any answer it waits for (refs). */
-typedef struct {
+typedef struct peer peer_t;
+struct peer {
     sb_relay_t *relay;
     sb_conn_t *conn;
     int refs;
@@ -46,16 +54,46 @@ typedef struct {
     int rated;                 /* the buckets below are set (on its first message) */
     sb_bucket_t rate_messages, rate_bytes;
     unsigned refused_in_a_row; /* messages refused rate-limited since the last one let through */
-} peer_t;
 
-/* Where a relayed message went, kept until the bus says whether anyone took it (relaying.c;
- * from the relay's pool). */
-typedef struct {
+    /* Its session (peers.c). */
+    char token[RESUME_TOKEN_LEN + 1];  /* its resume token, "" when sessions are off */
+    char resume[RESUME_TOKEN_LEN + 1]; /* the token it came with, "" for none */
+    int claimed;                       /* the directory gave it its ID */
+    int resumed;                       /* this connection took its session back */
+    int replaced;                      /* its session was taken by another connection */
+    char **greeting;                   /* what follows the welcome of a resume: joined, held */
+    size_t *greeting_lens, ngreeting;
+    struct event *retry;               /* a claim waiting for the directory (--bus-hold-ms) */
+    double claim_deadline;
+
+    /* Its messages waiting for the bus or a resuming peer (relaying.c). */
+    uint64_t seq;          /* relays sent so far */
+    pending_relay_t *held; /* oldest first */
+    int holding;           /* on the relay's list of holders */
+    peer_t *hold_prev, *hold_next;
+    int kicking, rekick;
+};
+
+/* What a held message is to do next. */
+typedef enum { HOLD_PUBLISH, HOLD_PUT } hold_step_t;
+
+/* Where a relayed message went, kept until the bus says whether anyone took it, and while it
+ * waits (relaying.c; from the relay's pool). */
+struct pending_relay {
     peer_t *sender;
     sb_msg_type_t type;
+    uint64_t seq;                 /* its place among the sender's relays */
+    double deadline;              /* while it waits for the bus: refused unavailable past this */
+    char *env;                    /* its envelope, for another try */
+    size_t env_len;
+    pending_relay_t *next;        /* the sender's held list */
+    hold_step_t step;
+    int busy;                     /* a publish or put of it is under way */
+    int stale;                    /* a later message to the same peer was delivered first */
+    double not_before;            /* not tried again before this */
     char to[SB_ID_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
-} pending_relay_t;
+};
 
 /* A room's members on this node. */
 struct room {
@@ -66,13 +104,20 @@ struct room {
 
 struct sb_relay {
     const sb_config_t *cfg;
+    struct event_base *base;
     sb_bus_t *bus;
     sb_dir_t *dir;
     sb_map_t *peers; /* id -> peer_t: peers of this node, registered or claiming */
     sb_map_t *rooms; /* name -> room_t: rooms with members on this node */
     char node_id[SB_ID_MAX + 1];
     size_t reasserting;       /* directory answers still due after the directory lost this node */
+    double lost_at;           /* when the directory last lost this node (monotonic), 0: never */
     sb_pool_t pending_relays; /* pending_relay_t blocks, one per relay waiting for the bus */
+    sb_pool_t env_small, env_medium; /* envelope copies of relays in flight (relaying.c) */
+    peer_t *holders;                 /* peers with held messages */
+    size_t held_bytes;               /* their envelopes' bytes, at most --bus-hold-bytes */
+    struct event *hold_timer;        /* works on held messages while there are any */
+    int stopping;                    /* the bus and directory are going away: nothing waits */
 };
 
 /* relay.c: peers' lifetime, backpressure, and answers. */
@@ -85,16 +130,29 @@ int relay_send_owned(sb_conn_t *c, char *msg, size_t len);
 void relay_send_error(sb_conn_t *c, const char *code, const char *message, const char *to,
                       const char *room, sb_str_t mid);
 
-/* peers.c: IDs, connections opening and closing, and recording them again after a loss. */
+/* peers.c: IDs, sessions, connections opening and closing, and recording them again after a
+ * loss. */
 void relay_on_open(void *app, sb_conn_t *c);
 void relay_on_close(void *app, sb_conn_t *c);
 void relay_reassert(void *relay);
+/* Another connection resumed the peer's session: this one is closed 4004. */
+void relay_replaced(peer_t *peer);
+/* The directory ended a session whose window passed (the embedded one): tells this node's
+ * members of its rooms. */
+void relay_session_ended(void *relay, const char *id, const char *const *rooms, size_t n);
 
 /* rooms.c */
 void relay_join(sb_relay_t *r, peer_t *peer, const sb_msg_t *m);
 void relay_leave(sb_relay_t *r, peer_t *peer, const sb_msg_t *m);
 /* A departing peer leaves every room (telling the others). */
 void relay_leave_all(sb_relay_t *r, peer_t *peer);
+/* A peer whose session goes on without it (detached or replaced) leaves this node's rooms and
+ * nothing else: the directory keeps its memberships, and nobody is told. */
+void relay_forget_rooms(sb_relay_t *r, peer_t *peer);
+/* A closed peer's join that waits to ask the directory again ends now. */
+void relay_join_cancel(peer_t *peer);
+/* A resumed peer is a member of rooms again on this node. Returns 0, or -1 when out of memory. */
+int relay_restore_room(sb_relay_t *r, peer_t *peer, const char *room);
 /* Records the peer's memberships in the directory again (no answers to send). */
 void relay_rejoin_all(sb_relay_t *r, peer_t *peer);
 /* A room event from the bus for peer: shown to it, or held while it waits for the answer to its
@@ -105,6 +163,11 @@ int relay_room_event(peer_t *peer, const sb_env_t *env);
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m);
 /* The bus's deliver callback: a message from another node for one of our peers. */
 int relay_deliver(void *ctx, void *sub, const char *msg, size_t len);
+/* Writes a relayed envelope's message into the peer's connection. Returns 1 when queued. */
+int relay_deliver_envelope(peer_t *peer, const sb_env_t *env);
+/* The held messages' timer (an event callback), and the end of waiting when the node stops. */
+void relay_hold_tick(evutil_socket_t fd, short what, void *arg);
+void relay_hold_stop(sb_relay_t *r);
 
 static inline sb_str_t relay_no_mid(void) { return (sb_str_t){NULL, 0}; }
 

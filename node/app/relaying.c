@@ -1,7 +1,16 @@
 /* The relay's messages between peers: offer, answer, candidate and bye, to a peer on this node
- * or through the bus to another, and what the sender is told about each. */
+ * or through the bus to another, what the sender is told about each, and the messages that wait:
+ * for the bus to come back (--bus-hold-ms), or in the mailbox of a peer between connections.
+ *
+ * A message for another node is published with a copy of its envelope kept until the outcome.
+ * When nobody took it, the directory says why: the peer is between connections (its mailbox
+ * holds it: queued), its node is subscribing again (published again shortly), or it is gone.
+ * A message that waits joins its sender's held list, ordered by when it was sent; of the held
+ * messages to one recipient only the oldest is worked on, and a new message to that recipient
+ * waits behind them, so delivered messages keep their order. */
 #include "app/relay_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,47 +20,319 @@
 #include "envelope.h"
 #include "net/conn.h"
 
-/* Tells the sender the outcome: 1 delivered, 0 no such peer, -1 the cluster could not
- * deliver it (bus down, or the recipient's node not receiving just now). */
-static void answer_sender(pending_relay_t *p, int outcome)
+/* How soon a held message is tried again after the bus or directory said "not yet". */
+#define RETRY_SECONDS 0.02
+
+/* Envelope buffers by size: most signaling messages fit the first class. */
+#define ENV_SMALL 1024
+#define ENV_MEDIUM 8192
+
+static char *env_alloc(sb_relay_t *r, size_t len)
+{
+    if (len <= ENV_SMALL)
+        return sb_pool_get(&r->env_small);
+    if (len <= ENV_MEDIUM)
+        return sb_pool_get(&r->env_medium);
+    return malloc(len);
+}
+
+static void env_free(sb_relay_t *r, pending_relay_t *p)
+{
+    if (p->env == NULL)
+        return;
+    if (p->env_len <= ENV_SMALL)
+        sb_pool_put(&r->env_small, p->env);
+    else if (p->env_len <= ENV_MEDIUM)
+        sb_pool_put(&r->env_medium, p->env);
+    else
+        free(p->env);
+    p->env = NULL;
+}
+
+/* Tells the sender the outcome and forgets the message. */
+static void answer_sender(pending_relay_t *p, sb_relay_outcome_t outcome)
 {
     sb_str_t mid = {p->mid, strlen(p->mid)};
+    sb_relay_t *r = p->sender->relay;
 
-    sb_metrics.relays[p->type][outcome > 0    ? SB_RELAY_DELIVERED
-                               : outcome == 0 ? SB_RELAY_UNKNOWN
-                                              : SB_RELAY_UNAVAILABLE]++;
+    sb_metrics.relays[p->type][outcome]++;
     p->sender->relays--;
     relay_flow(p->sender);
     if (!p->sender->closed) {
-        if (outcome > 0 && mid.len > 0) {
+        sb_conn_t *c = p->sender->conn;
+        if (outcome == SB_RELAY_DELIVERED && mid.len > 0) {
             sb_str_t parts[SB_MSG_ACK_PARTS];
-            sb_conn_send_parts(p->sender->conn, parts, sb_msg_ack_parts(mid, parts));
-        } else if (outcome == 0) {
-            relay_send_error(p->sender->conn, "peer-unavailable",
-                             "no peer with that ID is connected", p->to, NULL, mid);
-        } else if (outcome < 0) {
-            relay_send_error(p->sender->conn, "unavailable",
-                             "the cluster could not deliver the message just now; try again", p->to,
+            sb_conn_send_parts(c, parts, sb_msg_ack_parts(mid, parts));
+        } else if (outcome == SB_RELAY_QUEUED && mid.len > 0) {
+            size_t len = 0;
+            relay_send_owned(c, sb_msg_queued(mid, &len), len);
+        } else if (outcome == SB_RELAY_UNKNOWN) {
+            relay_send_error(c, "peer-unavailable", "no peer with that ID is connected", p->to,
+                             NULL, mid);
+        } else if (outcome == SB_RELAY_BOXFULL) {
+            relay_send_error(c, "mailbox-full",
+                             "the peer is between connections and holds as many messages as it "
+                             "may; not held",
+                             p->to, NULL, mid);
+        } else if (outcome == SB_RELAY_UNAVAILABLE) {
+            relay_send_error(c, "unavailable",
+                             "the cluster could not deliver the message in time; try again", p->to,
                              NULL, mid);
         }
     }
-    sb_relay_t *r = p->sender->relay;
+    env_free(r, p);
     relay_peer_unref(p->sender);
     sb_pool_put(&r->pending_relays, p);
 }
 
-static void held_done(void *arg, int held) { answer_sender(arg, held ? -1 : 0); }
+/* --- held messages ------------------------------------------------------------------------ */
+
+static void kick(peer_t *sender);
+
+/* Whether the sender has a message to `to` waiting: a new one must wait behind it. */
+static int holds_for(const peer_t *sender, const char *to)
+{
+    for (const pending_relay_t *e = sender->held; e != NULL; e = e->next)
+        if (strcmp(e->to, to) == 0)
+            return 1;
+    return 0;
+}
+
+static void unlink_held(pending_relay_t *p)
+{
+    peer_t *s = p->sender;
+    sb_relay_t *r = s->relay;
+    for (pending_relay_t **e = &s->held; *e != NULL; e = &(*e)->next)
+        if (*e == p) {
+            *e = p->next;
+            break;
+        }
+    sb_metrics.held_relays--;
+    sb_metrics.held_bytes -= p->env_len;
+    r->held_bytes -= p->env_len;
+    if (s->held == NULL && s->holding) { /* off the relay's list of holders */
+        *(s->hold_prev ? &s->hold_prev->hold_next : &r->holders) = s->hold_next;
+        if (s->hold_next)
+            s->hold_next->hold_prev = s->hold_prev;
+        s->hold_prev = s->hold_next = NULL;
+        s->holding = 0;
+    }
+}
+
+/* Answers a held message and takes it off its sender's list. */
+static void settle(pending_relay_t *p, sb_relay_outcome_t outcome)
+{
+    unlink_held(p);
+    answer_sender(p, outcome);
+}
+
+static void arm_timer(sb_relay_t *r)
+{
+    struct timeval tv = {0, (suseconds_t)(RETRY_SECONDS * 1e6)};
+    if (!evtimer_pending(r->hold_timer, NULL))
+        evtimer_add(r->hold_timer, &tv);
+}
+
+/* Makes p wait, next to do step, in its sender's list by age. Refused unavailable when the
+ * node's budget of held bytes is spent or the relay is stopping. */
+static void hold(pending_relay_t *p, hold_step_t step)
+{
+    peer_t *s = p->sender;
+    sb_relay_t *r = s->relay;
+    if (r->stopping || r->held_bytes + p->env_len > r->cfg->bus_hold_bytes) {
+        answer_sender(p, SB_RELAY_UNAVAILABLE);
+        return;
+    }
+    p->step = step;
+    p->busy = 0;
+    p->stale = 0;
+    p->not_before = 0;
+    pending_relay_t **e = &s->held;
+    while (*e != NULL && (*e)->seq < p->seq)
+        e = &(*e)->next;
+    p->next = *e;
+    *e = p;
+    r->held_bytes += p->env_len;
+    sb_metrics.held_relays++;
+    sb_metrics.held_bytes += p->env_len;
+    sb_metrics.held_relays_total++;
+    if (!s->holding) {
+        s->holding = 1;
+        s->hold_prev = NULL;
+        s->hold_next = r->holders;
+        if (r->holders)
+            r->holders->hold_prev = s;
+        r->holders = s;
+    }
+    arm_timer(r);
+}
+
+/* A message to `to` sent after those held was delivered: the held ones sent before it can no
+ * longer arrive in order, so they are refused (at once, or when what they wait for answers). */
+static void refuse_overtaken(peer_t *sender, const char *to, uint64_t seq)
+{
+    pending_relay_t *e = sender->held;
+    while (e != NULL) {
+        pending_relay_t *next = e->next;
+        if (e->seq < seq && strcmp(e->to, to) == 0) {
+            if (e->busy)
+                e->stale = 1;
+            else
+                settle(e, SB_RELAY_UNAVAILABLE);
+        }
+        e = next;
+    }
+}
+
+static void held_published(void *arg, int receivers)
+{
+    pending_relay_t *p = arg;
+    peer_t *s = relay_peer_ref(p->sender);
+    p->busy = 0;
+    if (receivers > 0) {
+        settle(p, SB_RELAY_DELIVERED);
+    } else if (receivers == 0) {
+        p->step = HOLD_PUT;
+    } else {
+        p->step = HOLD_PUBLISH;
+        p->not_before = sb_clock_mono() + RETRY_SECONDS;
+    }
+    kick(s);
+    relay_peer_unref(s);
+}
+
+/* Whether the directory lost this node's records lately (Redis restarted empty): a peer it does
+ * not know may be one whose node has not recorded it again yet. */
+static int recovering(const sb_relay_t *r, double now)
+{
+    return r->lost_at > 0 && now - r->lost_at < r->cfg->bus_hold_ms / 1000.0;
+}
+
+static void held_put(void *arg, sb_dir_put_t outcome)
+{
+    pending_relay_t *p = arg;
+    peer_t *s = relay_peer_ref(p->sender);
+    sb_relay_t *r = s->relay;
+    double now = sb_clock_mono();
+    p->busy = 0;
+    switch (outcome) {
+    case SB_DIR_QUEUED:
+        settle(p, SB_RELAY_QUEUED);
+        break;
+    case SB_DIR_BOXFULL:
+        settle(p, SB_RELAY_BOXFULL);
+        break;
+    case SB_DIR_GONE:
+        if (!recovering(r, now) || now >= p->deadline) {
+            settle(p, SB_RELAY_UNKNOWN);
+            break;
+        }
+        /* its node may record it again at any moment: publish again */
+        __attribute__((fallthrough));
+    case SB_DIR_LIVE:
+        p->step = HOLD_PUBLISH; /* its node is subscribing again: publish again */
+        p->not_before = now + RETRY_SECONDS;
+        break;
+    case SB_DIR_PUT_UNAVAILABLE:
+        p->step = HOLD_PUT;
+        p->not_before = now + RETRY_SECONDS;
+        break;
+    }
+    kick(s);
+    relay_peer_unref(s);
+}
+
+/* Works on the sender's held messages: for each recipient, its oldest one. */
+static void kick(peer_t *sender)
+{
+    sb_relay_t *r = sender->relay;
+    if (sender->kicking) {
+        sender->rekick = 1;
+        return;
+    }
+    sender->kicking = 1;
+    relay_peer_ref(sender);
+again:
+    sender->rekick = 0;
+    for (pending_relay_t *e = sender->held; e != NULL; e = e->next) {
+        double now = sb_clock_mono();
+        int first = 1;
+        for (pending_relay_t *f = sender->held; f != e; f = f->next)
+            if (strcmp(f->to, e->to) == 0)
+                first = 0;
+        if (!first || e->busy || now < e->not_before)
+            continue;
+        if (r->stopping || e->stale || (e->step == HOLD_PUBLISH && now >= e->deadline)) {
+            settle(e, SB_RELAY_UNAVAILABLE);
+            goto again; /* the list changed */
+        }
+        char why[8];
+        if (e->step == HOLD_PUBLISH) {
+            if (!r->bus->ops->ready(r->bus, why, sizeof(why)))
+                continue;
+            char channel[SB_ENV_CHANNEL_MAX];
+            sb_str_t part = {e->env, e->env_len};
+            sb_env_peer_channel(e->to, channel);
+            e->busy = 1;
+            r->bus->ops->publish(r->bus, channel, &part, 1, held_published, e);
+        } else {
+            e->busy = 1;
+            r->dir->ops->put(r->dir, e->to, e->env, e->env_len, held_put, e);
+        }
+        goto again; /* an answer may have come within the call */
+    }
+    if (sender->rekick)
+        goto again;
+    sender->kicking = 0;
+    relay_peer_unref(sender);
+}
+
+void relay_hold_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sb_relay_t *r = arg;
+    (void)fd;
+    (void)what;
+    /* Each kick may take its peer off the list: walk a snapshot of who is on it. */
+    size_t n = 0;
+    for (peer_t *s = r->holders; s != NULL; s = s->hold_next)
+        n++;
+    peer_t **all = n ? malloc(n * sizeof(*all)) : NULL;
+    size_t k = 0;
+    for (peer_t *s = r->holders; all != NULL && s != NULL; s = s->hold_next)
+        all[k++] = relay_peer_ref(s);
+    for (size_t i = 0; i < k; i++) {
+        kick(all[i]);
+        relay_peer_unref(all[i]);
+    }
+    free(all);
+    if (r->holders != NULL)
+        arm_timer(r);
+}
+
+void relay_hold_stop(sb_relay_t *r)
+{
+    r->stopping = 1;
+    relay_hold_tick(-1, 0, r);
+}
+
+/* --- the outcome of a first publish ------------------------------------------------------- */
 
 static void relay_done(void *arg, int receivers)
 {
     pending_relay_t *p = arg;
-    sb_relay_t *r = p->sender->relay;
-    /* Nobody took it: either the peer is not connected, or its node is subscribing again after
-     * a reconnect. The directory knows which. */
-    if (receivers == 0)
-        r->dir->ops->held(r->dir, p->to, held_done, p);
-    else
-        answer_sender(p, receivers > 0 ? 1 : -1);
+    peer_t *s = relay_peer_ref(p->sender);
+    if (receivers > 0) {
+        refuse_overtaken(s, p->to, p->seq);
+        answer_sender(p, SB_RELAY_DELIVERED);
+    } else {
+        /* Nobody took it: the peer is between connections, its node is subscribing again after
+         * a reconnect, or it is gone; or the bus could not take it. Either way it waits. */
+        hold(p, receivers == 0 ? HOLD_PUT : HOLD_PUBLISH);
+        if (receivers < 0)
+            p->not_before = sb_clock_mono() + RETRY_SECONDS;
+        kick(s);
+    }
+    relay_peer_unref(s);
 }
 
 /* The envelope kind of a relayed type: the same four, in the same order. */
@@ -93,8 +374,9 @@ static int hand_over(sb_conn_t *to, sb_msg_type_t type, const char *from, sb_str
     return sb_conn_send_parts(to, parts, n);
 }
 
-/* Publishes the message as an envelope on the recipient's channel. */
-static void publish(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_relay_t *p)
+/* Writes the message's envelope into p->env, kept while the message may have to go out again.
+ * Returns 0, or -1 when out of memory. */
+static int keep_envelope(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_relay_t *p)
 {
     sb_env_t env = {.kind = env_kind(m->type),
                     .sent_us = sb_clock_wall_us(),
@@ -102,11 +384,17 @@ static void publish(sb_relay_t *r, peer_t *sender, const sb_msg_t *m, pending_re
                     .to = {m->to, strlen(m->to)},
                     .mid = m->mid,
                     .payload = m->payload};
-    char channel[SB_ENV_CHANNEL_MAX], head[SB_ENV_HEAD_MAX];
-    /* The head, then the mid and payload straight from the sender's message: not joined here. */
-    sb_str_t parts[3] = {{head, sb_env_write_head(&env, head)}, m->mid, m->payload};
-    sb_env_peer_channel(m->to, channel);
-    r->bus->ops->publish(r->bus, channel, parts, 3, relay_done, p);
+    char head[SB_ENV_HEAD_MAX];
+    size_t n = sb_env_write_head(&env, head);
+    p->env_len = n + m->mid.len + m->payload.len;
+    if ((p->env = env_alloc(r, p->env_len)) == NULL)
+        return -1;
+    memcpy(p->env, head, n);
+    if (m->mid.len > 0)
+        memcpy(p->env + n, m->mid.p, m->mid.len);
+    if (m->payload.len > 0)
+        memcpy(p->env + n + m->mid.len, m->payload.p, m->payload.len);
+    return 0;
 }
 
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
@@ -116,29 +404,54 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
         relay_send_error(sender->conn, "unavailable", "out of memory", m->to, NULL, m->mid);
         return;
     }
+    memset(p, 0, offsetof(pending_relay_t, mid));
     p->sender = relay_peer_ref(sender);
     p->type = m->type;
+    p->seq = ++sender->seq;
+    p->deadline = sb_clock_mono() + r->cfg->bus_hold_ms / 1000.0;
     sender->relays++;
     memcpy(p->to, m->to, sizeof(p->to));
     if (m->mid.len > 0)
         memcpy(p->mid, m->mid.p, m->mid.len);
     p->mid[m->mid.len] = '\0';
 
+    int behind = sender->held != NULL && holds_for(sender, m->to);
     peer_t *local = sb_map_get(r->peers, m->to);
-    if (local != NULL && local->registered) {
+    if (!behind && local != NULL && local->registered) {
         /* Same node: straight to the connection, no bus round trip. */
         uint64_t t0 = sb_clock_wall_us();
-        int queued = hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0;
-        if (queued)
+        if (hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0) {
             sb_histogram_observe(&sb_metrics.latency_local,
                                  (double)(sb_clock_wall_us() - t0) / 1e6);
-        answer_sender(p, queued);
+            answer_sender(p, SB_RELAY_DELIVERED);
+            return;
+        }
+        /* Its connection has just ended: the bus and the directory decide, as for any peer. */
+    }
+    if (keep_envelope(r, sender, m, p) != 0) {
+        answer_sender(p, SB_RELAY_UNAVAILABLE);
+        return;
+    }
+    if (behind) {
+        hold(p, HOLD_PUBLISH); /* after the older ones to the same peer */
+        kick(sender);
     } else {
         /* Not here, or a connection here still claiming the ID, which may well be held by a
          * peer on another node: the bus and the directory decide. */
-        publish(r, sender, m, p);
-        relay_flow(sender);
+        char channel[SB_ENV_CHANNEL_MAX];
+        sb_str_t part = {p->env, p->env_len};
+        sb_env_peer_channel(m->to, channel);
+        r->bus->ops->publish(r->bus, channel, &part, 1, relay_done, p);
     }
+    relay_flow(sender);
+}
+
+int relay_deliver_envelope(peer_t *peer, const sb_env_t *env)
+{
+    char from[SB_ID_MAX + 1];
+    memcpy(from, env->from.p, env->from.len);
+    from[env->from.len] = '\0';
+    return hand_over(peer->conn, msg_type(env->kind), from, env->payload, env->mid) == 0;
 }
 
 int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
@@ -155,14 +468,15 @@ int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
         sb_log(SB_LOG_WARN, "peer %s: dropped a bus message: %s", peer->id, err);
         return 0;
     }
+    if (env.kind == SB_ENV_REPLACED) {
+        relay_replaced(peer);
+        return 0;
+    }
     if (!sb_env_is_relay(env.kind))
         return relay_room_event(peer, &env);
     if (!sb_str_eq(&env.to, peer->id, 0))
         return 0; /* published on this peer's channel for another: not ours to show */
-    char from[SB_ID_MAX + 1];
-    memcpy(from, env.from.p, env.from.len);
-    from[env.from.len] = '\0';
-    if (hand_over(peer->conn, msg_type(env.kind), from, env.payload, env.mid) != 0)
+    if (!relay_deliver_envelope(peer, &env))
         return 0;
     uint64_t now = sb_clock_wall_us();
     sb_histogram_observe(&sb_metrics.latency_cluster,

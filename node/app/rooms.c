@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/loop.h"
 #include "base/metrics.h"
 #include "net/conn.h"
 
@@ -138,7 +139,9 @@ typedef struct pending_join {
     peer_t *peer;
     char room[SB_ROOM_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3];
-    int reassert; /* re-recording a membership after an outage, no answer to send */
+    int reassert;        /* re-recording a membership after an outage, no answer to send */
+    double deadline;     /* while the directory is unreachable, asked again until then */
+    struct event *retry; /* the next time it is asked */
     held_event_t *events;
     size_t nevents, cap;
 } pending_join_t;
@@ -171,6 +174,47 @@ static int still_here(sb_relay_t *r, const char *room_name, const char *id)
 }
 
 static void join_done(void *arg, sb_dir_result_t result, int added, const char *const *members,
+                      const char *const *nodes, size_t n);
+
+/* Asks the directory (again). */
+static void ask_join(sb_relay_t *r, pending_join_t *p)
+{
+    /* A re-recorded membership was within the limit when it was made. */
+    r->dir->ops->join(r->dir, p->room, p->peer->id,
+                      p->reassert ? (size_t)-1 : r->cfg->max_room_peers, join_done, p);
+}
+
+static void join_retry(evutil_socket_t fd, short what, void *arg)
+{
+    pending_join_t *p = arg;
+    (void)fd;
+    (void)what;
+    event_free(p->retry);
+    p->retry = NULL;
+    if (p->peer->closed)
+        join_done(p, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
+    else
+        ask_join(p->peer->relay, p);
+}
+
+/* The directory cannot answer now: the join waits (its peer unread meanwhile) and is asked
+ * again, within --bus-hold-ms. Returns 1 when it will be, else 0. */
+static int join_later(sb_relay_t *r, pending_join_t *p)
+{
+    struct timeval tv = {0, 50000};
+    if (p->reassert || p->peer->closed || r->stopping || sb_clock_mono() >= p->deadline)
+        return 0;
+    if ((p->retry = evtimer_new(r->base, join_retry, p)) == NULL)
+        return 0;
+    if (evtimer_add(p->retry, &tv) != 0) {
+        event_free(p->retry);
+        p->retry = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+static void join_done(void *arg, sb_dir_result_t result, int added, const char *const *members,
                       const char *const *nodes, size_t n)
 {
     pending_join_t *p = arg;
@@ -178,6 +222,8 @@ static void join_done(void *arg, sb_dir_result_t result, int added, const char *
     sb_relay_t *r = peer->relay;
     sb_str_t mid = {p->mid, strlen(p->mid)};
 
+    if (result == SB_DIR_UNAVAILABLE && join_later(r, p))
+        return;
     if (p->reassert) {
         r->reasserting--;
     } else {
@@ -247,6 +293,7 @@ static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t m
     }
     p->peer = relay_peer_ref(peer);
     p->reassert = reassert;
+    p->deadline = sb_clock_mono() + r->cfg->bus_hold_ms / 1000.0;
     snprintf(p->room, sizeof(p->room), "%s", room);
     if (mid.len > 0)
         memcpy(p->mid, mid.p, mid.len);
@@ -254,9 +301,7 @@ static void start_join(sb_relay_t *r, peer_t *peer, const char *room, sb_str_t m
         r->reasserting++;
     else
         peer->join = p;
-    /* A re-recorded membership was within the limit when it was made. */
-    r->dir->ops->join(r->dir, room, peer->id, reassert ? (size_t)-1 : r->cfg->max_room_peers,
-                      join_done, p);
+    ask_join(r, p);
     if (!reassert)
         relay_flow(peer); /* unless it was answered already */
 }
@@ -338,4 +383,49 @@ void relay_rejoin_all(sb_relay_t *r, peer_t *peer)
 {
     for (size_t i = 0; i < peer->nrooms; i++)
         start_join(r, peer, peer->rooms[i]->name, relay_no_mid(), 1);
+}
+
+void relay_forget_rooms(sb_relay_t *r, peer_t *peer)
+{
+    while (peer->nrooms > 0) {
+        room_t *room = peer->rooms[--peer->nrooms];
+        for (size_t i = 0; i < room->n; i++)
+            if (room->members[i] == peer) {
+                memmove(&room->members[i], &room->members[i + 1],
+                        (room->n - i - 1) * sizeof(*room->members));
+                room->n--;
+                break;
+            }
+        close_room_if_empty(r, room);
+    }
+}
+
+int relay_restore_room(sb_relay_t *r, peer_t *peer, const char *name)
+{
+    room_t *room = local_room(r, name, 1);
+    if (room == NULL)
+        return -1;
+    if (is_member(peer, room) || peer->nrooms >= r->cfg->max_rooms_per_peer)
+        return 0; /* (a node with a lower limit than the one it came from keeps what it can) */
+    if (add_member(r, room, peer) != 0) {
+        close_room_if_empty(r, room);
+        return -1;
+    }
+    return 0;
+}
+
+void relay_session_ended(void *relay, const char *id, const char *const *rooms, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        room_event(relay, rooms[i], "peer-left", id);
+}
+
+void relay_join_cancel(peer_t *peer)
+{
+    pending_join_t *p = peer->join;
+    if (p == NULL || p->retry == NULL)
+        return;
+    event_free(p->retry);
+    p->retry = NULL;
+    join_done(p, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
 }

@@ -90,6 +90,18 @@ static const option_t options[] = {
      "connections per second one client address may open, in bursts of 2 s worth"},
     {"node-ttl", "SWITCHBOARD_NODE_TTL", OPT_SECONDS, OFF(node_ttl), "3",
      "seconds without a liveness refresh after which other nodes remove this node's peers"},
+    {"resume-seconds", "SWITCHBOARD_RESUME_SECONDS", OPT_DELAY, OFF(resume_seconds), "30",
+     "seconds a session (ID, rooms, messages held) waits for its client to resume it after its "
+     "connection drops; 0: no sessions, a connection's end is final"},
+    {"mailbox-messages", "SWITCHBOARD_MAILBOX_MESSAGES", OPT_COUNT, OFF(mailbox_messages), "64",
+     "messages held for a peer between connections; more are refused mailbox-full"},
+    {"mailbox-bytes", "SWITCHBOARD_MAILBOX_BYTES", OPT_BYTES, OFF(mailbox_bytes), "256k",
+     "bytes of messages held for a peer between connections"},
+    {"bus-hold-ms", "SWITCHBOARD_BUS_HOLD_MS", OPT_DELAY, OFF(bus_hold_ms), "3000",
+     "milliseconds relays, joins and new connections wait for the cluster's Redis to be back "
+     "before they are refused unavailable; 0: refused at once"},
+    {"bus-hold-bytes", "SWITCHBOARD_BUS_HOLD_BYTES", OPT_BYTES, OFF(bus_hold_bytes), "16m",
+     "bytes of relays one node holds while they wait for Redis; past it they are refused"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
      "directory served at / (the demo and client); auto: the installed share/switchboard/www, else "
      "the source tree's www/; \"\": none"},

@@ -33,6 +33,11 @@ typedef struct {
     size_t source_connections; /* connections open at once from one source address */
     size_t source_handshakes;  /* connections per second from one source address (bursts of 2 s) */
     double node_ttl;           /* seconds after which a silent node counts as dead */
+    double resume_seconds;     /* a dropped connection's session waits this long for a resume */
+    size_t mailbox_messages;   /* messages held for a peer between connections */
+    size_t mailbox_bytes;      /* bytes of messages held for a peer between connections */
+    double bus_hold_ms;        /* relays, joins and claims wait this long for Redis to be back */
+    size_t bus_hold_bytes;     /* bytes of relays a node holds while they wait */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */

@@ -20,8 +20,8 @@ static const double bounds[SB_LATENCY_BUCKETS] = {
 static const char *const closed_names[SB_CLOSED_REASONS] = {
     "normal", "gone", "protocol_error", "ping_timeout", "slow_reader", "refused", "shutdown"};
 static const char *const relay_types[SB_RELAY_TYPES] = {"offer", "answer", "candidate", "bye"};
-static const char *const relay_outcomes[SB_RELAY_OUTCOMES] = {"delivered", "peer_unavailable",
-                                                              "unavailable"};
+static const char *const relay_outcomes[SB_RELAY_OUTCOMES] = {
+    "delivered", "peer_unavailable", "unavailable", "queued", "mailbox_full"};
 static const struct {
     const char *type, *outcome;
 } room_outcomes[SB_ROOM_OUTCOMES] = {
@@ -271,6 +271,24 @@ void sb_metrics_render(struct evbuffer *out, int ready)
         (double)m->sweeps);
     one(out, "switchboard_dead_nodes_removed_total", "counter",
         "Nodes this node's sweeps found dead and removed.", (double)m->dead_nodes_removed);
+    one(out, "switchboard_sessions_detached_total", "counter",
+        "Connections that ended by accident, their session kept for a resume.",
+        (double)m->sessions_detached);
+    one(out, "switchboard_sessions_resumed_total", "counter",
+        "Sessions taken back by a new connection to this node.", (double)m->sessions_resumed);
+    one(out, "switchboard_sessions_replaced_total", "counter",
+        "Connections of this node closed 4004 because their session was resumed elsewhere.",
+        (double)m->sessions_replaced);
+    one(out, "switchboard_sessions_ended_total", "counter",
+        "Sessions ended because their resume window passed (by this node's sweeps).",
+        (double)m->sessions_ended);
+    one(out, "switchboard_held_relays", "gauge",
+        "Relays waiting for the cluster's bus to come back (--bus-hold-ms).",
+        (double)m->held_relays);
+    one(out, "switchboard_held_bytes", "gauge", "Bytes of the relays waiting for the bus.",
+        (double)m->held_bytes);
+    one(out, "switchboard_held_relays_total", "counter",
+        "Relays that had to wait for the bus or a resuming peer.", (double)m->held_relays_total);
 
     process_metrics(out);
 }

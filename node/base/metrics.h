@@ -25,6 +25,8 @@ typedef enum {
     SB_RELAY_DELIVERED,   /* handed to the recipient's connection or node */
     SB_RELAY_UNKNOWN,     /* peer-unavailable */
     SB_RELAY_UNAVAILABLE, /* unavailable: the cluster could not deliver it just now */
+    SB_RELAY_QUEUED,      /* held in the mailbox of a peer between connections */
+    SB_RELAY_BOXFULL,     /* mailbox-full */
     SB_RELAY_OUTCOMES
 } sb_relay_outcome_t;
 
@@ -105,6 +107,15 @@ typedef struct {
     uint64_t publish_failures;
     double selfcheck_seconds; /* the last pub/sub round trip of the self-check, -1 before one */
     uint64_t sweeps, dead_nodes_removed;
+
+    /* sessions (app/peers.c, the directories) */
+    uint64_t sessions_detached; /* connections whose session waits for a resume */
+    uint64_t sessions_resumed;  /* sessions taken back by a new connection */
+    uint64_t sessions_replaced; /* connections closed 4004: their session resumed elsewhere */
+    uint64_t sessions_ended;    /* sessions whose window passed (this node's sweeps) */
+    uint64_t held_relays;       /* relays waiting for the bus now (--bus-hold-ms) */
+    uint64_t held_bytes;        /* their bytes */
+    uint64_t held_relays_total; /* relays that had to wait, since the start */
 } sb_metrics_t;
 
 extern sb_metrics_t sb_metrics;

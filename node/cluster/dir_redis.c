@@ -1,16 +1,22 @@
-/* The cluster directory in Redis: peer ID claims, room members, node liveness, dead-node sweeps.
+/* The cluster directory in Redis: peer ID claims, sessions and their mailboxes, room members,
+ * node liveness, dead-node sweeps.
  *
  * Keys (all upkeep is per node, never per peer):
  *   sb:alive:<node>          liveness, refreshed every second, expiring after --node-ttl
  *   sb:nodes                 set of nodes that have registered
- *   sb:id:<peer>             the node holding a peer ID
- *   sb:node:<node>:ids       the peer IDs a node holds (for its sweep)
+ *   sb:id:<peer>             the node holding a peer ID (or that held it, while detached)
+ *   sb:resume:<peer>         the session's resume token
+ *   sb:node:<node>:ids       the peer IDs a node's connections hold (for its sweep)
+ *   sb:detached              sorted set: sessions waiting for a resume, by deadline (ms)
+ *   sb:mbox:<peer>           list: envelopes held for a detached session, and
+ *   sb:mboxb:<peer>          their bytes
  *   sb:members:<room>        hash peer -> node
- *   sb:node:<node>:members   "<room>\t<peer>" entries of a node (for its sweep)
- *   sb:sweeper               the node that sweeps dead nodes, while it is alive
+ *   sb:rooms:<peer>          set of the rooms a peer is in
+ *   sb:sweeper               the node that sweeps dead nodes and ended sessions, while it lives
  * Every check-and-set is one Lua script, run by its SHA (loaded on each connect), so two nodes
  * never both win. Room events for other nodes' members are published by those scripts on the
  * members' peer channels (sb:peer:<id>), as envelopes (proto/envelope.h) like every bus message.
+ * Deadlines are on Redis's clock (TIME), so the nodes' clocks need not agree.
  *
  * Two connections of its own: "dir" for claims and rooms, which carries client requests, and
  * "upkeep" for this node's liveness and the sweeps, at the loop's upkeep priority. Nothing a
@@ -31,34 +37,143 @@
 #include "names.h"
 #include "cluster/redis.h"
 
-/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. A dead node's ID is taken over. */
-static const char CLAIM[] =
-    "local owner = redis.call('GET', KEYS[1])\n"
-    "if owner and owner ~= ARGV[1] and redis.call('EXISTS', 'sb:alive:' .. owner) == 1 then\n"
-    "  return 0\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1])\n"
-    "redis.call('SADD', KEYS[2], ARGV[2])\n"
-    "return 1\n";
-
-/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. */
-static const char RELEASE[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
-    "redis.call('SREM', KEYS[2], ARGV[2])\n"
-    "return 1\n";
-
-/* Room events for the members on other nodes go to their peer channels, which they subscribed
- * before their welcome, from inside the script that changes the room: a member joining at the
- * same moment is either in the list the script sees, or sees the change in its own answer. */
-
 /* A room event for the member whose peer ID is in Lua variable member, as the envelope of
  * proto/envelope.h; kind, sent (the calling node's clock), peer and room are Lua expressions. */
 #define PUBLISH_EVENT(member, kind, sent, peer, room)                                              \
     "redis.call('PUBLISH', '" SB_ENV_PEER_CHANNEL "' .. " member                                   \
     ", string.format('" SB_ENV_ROOM_EVENT_LUA "', " kind ", " sent ", " peer ", " room "))"
 
-/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, limit, "<room>\t<peer>",
- * room, sent. Returns {added, peer1, node1, peer2, node2, ...}, or nil when the room is full. */
+/* Lua shared by the scripts that end sessions: Redis's clock, and the end of a session (out of
+ * its rooms, every remaining member told peer-left, its keys gone). */
+#define SESSION_LUA                                                                                \
+    "local function now_ms()\n"                                                                    \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
+    "end\n"                                                                                        \
+    "local function end_session(peer, sent)\n"                                                     \
+    "  local rkey = 'sb:rooms:' .. peer\n"                                                         \
+    "  for _, room in ipairs(redis.call('SMEMBERS', rkey)) do\n"                                   \
+    "    local hash = 'sb:members:' .. room\n"                                                     \
+    "    if redis.call('HDEL', hash, peer) == 1 then\n"                                            \
+    "      for _, member in ipairs(redis.call('HKEYS', hash)) do\n"                                \
+    "        " PUBLISH_EVENT("member", "'peer-left'", "sent", "peer", "room") "\n"                 \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  redis.call('DEL', 'sb:id:' .. peer, 'sb:resume:' .. peer, rkey, 'sb:mbox:' .. peer,\n"      \
+    "             'sb:mboxb:' .. peer)\n"                                                          \
+    "  redis.call('ZREM', 'sb:detached', peer)\n"                                                  \
+    "end\n"
+
+/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer, the resume token presented ("" for
+ * none), the new token, the resume window in ms, sent, and how ("new", "held" or "again": see
+ * sb_dir_claim_how_t). Returns {0} when taken; {1, 0} for a new session; for a resumed one
+ * {1, 1, nrooms, room, nmembers, member..., ..., envelope...}. */
+static const char CLAIM[] =
+    SESSION_LUA
+    "local node, peer, how = ARGV[1], ARGV[2], ARGV[7]\n"
+    "local owner = redis.call('GET', KEYS[1])\n"
+    "local d = redis.call('ZSCORE', 'sb:detached', peer)\n"
+    "local waiting = d and tonumber(d) > now_ms()\n"
+    "local resumed = 0\n"
+    "if owner then\n"
+    "  local alive = redis.call('EXISTS', 'sb:alive:' .. owner) == 1\n"
+    "  if how ~= 'again' and ARGV[3] ~= '' and (waiting or not d) and\n"
+    "     redis.call('GET', 'sb:resume:' .. peer) == ARGV[3] then\n"
+    "    resumed = 1\n"
+    "    if not d and owner ~= node and alive then\n"
+    "      redis.call('PUBLISH', '" SB_ENV_PEER_CHANNEL "' .. peer,\n"
+    "                 string.format('" SB_ENV_REPLACED_LUA "', ARGV[6], peer, peer))\n"
+    "    end\n"
+    "  elseif owner == node and not d and how ~= 'held' then\n"
+    "    -- this node's own record: its peer recorded again, or left over from a release\n"
+    "  elseif d and not waiting then\n"
+    "    end_session(peer, ARGV[6])\n"
+    "  elseif waiting or alive or tonumber(ARGV[5]) > 0 then\n"
+    "    return {0}\n"
+    "  else\n"
+    "    end_session(peer, ARGV[6])\n"
+    "  end\n"
+    "  if owner ~= node then redis.call('SREM', 'sb:node:' .. owner .. ':ids', peer) end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], node)\n"
+    "redis.call('SADD', KEYS[2], peer)\n"
+    "redis.call('ZREM', 'sb:detached', peer)\n"
+    "redis.call('SET', 'sb:resume:' .. peer, ARGV[4])\n"
+    "if resumed == 0 then return {1, 0} end\n"
+    "local reply = {1, 1}\n"
+    "local rooms = redis.call('SMEMBERS', 'sb:rooms:' .. peer)\n"
+    "table.insert(reply, #rooms)\n"
+    "for _, room in ipairs(rooms) do\n"
+    "  local hash = 'sb:members:' .. room\n"
+    "  redis.call('HSET', hash, peer, node)\n"
+    "  local members = redis.call('HKEYS', hash)\n"
+    "  table.insert(reply, room)\n"
+    "  table.insert(reply, #members)\n"
+    "  for _, m in ipairs(members) do table.insert(reply, m) end\n"
+    "end\n"
+    "local mbox = 'sb:mbox:' .. peer\n"
+    "for _, env in ipairs(redis.call('LRANGE', mbox, 0, -1)) do table.insert(reply, env) end\n"
+    "redis.call('DEL', mbox, 'sb:mboxb:' .. peer)\n"
+    "return reply\n";
+
+/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer. Its rooms were left before. */
+static const char RELEASE[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('DEL', KEYS[1], 'sb:resume:' .. ARGV[2], 'sb:rooms:' .. ARGV[2],\n"
+    "             'sb:mbox:' .. ARGV[2], 'sb:mboxb:' .. ARGV[2])\n"
+    "  redis.call('ZREM', 'sb:detached', ARGV[2])\n"
+    "end\n"
+    "redis.call('SREM', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer, the resume window in ms, sent. */
+static const char DETACH[] = SESSION_LUA
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SREM', KEYS[2], ARGV[2])\n"
+    "if tonumber(ARGV[3]) <= 0 then\n"
+    "  end_session(ARGV[2], ARGV[4])\n"
+    "else\n"
+    "  redis.call('ZADD', 'sb:detached', now_ms() + tonumber(ARGV[3]), ARGV[2])\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: sb:id:<peer>, sb:mbox:<peer>, sb:mboxb:<peer>. ARGV: peer, envelope, most messages, most
+ * bytes, the resume window in ms. Returns -1 held, 0 no session, 1 a connection holds it (its
+ * node is subscribing), 2 the mailbox is full. A peer of a dead node not swept yet is held for
+ * as the sweep will make it: detached. */
+static const char PUT[] = SESSION_LUA
+    "local owner = redis.call('GET', KEYS[1])\n"
+    "if not owner then return 0 end\n"
+    "local now = now_ms()\n"
+    "local d = redis.call('ZSCORE', 'sb:detached', ARGV[1])\n"
+    "local deadline\n"
+    "if d then\n"
+    "  if tonumber(d) <= now then return 0 end\n"
+    "  deadline = tonumber(d)\n"
+    "elseif redis.call('EXISTS', 'sb:alive:' .. owner) == 1 then\n"
+    "  return 1\n"
+    "elseif tonumber(ARGV[5]) > 0 then\n"
+    "  deadline = now + tonumber(ARGV[5])\n"
+    "else\n"
+    "  return 0\n"
+    "end\n"
+    "if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) or\n"
+    "   (tonumber(redis.call('GET', KEYS[3])) or 0) + #ARGV[2] > tonumber(ARGV[4]) then\n"
+    "  return 2\n"
+    "end\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
+    "redis.call('INCRBY', KEYS[3], #ARGV[2])\n"
+    "redis.call('PEXPIREAT', KEYS[2], deadline + 60000)\n"
+    "redis.call('PEXPIREAT', KEYS[3], deadline + 60000)\n"
+    "return -1\n";
+
+/* Room events for the members on other nodes go to their peer channels, which they subscribed
+ * before their welcome, from inside the script that changes the room: a member joining at the
+ * same moment is either in the list the script sees, or sees the change in its own answer. */
+
+/* KEYS: sb:members:<room>, sb:rooms:<peer>. ARGV: peer, node, limit, room, sent. Returns {added,
+ * peer1, node1, peer2, node2, ...}, or nil when the room is full. */
 static const char JOIN[] = "local added = 0\n"
                            "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
                            "  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and\n"
@@ -73,39 +188,33 @@ static const char JOIN[] = "local added = 0\n"
                            "if added == 1 then\n"
                            "  for i = 1, #all, 2 do\n"
                            "    if all[i + 1] ~= ARGV[2] then\n"
-                           "      " PUBLISH_EVENT("all[i]", "'peer-joined'", "ARGV[6]", "ARGV[1]",
-                                                  "ARGV[5]") "\n"
+                           "      " PUBLISH_EVENT("all[i]", "'peer-joined'", "ARGV[5]", "ARGV[1]",
+                                                  "ARGV[4]") "\n"
                                                              "    end\n"
                                                              "  end\n"
                                                              "end\n"
                                                              "table.insert(all, 1, added)\n"
                                                              "return all\n";
 
-/* KEYS: sb:members:<room>, sb:node:<node>:members. ARGV: peer, node, "<room>\t<peer>", room,
- * announce, sent. Tells the others when it removed the member, or always with announce "1" (a leave
- * that waited out an outage: Redis may have lost the member, not the others' memory of it). */
+/* KEYS: sb:members:<room>, sb:rooms:<peer>. ARGV: peer, node, room, announce, sent. Tells the
+ * others when it removed the member, or always with announce "1" (a leave that waited out an
+ * outage: Redis may have lost the member, not the others' memory of it). */
 static const char LEAVE[] = "local removed = 0\n"
                             "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
                             "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+                            "  redis.call('SREM', KEYS[2], ARGV[3])\n"
                             "  removed = 1\n"
                             "end\n"
-                            "redis.call('SREM', KEYS[2], ARGV[3])\n"
-                            "if removed == 1 or ARGV[5] == '1' then\n"
+                            "if removed == 1 or ARGV[4] == '1' then\n"
                             "  local all = redis.call('HGETALL', KEYS[1])\n"
                             "  for i = 1, #all, 2 do\n"
                             "    if all[i + 1] ~= ARGV[2] then\n"
-                            "      " PUBLISH_EVENT("all[i]", "'peer-left'", "ARGV[6]", "ARGV[1]",
-                                                   "ARGV[4]") "\n"
+                            "      " PUBLISH_EVENT("all[i]", "'peer-left'", "ARGV[5]", "ARGV[1]",
+                                                   "ARGV[3]") "\n"
                                                               "    end\n"
                                                               "  end\n"
                                                               "end\n"
                                                               "return removed\n";
-
-/* KEYS: sb:id:<peer>. Returns 1 when a live node holds the ID. */
-static const char HELD[] =
-    "local owner = redis.call('GET', KEYS[1])\n"
-    "if owner and redis.call('EXISTS', 'sb:alive:' .. owner) == 1 then return 1 end\n"
-    "return 0\n";
 
 /* KEYS: sb:alive:<node>. ARGV: node, ttl in ms. Returns 1 when the node was not registered
  * (first start, a Redis that lost its data, or a sweep after the node fell silent): the node
@@ -113,55 +222,53 @@ static const char HELD[] =
 static const char ALIVE[] = "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
                             "return redis.call('SADD', 'sb:nodes', ARGV[1])\n";
 
-/* ARGV: node, sent. Removes every node whose liveness key has expired: its room members (telling
- * every remaining member, on whatever node, peer-left) and its ID claims. Atomic, so the work is
- * done once. One live node at a time holds the sweeper lease (sb:sweeper) and does the scan; the
- * others stop at the lease, so a cluster's sweeping costs O(nodes) a second, not O(nodes^2). A
- * lease whose holder's liveness key has expired is taken over at once: a dead sweeper is no delay.
- * Returns the nodes removed. */
+/* ARGV: node, sent, the resume window in ms. Removes every node whose liveness key has expired:
+ * its peers' sessions wait for a resume (or, with sessions off, end at once: their rooms'
+ * members told peer-left). Then ends the sessions whose window has passed. Atomic, so the work
+ * is done once. One live node at a time holds the sweeper lease (sb:sweeper) and does the scan;
+ * the others stop at the lease, so a cluster's sweeping costs O(nodes) a second, not
+ * O(nodes^2). A lease whose holder's liveness key has expired is taken over at once: a dead
+ * sweeper is no delay. Returns {nodes removed, sessions ended}. */
+#define SESSIONS_PER_SWEEP 1000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 static const char SWEEP[] =
+    SESSION_LUA
     "local holder = redis.call('GET', 'sb:sweeper')\n"
     "if holder and holder ~= ARGV[1] and redis.call('EXISTS', 'sb:alive:' .. holder) == 1 then\n"
-    "  return {}\n"
+    "  return {{}, 0}\n"
     "end\n"
     "redis.call('SET', 'sb:sweeper', ARGV[1])\n"
+    "local now, window = now_ms(), tonumber(ARGV[3])\n"
     "local removed = {}\n"
     "for _, node in ipairs(redis.call('SMEMBERS', 'sb:nodes')) do\n"
     "  if redis.call('EXISTS', 'sb:alive:' .. node) == 0 then\n"
-    "    local mkey = 'sb:node:' .. node .. ':members'\n"
-    "    for _, entry in ipairs(redis.call('SMEMBERS', mkey)) do\n"
-    "      local tab = string.find(entry, '\\t', 1, true)\n"
-    "      local room, peer = string.sub(entry, 1, tab - 1), string.sub(entry, tab + 1)\n"
-    "      local hash = 'sb:members:' .. room\n"
-    "      if redis.call('HGET', hash, peer) == node then\n"
-    "        redis.call('HDEL', hash, peer)\n"
-    "        local all = redis.call('HGETALL', hash)\n"
-    "        for i = 1, #all, 2 do\n"
-    "          if all[i + 1] ~= node then\n"
-    "            " PUBLISH_EVENT(
-        "all[i]", "'peer-left'", "ARGV[2]", "peer",
-        "room") "\n"
-                "          end\n"
-                "        end\n"
-                "      end\n"
-                "    end\n"
-                "    local ikey = 'sb:node:' .. node .. ':ids'\n"
-                "    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do\n"
-                "      if redis.call('GET', 'sb:id:' .. id) == node then redis.call('DEL', "
-                "'sb:id:' .. id) "
-                "end\n"
-                "    end\n"
-                "    redis.call('DEL', mkey, ikey)\n"
-                "    redis.call('SREM', 'sb:nodes', node)\n"
-                "    table.insert(removed, node)\n"
-                "  end\n"
-                "end\n"
-                "return removed\n";
+    "    local ikey = 'sb:node:' .. node .. ':ids'\n"
+    "    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do\n"
+    "      if redis.call('GET', 'sb:id:' .. id) == node then\n"
+    "        if window > 0 then\n"
+    "          redis.call('ZADD', 'sb:detached', 'NX', now + window, id)\n"
+    "        else\n"
+    "          end_session(id, ARGV[2])\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', ikey)\n"
+    "    redis.call('SREM', 'sb:nodes', node)\n"
+    "    table.insert(removed, node)\n"
+    "  end\n"
+    "end\n"
+    "local ended = redis.call('ZRANGEBYSCORE', 'sb:detached', '-inf', now, 'LIMIT', 0, " STR(
+        SESSIONS_PER_SWEEP) ")\n"
+                            "for _, id in ipairs(ended) do end_session(id, ARGV[2]) end\n"
+                            "return {removed, #ended}\n";
 
 /* The scripts by connection: the first five run on "dir", the last two on "upkeep". */
-enum { S_CLAIM, S_RELEASE, S_JOIN, S_LEAVE, S_HELD, S_ALIVE, S_SWEEP, S_COUNT };
+/* The scripts by connection: all but the last two run on "dir", those two on "upkeep". */
+enum { S_CLAIM, S_RELEASE, S_DETACH, S_PUT, S_JOIN, S_LEAVE, S_ALIVE, S_SWEEP, S_COUNT };
 static sb_redis_script_t scripts[S_COUNT] = {
-    {CLAIM, ""}, {RELEASE, ""}, {JOIN, ""}, {LEAVE, ""}, {HELD, ""}, {ALIVE, ""}, {SWEEP, ""},
+    {CLAIM, ""}, {RELEASE, ""}, {DETACH, ""}, {PUT, ""},
+    {JOIN, ""},  {LEAVE, ""},   {ALIVE, ""},  {SWEEP, ""},
 };
 #define DIR_SCRIPTS S_ALIVE
 
@@ -178,6 +285,8 @@ typedef struct {
     sb_redis_t *upkeep; /* liveness and sweeps only */
     const char *node;
     double ttl;
+    sb_dir_sessions_t sessions;
+    char window[24]; /* the resume window in ms, as the scripts take it */
     struct event *timer;
     int registered;     /* the last liveness refresh succeeded */
     sb_map_t *releases; /* IDs given up while Redis was unreachable: to release later */
@@ -218,38 +327,110 @@ typedef struct {
     void *arg;
 } claim_t;
 
+/* A string element of a reply, or NULL. */
+static const char *str_at(const sb_redis_reply_t *reply, size_t i)
+{
+    return i < reply->elements && reply->element[i]->type == SB_REDIS_STRING ? reply->element[i]->str
+                                                                           : NULL;
+}
+
+/* The resumed session in a claim's reply: {1, 1, nrooms, room, n, member..., ..., envelope...}.
+ * Returns 0 with done called, -1 when the reply is malformed (done not called). */
+static int answer_resumed(claim_t *c, const sb_redis_reply_t *reply)
+{
+    const sb_redis_reply_t *n = reply->elements > 2 ? reply->element[2] : NULL;
+    if (n == NULL || n->type != SB_REDIS_INTEGER || n->integer < 0 ||
+        (size_t)n->integer > reply->elements)
+        return -1;
+    size_t nrooms = (size_t)n->integer, i = 3;
+    sb_dir_room_t *rooms = calloc(nrooms + 1, sizeof(*rooms));
+    const char **members = calloc(reply->elements + 1, sizeof(*members));
+    sb_str_t *held = calloc(reply->elements + 1, sizeof(*held));
+    int rc = -1;
+    if (rooms == NULL || members == NULL || held == NULL)
+        goto out;
+    size_t used = 0;
+    for (size_t r = 0; r < nrooms; r++) {
+        const char *room = str_at(reply, i);
+        if (room == NULL || i + 1 >= reply->elements ||
+            reply->element[i + 1]->type != SB_REDIS_INTEGER)
+            goto out;
+        long long count = reply->element[i + 1]->integer;
+        if (count < 0 || (size_t)count > reply->elements - i - 2)
+            goto out;
+        rooms[r] = (sb_dir_room_t){room, members + used, (size_t)count};
+        for (long long k = 0; k < count; k++)
+            if ((members[used++] = str_at(reply, i + 2 + (size_t)k)) == NULL)
+                goto out;
+        i += 2 + (size_t)count;
+    }
+    size_t nheld = 0;
+    for (; i < reply->elements; i++) {
+        if (reply->element[i]->type != SB_REDIS_STRING)
+            goto out;
+        held[nheld++] = (sb_str_t){reply->element[i]->str, reply->element[i]->len};
+    }
+    sb_dir_session_t session = {1, rooms, nrooms, held, nheld};
+    c->done(c->arg, SB_DIR_OK, &session);
+    rc = 0;
+out:
+    free(rooms);
+    free(members);
+    free(held);
+    return rc;
+}
+
 static void on_claimed(void *arg, const sb_redis_reply_t *reply)
 {
     claim_t *c = arg;
-    sb_dir_result_t result = SB_DIR_UNAVAILABLE;
     log_error("claim", reply);
-    if (reply != NULL && reply->type == SB_REDIS_INTEGER)
-        result = reply->integer == 1 ? SB_DIR_OK : SB_DIR_TAKEN;
-    c->done(c->arg, result);
+    if (reply != NULL && reply->type == SB_REDIS_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == SB_REDIS_INTEGER) {
+        if (reply->element[0]->integer == 0) {
+            c->done(c->arg, SB_DIR_TAKEN, NULL);
+            goto out;
+        }
+        if (reply->elements >= 2 && reply->element[1]->type == SB_REDIS_INTEGER) {
+            sb_dir_session_t fresh = {0};
+            if (reply->element[1]->integer == 0) {
+                c->done(c->arg, SB_DIR_OK, &fresh);
+                goto out;
+            }
+            if (answer_resumed(c, reply) == 0)
+                goto out;
+        }
+        sb_log(SB_LOG_ERROR, "redis claim: an answer of an unexpected shape");
+    }
+    c->done(c->arg, SB_DIR_UNAVAILABLE, NULL);
+out:
     free(c);
 }
 
-static void claim(sb_dir_t *base, const char *id, sb_dir_claim_fn done, void *arg)
+static void claim(sb_dir_t *base, const char *id, sb_dir_claim_how_t how, const char *resume,
+                  const char *token, sb_dir_claim_fn done, void *arg)
 {
     redis_dir_t *d = (redis_dir_t *)base;
-    char key[KEY_MAX], ids[KEY_MAX];
+    char key[KEY_MAX], ids[KEY_MAX], sent[24];
+    static const char *const hows[] = {"new", "held", "again"};
     claim_t *c = malloc(sizeof(*c));
     /* Until this node's liveness key is written, other nodes would take its claims for a dead
      * node's and take them over: no claims before then. */
     if (c == NULL || !ready(d) || !d->registered) {
         free(c);
-        done(arg, SB_DIR_UNAVAILABLE);
+        done(arg, SB_DIR_UNAVAILABLE, NULL);
         return;
     }
     c->done = done;
     c->arg = arg;
     snprintf(key, sizeof(key), "sb:id:%s", id);
     snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
+    sent_now(sent);
     sb_map_remove(d->releases, id); /* claimed again: no longer to be released */
-    const char *args[] = {key, ids, d->node, id};
-    if (eval(d, S_CLAIM, 2, args, 4, on_claimed, c) != 0) {
+    const char *args[] = {key,   ids,          d->node, id, resume ? resume : "",
+                          token, d->window, sent,    hows[how]};
+    if (eval(d, S_CLAIM, 2, args, 9, on_claimed, c) != 0) {
         free(c);
-        done(arg, SB_DIR_UNAVAILABLE);
+        done(arg, SB_DIR_UNAVAILABLE, NULL);
     }
 }
 
@@ -267,6 +448,69 @@ static void release(sb_dir_t *base, const char *id)
     redis_dir_t *d = (redis_dir_t *)base;
     if (send_release(d, id) != 0)
         sb_map_put(d->releases, id, d); /* out of memory here only delays the release */
+}
+
+static void detach(sb_dir_t *base, const char *id)
+{
+    redis_dir_t *d = (redis_dir_t *)base;
+    char key[KEY_MAX], ids[KEY_MAX], sent[24];
+    snprintf(key, sizeof(key), "sb:id:%s", id);
+    snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
+    sent_now(sent);
+    const char *args[] = {key, ids, d->node, id, d->window, sent};
+    /* Unsent (Redis unreachable), the ID stays this node's until Redis is back and this node
+     * records its peers again without it: a resume then finds it free, and its rooms are
+     * left by the sweep of this node's records, as when a node dies. */
+    if (eval(d, S_DETACH, 2, args, 6, log_error, "detach") != 0)
+        sb_map_put(d->releases, id, d);
+}
+
+typedef struct {
+    sb_dir_put_fn done;
+    void *arg;
+} put_t;
+
+static void on_put(void *arg, const sb_redis_reply_t *reply)
+{
+    put_t *p = arg;
+    sb_dir_put_t outcome = SB_DIR_PUT_UNAVAILABLE;
+    log_error("put", reply);
+    if (reply != NULL && reply->type == SB_REDIS_INTEGER)
+        outcome = reply->integer == -1  ? SB_DIR_QUEUED
+                  : reply->integer == 0 ? SB_DIR_GONE
+                  : reply->integer == 1 ? SB_DIR_LIVE
+                                        : SB_DIR_BOXFULL;
+    p->done(p->arg, outcome);
+    free(p);
+}
+
+static void put(sb_dir_t *base, const char *id, const char *env, size_t len, sb_dir_put_fn done,
+                void *arg)
+{
+    redis_dir_t *d = (redis_dir_t *)base;
+    char key[KEY_MAX], box[KEY_MAX], bytes[KEY_MAX], most[24], most_bytes[24];
+    put_t *p = malloc(sizeof(*p));
+    if (p == NULL || !ready(d)) {
+        free(p);
+        done(arg, SB_DIR_PUT_UNAVAILABLE);
+        return;
+    }
+    p->done = done;
+    p->arg = arg;
+    snprintf(key, sizeof(key), "sb:id:%s", id);
+    snprintf(box, sizeof(box), "sb:mbox:%s", id);
+    snprintf(bytes, sizeof(bytes), "sb:mboxb:%s", id);
+    snprintf(most, sizeof(most), "%zu", d->sessions.mailbox_messages);
+    snprintf(most_bytes, sizeof(most_bytes), "%zu", d->sessions.mailbox_bytes);
+    const char *argv[] = {"EVALSHA", scripts[S_PUT].sha, "3", key, box, bytes, id, env,
+                          most, most_bytes, d->window};
+    size_t lens[11];
+    for (int i = 0; i < 11; i++)
+        lens[i] = argv[i] == env ? len : strlen(argv[i]);
+    if (sb_redis_command(d->cmd, 11, argv, lens, on_put, p) != 0) {
+        free(p);
+        done(arg, SB_DIR_PUT_UNAVAILABLE);
+    }
 }
 
 typedef struct {
@@ -318,14 +562,14 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     j->done = done;
     j->arg = arg;
     snprintf(key, sizeof(key), "sb:members:%s", room);
-    snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
+    snprintf(set, sizeof(set), "sb:rooms:%s", peer);
     snprintf(entry, sizeof(entry), "%s\t%s", room, peer);
     snprintf(lim, sizeof(lim), "%zu", limit > 1000000000 ? (size_t)1000000000 : limit);
     sb_map_remove(d->leaves, entry);
     char sent[24];
     sent_now(sent);
-    const char *args[] = {key, set, peer, d->node, lim, entry, room, sent};
-    if (eval(d, S_JOIN, 2, args, 8, on_joined, j) != 0) {
+    const char *args[] = {key, set, peer, d->node, lim, room, sent};
+    if (eval(d, S_JOIN, 2, args, 7, on_joined, j) != 0) {
         free(j);
         done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
     }
@@ -364,12 +608,12 @@ static int send_leave(redis_dir_t *d, const char *entry, int announce, leave_t *
     const char *tab = strchr(entry, '\t');
     snprintf(room, sizeof(room), "%.*s", (int)(tab - entry), entry);
     snprintf(key, sizeof(key), "sb:members:%s", room);
-    snprintf(set, sizeof(set), "sb:node:%s:members", d->node);
+    snprintf(set, sizeof(set), "sb:rooms:%s", tab + 1);
     char sent[24];
     sent_now(sent);
-    const char *args[] = {key, set, tab + 1, d->node, entry, room, announce ? "1" : "0", sent};
-    return l ? eval(d, S_LEAVE, 2, args, 8, on_left, l)
-             : eval(d, S_LEAVE, 2, args, 8, log_error, "leave");
+    const char *args[] = {key, set, tab + 1, d->node, room, announce ? "1" : "0", sent};
+    return l ? eval(d, S_LEAVE, 2, args, 7, on_left, l)
+             : eval(d, S_LEAVE, 2, args, 7, log_error, "leave");
 }
 
 static void leave(sb_dir_t *base, const char *room, const char *peer, sb_dir_done_fn done,
@@ -390,39 +634,6 @@ static void leave(sb_dir_t *base, const char *room, const char *peer, sb_dir_don
         remember_leave(d, entry);
         if (done)
             done(arg);
-    }
-}
-
-typedef struct {
-    sb_dir_held_fn done;
-    void *arg;
-} held_t;
-
-static void on_held(void *arg, const sb_redis_reply_t *reply)
-{
-    held_t *h = arg;
-    log_error("held", reply);
-    /* Unknown counts as held: the caller then says "unavailable", not "not connected". */
-    h->done(h->arg, reply == NULL || reply->type != SB_REDIS_INTEGER || reply->integer == 1);
-    free(h);
-}
-
-static void held(sb_dir_t *base, const char *id, sb_dir_held_fn done, void *arg)
-{
-    redis_dir_t *d = (redis_dir_t *)base;
-    char key[KEY_MAX];
-    held_t *h = malloc(sizeof(*h));
-    if (h == NULL) {
-        done(arg, 1);
-        return;
-    }
-    h->done = done;
-    h->arg = arg;
-    snprintf(key, sizeof(key), "sb:id:%s", id);
-    const char *args[] = {key};
-    if (eval(d, S_HELD, 1, args, 1, on_held, h) != 0) {
-        free(h);
-        done(arg, 1);
     }
 }
 
@@ -480,18 +691,21 @@ static void on_alive(void *arg, const sb_redis_reply_t *reply)
 
 static void on_swept(void *arg, const sb_redis_reply_t *reply)
 {
-    (void)arg;
+    redis_dir_t *d = arg;
     log_error("sweep", reply);
-    if (reply == NULL || reply->type != SB_REDIS_ARRAY)
+    if (reply == NULL || reply->type != SB_REDIS_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != SB_REDIS_ARRAY || reply->element[1]->type != SB_REDIS_INTEGER)
         return;
+    const sb_redis_reply_t *nodes = reply->element[0];
     sb_metrics.sweeps++;
-    sb_metrics.dead_nodes_removed += reply->elements;
-    for (size_t i = 0; i < reply->elements; i++)
-        if (reply->element[i]->type == SB_REDIS_STRING)
+    sb_metrics.dead_nodes_removed += nodes->elements;
+    sb_metrics.sessions_ended += (uint64_t)reply->element[1]->integer;
+    for (size_t i = 0; i < nodes->elements; i++)
+        if (nodes->element[i]->type == SB_REDIS_STRING)
             sb_log(SB_LOG_WARN,
-                   "cluster: node %s stopped refreshing its liveness; removed its "
-                   "peers and room members",
-                   reply->element[i]->str);
+                   "cluster: node %s stopped refreshing its liveness; its peers' sessions %s",
+                   nodes->element[i]->str,
+                   d->sessions.resume_seconds > 0 ? "wait for a resume" : "ended");
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -514,8 +728,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     eval(d, S_ALIVE, 1, args, 3, on_alive, d);
     char sent[24];
     sent_now(sent);
-    const char *sweeper[] = {d->node, sent};
-    eval(d, S_SWEEP, 0, sweeper, 2, on_swept, d);
+    const char *sweeper[] = {d->node, sent, d->window};
+    eval(d, S_SWEEP, 0, sweeper, 3, on_swept, d);
 }
 
 static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
@@ -558,10 +772,11 @@ static int idle(sb_dir_t *base)
     return sb_redis_in_flight(d->cmd) == 0;
 }
 
-static const sb_dir_ops_t ops = {claim, release, held, join, leave, dir_ready, idle, dir_free};
+static const sb_dir_ops_t ops = {claim, release, detach, put,  join,
+                                 leave, dir_ready, idle, dir_free};
 
 sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node,
-                           double ttl)
+                           double ttl, const sb_dir_sessions_t *sessions)
 {
     redis_dir_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -572,6 +787,8 @@ sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     d->base.ops = &ops;
     d->node = node;
     d->ttl = ttl;
+    d->sessions = *sessions;
+    snprintf(d->window, sizeof(d->window), "%lld", (long long)(sessions->resume_seconds * 1000));
     sb_redis_opts_t o = {.name = "dir",
                          .node_id = node,
                          .connect_timeout = 2,

@@ -12,6 +12,6 @@
  * which expires after ttl seconds, and sweeps nodes whose key has expired. Returns NULL when out of
  * memory. */
 sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node,
-                           double ttl);
+                           double ttl, const sb_dir_sessions_t *sessions);
 
 #endif

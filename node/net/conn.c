@@ -667,5 +667,11 @@ const char *sb_conn_query(const sb_conn_t *c) { return c->query ? c->query : "";
 const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c) { return c->claims; }
 const char *sb_conn_peer(const sb_conn_t *c) { return c->peer; }
 uint64_t sb_conn_id(const sb_conn_t *c) { return c->id; }
+int sb_conn_ended_by_accident(const sb_conn_t *c)
+{
+    return c->why == SB_CLOSED_GONE || c->why == SB_CLOSED_PING ||
+           c->why == SB_CLOSED_SLOW_READER || c->why == SB_CLOSED_SHUTDOWN;
+}
+
 void *sb_conn_data(const sb_conn_t *c) { return c->data; }
 void sb_conn_set_data(sb_conn_t *c, void *data) { c->data = data; }

@@ -91,6 +91,11 @@ const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c);
 const char *sb_conn_peer(const sb_conn_t *c);
 uint64_t sb_conn_id(const sb_conn_t *c);
 
+/* Whether the connection ended in a way its client did not choose and was not refused for:
+ * the client vanished, stopped answering pings or reading, or the node is shutting down. For
+ * on_close: such a peer may come back for its session. */
+int sb_conn_ended_by_accident(const sb_conn_t *c);
+
 /* A slot for the handler's per-connection state. */
 void *sb_conn_data(const sb_conn_t *c);
 void sb_conn_set_data(sb_conn_t *c, void *data);

@@ -983,7 +983,7 @@ START_TEST(test_build_welcome)
 {
     static const char ice[] = "[{\"urls\":\"stun:stun.l.google.com:19302\"}]";
     size_t len = 0;
-    char *out = sb_msg_welcome("AbCdEfGhIjKlMnOp", "node-a", ice, &len);
+    char *out = sb_msg_welcome("AbCdEfGhIjKlMnOp", "node-a", ice, NULL, 0, &len);
     cJSON *root =
         check_built(out, &len,
                     "{\"type\":\"welcome\",\"id\":\"AbCdEfGhIjKlMnOp\",\"node\":\"node-a\","
@@ -996,10 +996,36 @@ START_TEST(test_build_welcome)
     cJSON_Delete(root);
 
     /* ice servers are copied verbatim, formatting included */
-    out = sb_msg_welcome("p", "n\"1", "[ ]", &len);
+    out = sb_msg_welcome("p", "n\"1", "[ ]", NULL, 0, &len);
     root = check_built(
         out, &len, "{\"type\":\"welcome\",\"id\":\"p\",\"node\":\"n\\\"1\",\"iceServers\":[ ]}", 4);
     expect_string(root, "node", "n\"1");
+    cJSON_Delete(root);
+
+    /* with sessions: the resume token, and whether this connection took a session back */
+    out = sb_msg_welcome("p", "n", "[]", "tok_-9", 1, &len);
+    root = check_built(out, &len,
+                       "{\"type\":\"welcome\",\"id\":\"p\",\"node\":\"n\",\"iceServers\":[],"
+                       "\"resume\":\"tok_-9\",\"resumed\":true}",
+                       6);
+    expect_string(root, "resume", "tok_-9");
+    cJSON_Delete(root);
+    out = sb_msg_welcome("p", "n", "[]", "t", 0, &len);
+    root = check_built(out, &len,
+                       "{\"type\":\"welcome\",\"id\":\"p\",\"node\":\"n\",\"iceServers\":[],"
+                       "\"resume\":\"t\",\"resumed\":false}",
+                       6);
+    cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(test_build_queued)
+{
+    size_t len = 0;
+    cJSON *root = check_built(sb_msg_queued(str("\"m-1\""), &len), &len,
+                              "{\"type\":\"queued\",\"mid\":\"m-1\"}", 2);
+    cJSON_Delete(root);
+    root = check_built(sb_msg_queued(str("7"), &len), &len, "{\"type\":\"queued\",\"mid\":7}", 2);
     cJSON_Delete(root);
 }
 END_TEST
@@ -1262,7 +1288,7 @@ START_TEST(test_build_long_strings)
     s[2000] = '\0';
     const char *const peers[] = {"a", s};
 
-    out = sb_msg_welcome(s, s, "[]", &len);
+    out = sb_msg_welcome(s, s, "[]", NULL, 0, &len);
     ck_assert_ptr_nonnull(out);
     root = cJSON_Parse(out);
     ck_assert_ptr_nonnull(root);
@@ -1412,6 +1438,7 @@ static Suite *message_suite(void)
 
     tc = tcase_create("builders");
     tcase_add_test(tc, test_build_welcome);
+    tcase_add_test(tc, test_build_queued);
     tcase_add_test(tc, test_build_relay);
     tcase_add_test(tc, test_build_relay_parts);
     tcase_add_test(tc, test_build_ack);

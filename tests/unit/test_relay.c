@@ -214,12 +214,13 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Starts a node with the relay: {"switchboard", "--ice-servers", "[]", "--node-id", "unit",
- * "--www", "", "--log-level", "warn"} and then extra (NULL-terminated) arguments. */
+ * "--www", "", "--log-level", "warn", "--resume-seconds", "0"} and then extra (NULL-terminated)
+ * arguments. */
 static void node_up(const char *extra, ...)
 {
     char *argv[32] = {"switchboard", "--ice-servers", "[]", "--node-id", "unit", "--www", "",
-                      "--log-level", "warn"};
-    int argc = 9;
+                      "--log-level", "warn", "--resume-seconds", "0"};
+    int argc = 11;
     char err[256];
     va_list ap;
 
@@ -234,10 +235,12 @@ static void node_up(const char *extra, ...)
     w.base = sb_loop_new();
     ck_assert_ptr_nonnull(w.base);
     w.bus = sb_bus_memory_new();
-    w.dir = sb_dir_memory_new();
+    sb_dir_sessions_t sessions = {w.cfg.resume_seconds, w.cfg.mailbox_messages,
+                                  w.cfg.mailbox_bytes};
+    w.dir = sb_dir_memory_new(w.base, &sessions);
     ck_assert_ptr_nonnull(w.bus);
     ck_assert_ptr_nonnull(w.dir);
-    w.relay = sb_relay_new(&w.cfg, w.bus, w.dir, "unit");
+    w.relay = sb_relay_new(w.base, &w.cfg, w.bus, w.dir, "unit");
     ck_assert_ptr_nonnull(w.relay);
     w.relay_handler = sb_relay_handler(w.relay);
     w.handler = (sb_handler_t){count_open, count_text, count_close, NULL};
@@ -286,6 +289,7 @@ static void node_down(void)
      * it, since event_base_free would drop it unrun (and leak the bufferevent). */
     for (int i = 0; i < 3; i++)
         turn();
+    sb_relay_stop(w.relay);
     w.bus->ops->free(w.bus);
     w.dir->ops->free(w.dir);
     sb_relay_free(w.relay);
