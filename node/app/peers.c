@@ -455,6 +455,8 @@ void relay_on_close(void *app, sb_conn_t *c)
         if (sb_map_get(r->peers, peer->id) == NULL)
             r->bus->ops->unsubscribe(r->bus, channel);
         sb_metrics.peers--;
+        if (r->holders != NULL)
+            relay_hold_wake(r, peer->id);
     } else {
         relay_forget_rooms(r, peer); /* restored by a resume still being subscribed */
         forget(r, peer);

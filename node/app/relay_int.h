@@ -89,6 +89,7 @@ struct pending_relay {
     pending_relay_t *next;        /* the sender's held list */
     hold_step_t step;
     int busy;                     /* a publish or put of it is under way */
+    int published;                /* it went out once at least */
     int stale;                    /* a later message to the same peer was delivered first */
     double not_before;            /* not tried again before this */
     char to[SB_ID_MAX + 1];
@@ -168,6 +169,9 @@ int relay_deliver_envelope(peer_t *peer, const sb_env_t *env);
 /* The held messages' timer (an event callback), and the end of waiting when the node stops. */
 void relay_hold_tick(evutil_socket_t fd, short what, void *arg);
 void relay_hold_stop(sb_relay_t *r);
+/* The connection of peer id here has ended and its end is recorded: messages held for it ask
+ * the directory again now (its mailbox, or gone). */
+void relay_hold_wake(sb_relay_t *r, const char *id);
 
 static inline sb_str_t relay_no_mid(void) { return (sb_str_t){NULL, 0}; }
 

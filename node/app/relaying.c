@@ -65,7 +65,8 @@ static void answer_sender(pending_relay_t *p, sb_relay_outcome_t outcome)
             sb_conn_send_parts(c, parts, sb_msg_ack_parts(mid, parts));
         } else if (outcome == SB_RELAY_QUEUED && mid.len > 0) {
             size_t len = 0;
-            relay_send_owned(c, sb_msg_queued(mid, &len), len);
+            char *msg = sb_msg_queued(mid, &len);
+            relay_send_owned(c, msg, len);
         } else if (outcome == SB_RELAY_UNKNOWN) {
             relay_send_error(c, "peer-unavailable", "no peer with that ID is connected", p->to,
                              NULL, mid);
@@ -223,8 +224,12 @@ static void held_put(void *arg, sb_dir_put_t outcome)
         settle(p, SB_RELAY_BOXFULL);
         break;
     case SB_DIR_GONE:
-        if (!recovering(r, now) || now >= p->deadline) {
+        if (!recovering(r, now)) {
             settle(p, SB_RELAY_UNKNOWN);
+            break;
+        }
+        if (now >= p->deadline) { /* not recorded again in time: unknown, not known gone */
+            settle(p, SB_RELAY_UNAVAILABLE);
             break;
         }
         /* its node may record it again at any moment: publish again */
@@ -262,14 +267,18 @@ again:
                 first = 0;
         if (!first || e->busy || now < e->not_before)
             continue;
-        if (r->stopping || e->stale || (e->step == HOLD_PUBLISH && now >= e->deadline)) {
+        char why[8];
+        int bus_ready = e->step == HOLD_PUBLISH && r->bus->ops->ready(r->bus, why, sizeof(why));
+        /* Past its deadline a message no longer waits: for the bus, or for another try. */
+        if (r->stopping || e->stale ||
+            (e->step == HOLD_PUBLISH && now >= e->deadline && (e->published || !bus_ready))) {
             settle(e, SB_RELAY_UNAVAILABLE);
             goto again; /* the list changed */
         }
-        char why[8];
         if (e->step == HOLD_PUBLISH) {
-            if (!r->bus->ops->ready(r->bus, why, sizeof(why)))
+            if (!bus_ready)
                 continue;
+            e->published = 1;
             char channel[SB_ENV_CHANNEL_MAX];
             sb_str_t part = {e->env, e->env_len};
             sb_env_peer_channel(e->to, channel);
@@ -309,6 +318,17 @@ void relay_hold_tick(evutil_socket_t fd, short what, void *arg)
         arm_timer(r);
 }
 
+void relay_hold_wake(sb_relay_t *r, const char *id)
+{
+    for (peer_t *s = r->holders; s != NULL; s = s->hold_next)
+        for (pending_relay_t *e = s->held; e != NULL; e = e->next)
+            if (!e->busy && strcmp(e->to, id) == 0) {
+                e->step = HOLD_PUT; /* ask the directory again, at once */
+                e->not_before = 0;
+            }
+    relay_hold_tick(-1, 0, r);
+}
+
 void relay_hold_stop(sb_relay_t *r)
 {
     r->stopping = 1;
@@ -321,6 +341,7 @@ static void relay_done(void *arg, int receivers)
 {
     pending_relay_t *p = arg;
     peer_t *s = relay_peer_ref(p->sender);
+    p->published = 1;
     if (receivers > 0) {
         refuse_overtaken(s, p->to, p->seq);
         answer_sender(p, SB_RELAY_DELIVERED);
@@ -426,7 +447,12 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
             answer_sender(p, SB_RELAY_DELIVERED);
             return;
         }
-        /* Its connection has just ended: the bus and the directory decide, as for any peer. */
+        /* Its connection has just ended. Without sessions that end is final; with them, the
+         * message waits for the end to be settled: its session's mailbox, or gone. */
+        if (r->cfg->resume_seconds <= 0) {
+            answer_sender(p, SB_RELAY_UNKNOWN);
+            return;
+        }
     }
     if (keep_envelope(r, sender, m, p) != 0) {
         answer_sender(p, SB_RELAY_UNAVAILABLE);

@@ -793,7 +793,7 @@ sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, c
                          .node_id = node,
                          .connect_timeout = 2,
                          .command_timeout = 5,
-                         .backoff_cap = 2,
+                         .backoff_cap = 1, /* back within about a second of Redis: held messages wait less */
                          .priority = SB_PRIO_CLIENTS,
                          .scripts = scripts,
                          .nscripts = DIR_SCRIPTS,

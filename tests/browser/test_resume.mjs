@@ -41,7 +41,8 @@ function assertDeepEqual(got, want, what) {
 // --- in the pages ---
 
 // Runs in a page before its scripts: records every WebSocket the page opens (its URL), every JSON
-// message it sends or receives and every close, in window.__signaling. Nothing is changed.
+// message it sends or receives (with the time) and every close, in window.__signaling. Nothing
+// is changed.
 function recordSignaling() {
     const Native = window.WebSocket;
     const rec = { conns: [], frames: [], closes: [] };
@@ -53,18 +54,20 @@ function recordSignaling() {
             this.recordedConn = conn;
             this.addEventListener('message', (e) => {
                 if (typeof e.data !== 'string') return;
+                let msg;
                 try {
-                    rec.frames.push({ conn, dir: 'in', msg: JSON.parse(e.data) });
+                    msg = JSON.parse(e.data);
                 } catch {
-                    // not JSON: not ours to check here
+                    msg = { type: '(not JSON)', text: e.data.slice(0, 60) };
                 }
+                rec.frames.push({ conn, dir: 'in', msg, at: Date.now() });
             });
             this.addEventListener('close', (e) => rec.closes.push({ conn, code: e.code, wasClean: e.wasClean }));
         }
 
         send(data) {
             try {
-                rec.frames.push({ conn: this.recordedConn, dir: 'out', msg: JSON.parse(data) });
+                rec.frames.push({ conn: this.recordedConn, dir: 'out', msg: JSON.parse(data), at: Date.now() });
             } catch {
                 // not JSON
             }
@@ -88,6 +91,23 @@ function gateRemoteDescription() {
     };
 }
 
+// Runs in a page: each relay it sent to `to` with the answer it got ({type, mid, outcome}:
+// 'ack', 'queued' or an error code), once every one has its answer (false until then).
+function answeredRelays(to) {
+    const frames = window.__signaling.frames;
+    const answers = ['ack', 'queued', 'error'];
+    const relays = frames
+        .filter((f) => f.dir === 'out' && f.msg.to === to && f.msg.mid !== undefined)
+        .map((f) => {
+            const a = frames.find(
+                (g) => g.dir === 'in' && g.conn === f.conn && g.msg.mid === f.msg.mid && answers.includes(g.msg.type),
+            );
+            const outcome = a && (a.msg.type === 'error' ? a.msg.code : a.msg.type);
+            return { type: f.msg.type, mid: f.msg.mid, outcome };
+        });
+    return relays.every((r) => r.outcome) && relays;
+}
+
 // The recorded signaling of a page, in short: "2<welcome(resumed) 2<joined 2>answer#7 ...".
 async function signalingSummary(page, last = 40) {
     const rec = await page.evaluate(() => window.__signaling);
@@ -95,6 +115,7 @@ async function signalingSummary(page, last = 40) {
         let s = `${conn}${dir === 'in' ? '<' : '>'}${msg.type}`;
         if (msg.type === 'welcome') s += `(${msg.id}@${msg.node}${msg.resumed ? ',resumed' : ''})`;
         if (msg.type === 'error') s += `(${msg.code})`;
+        if (msg.type === '(not JSON)') s += JSON.stringify(msg.text);
         if (msg.type === 'peer-left' || msg.type === 'peer-joined') s += `(${msg.peer})`;
         if (msg.mid !== undefined) s += `#${msg.mid}`;
         return s;
@@ -367,8 +388,9 @@ suite.test('demo via HAProxy: the caller\'s node dies mid-negotiation, it resume
     await caller.page.locator(`#peers button[data-peer="${callee.id}"]`).click({ timeout: STEP_MS });
     await waitFor(callee.page, () => window.__gate.held > 0, null, STEP_MS, "the caller's offer at the callee");
     await killNode(nodeA);
-    await waitFor(caller.page, () => window.__signaling.closes.length > 0, null, STEP_MS, "the caller's drop");
+    const killedAt = Date.now();
     await callee.page.evaluate(() => window.__gate.release());
+    await waitFor(caller.page, () => window.__signaling.closes.length > 0, null, STEP_MS, "the caller's drop");
 
     // The caller is back, through HAProxy on B, with its session.
     await waitFor(
@@ -418,20 +440,24 @@ suite.test('demo via HAProxy: the caller\'s node dies mid-negotiation, it resume
 
     // Every relay of the callee to the caller was answered ack or queued (none refused), however
     // the gap fell.
-    const calleeFrames = await framesOf(callee.page);
-    const outcomes = {};
-    for (const f of calleeFrames) {
-        if (f.dir !== 'out' || f.msg.to !== caller.id || f.msg.mid === undefined) continue;
-        const answer = calleeFrames.find(
-            (g) => g.dir === 'in' && g.conn === f.conn && g.msg.mid === f.msg.mid && g.msg.type !== f.msg.type,
-        );
-        const outcome = answer ? (answer.msg.type === 'error' ? answer.msg.code : answer.msg.type) : 'none';
-        if (outcome !== 'ack' && outcome !== 'queued') {
-            throw new Error(`the callee's ${f.msg.type} #${f.msg.mid} to the caller: ${outcome}`);
-        }
-        outcomes[`${f.msg.type} ${outcome}`] = (outcomes[`${f.msg.type} ${outcome}`] ?? 0) + 1;
+    let relays;
+    try {
+        const opts = { polling: 50, timeout: STEP_MS };
+        relays = await (await callee.page.waitForFunction(answeredRelays, caller.id, opts)).jsonValue();
+    } catch {
+        throw new Error(`the callee's relays to the caller, unanswered: ${await signalingSummary(callee.page)}`);
     }
-    console.log(`    callee's relays to the caller: ${JSON.stringify(outcomes)}`);
+    const outcomes = {};
+    for (const { type, mid, outcome } of relays) {
+        if (outcome !== 'ack' && outcome !== 'queued') throw new Error(`the callee's ${type} #${mid}: ${outcome}`);
+        outcomes[`${type} ${outcome}`] = (outcomes[`${type} ${outcome}`] ?? 0) + 1;
+    }
+    const calleeFrames = await framesOf(callee.page);
+    const answerAt = calleeFrames.find((f) => f.dir === 'out' && f.msg.type === 'answer')?.at;
+    console.log(
+        `    after the kill: callee's answer sent at ${answerAt - killedAt} ms, caller resumed at ` +
+            `${welcome.at - killedAt} ms; callee's relays to the caller: ${JSON.stringify(outcomes)}`,
+    );
 
     // The witness's session ends (peer-left at the callee); the caller's did not.
     await waitFor(
@@ -479,10 +505,11 @@ suite.test('switchboard.js: a cut connection resumes (its node, then the other),
             ([to, payloads]) => Promise.all(payloads.map((p) => window.call('sender', 'send', 'candidate', to, p))),
             [wa.id, payloads],
         );
-        answers.forEach((a, i) => {
-            const v = expectOk(a, `round ${round}: message ${i} to away`);
-            if (v !== 'queued' && v !== 'ack') throw new Error(`round ${round}: message ${i} resolved ${v}`);
-        });
+        for (const [i, a] of answers.entries()) {
+            if (a.ok && (a.value === 'queued' || a.value === 'ack')) continue;
+            const what = a.ok ? `resolved ${a.value}` : `rejected with ${a.code}: ${a.message}`;
+            throw new Error(`round ${round}: message ${i} to away ${what}; sender: ${await signalingSummary(ps)}`);
+        }
         console.log(`    round ${round}: the gap's messages resolved ${answers.map((a) => a.value).join(' ')}`);
         expected.push(...payloads);
 

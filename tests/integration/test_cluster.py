@@ -244,11 +244,10 @@ def check_directory(redis, nodes, peers, rooms, what):
         h.eq(redis.command("EXISTS", f"sb:alive:{name}"), 1, f"{what}: sb:alive:{name} exists")
         h.eq(smembers(redis, f"sb:node:{name}:ids"),
              {p for p, n in peers.items() if n == name}, f"{what}: sb:node:{name}:ids")
-        h.eq(smembers(redis, f"sb:node:{name}:members"),
-             {f"{r}\t{p}" for r, members in rooms.items() for p, n in members.items()
-              if n == name}, f"{what}: sb:node:{name}:members")
     for peer, name in peers.items():
         h.eq(redis.command("GET", f"sb:id:{peer}"), name.encode(), f"{what}: sb:id:{peer}")
+        h.eq(smembers(redis, f"sb:rooms:{peer}"),
+             {r for r, members in rooms.items() if peer in members}, f"{what}: sb:rooms:{peer}")
     for room, members in rooms.items():
         h.eq(hgetall(redis, f"sb:members:{room}"), members, f"{what}: sb:members:{room}")
 
@@ -1143,7 +1142,7 @@ def test_node_killed(t):
         # Redis no longer knows the dead node, its peers or its members.
         check_directory(redis, (n1, n2), {"a": "n1", "b": "n2", "k3": "n1"},
                         {"r": {"a": "n1", "b": "n2"}, "r2": {"a": "n1"}}, "after the sweep")
-        for key in ("sb:alive:n3", "sb:node:n3:ids", "sb:node:n3:members", "sb:id:k1",
+        for key in ("sb:alive:n3", "sb:node:n3:ids", "sb:rooms:k1", "sb:id:k1",
                     "sb:id:k2"):
             h.eq(redis.command("EXISTS", key), 0, f"{key} exists after the sweep")
         await a.send({"type": "offer", "to": "k1", "mid": "dead"})

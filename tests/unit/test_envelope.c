@@ -769,6 +769,12 @@ START_TEST(test_err_reasons)
     }
     ck_assert_str_eq(reasons[0], "unknown envelope version");
     ck_assert_int_eq(sb_env_parse("sb1 bye 1 a b  0 ", 17, &env, NULL), 0);
+    /* replaced names the session's peer as from and to, with no room, mid or payload */
+    ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a a  0 ", 22, &env, NULL), 0);
+    ck_assert_int_eq(env.kind, SB_ENV_REPLACED);
+    ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a   0 ", 21, &env, NULL), SB_ENV_ESHAPE);
+    ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a a r 0 ", 23, &env, NULL), SB_ENV_ESHAPE);
+    ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a a  0 x", 23, &env, NULL), SB_ENV_ESHAPE);
 }
 END_TEST
 
@@ -776,10 +782,10 @@ END_TEST
 
 START_TEST(test_kind_names)
 {
-    static const char *const names[] = {"offer", "answer",      "candidate",
-                                        "bye",   "peer-joined", "peer-left"};
+    static const char *const names[] = {"offer",       "answer",    "candidate", "bye",
+                                        "peer-joined", "peer-left", "replaced"};
 
-    for (int k = SB_ENV_OFFER; k <= SB_ENV_PEER_LEFT; k++) {
+    for (int k = SB_ENV_OFFER; k <= SB_ENV_REPLACED; k++) {
         ck_assert_str_eq(sb_env_kind_name((sb_env_kind_t)k), names[k]);
         ck_assert_int_eq(sb_env_kind_parse(names[k], strlen(names[k])), k);
         ck_assert_int_eq(sb_env_is_relay((sb_env_kind_t)k), k <= SB_ENV_BYE);
@@ -792,7 +798,7 @@ START_TEST(test_kind_names)
     ck_assert_int_eq(sb_env_kind_parse("Offer", 5), -1);
     ck_assert_int_eq(sb_env_kind_parse("join", 4), -1);
     ck_assert_int_eq(sb_env_kind_parse("peer-joined\0", 12), -1);
-    ck_assert_ptr_null(sb_env_kind_name((sb_env_kind_t)6));
+    ck_assert_ptr_null(sb_env_kind_name((sb_env_kind_t)7));
     ck_assert_ptr_null(sb_env_kind_name((sb_env_kind_t)-1));
     /* the room events share their names with the client messages they become */
     ck_assert_str_eq(sb_env_kind_name(SB_ENV_OFFER), sb_msg_type_name(SB_MSG_OFFER));
