@@ -96,7 +96,8 @@ int sb_env_is_relay(sb_env_kind_t kind);
  * digits: Lua 5.1's tostring writes a number of 1e15 or more as "1.7e+15". */
 #define SB_ENV_ROOM_EVENT_LUA "sb1 %s %s %s  %s 0 "
 
-/* The replaced event the same way: string.format(SB_ENV_REPLACED_LUA, sent_us_as_string, id, id). */
+/* The replaced event the same way: string.format(SB_ENV_REPLACED_LUA, sent_us_as_string, id, id).
+ */
 #define SB_ENV_REPLACED_LUA "sb1 replaced %s %s %s  0 "
 
 /* Each peer's bus channel is this prefix and its ID; the node that holds the peer subscribes it.

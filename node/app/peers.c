@@ -205,8 +205,8 @@ static void claim_done(void *arg, sb_dir_result_t result, const sb_dir_session_t
 static void ask_claim(sb_relay_t *r, peer_t *peer)
 {
     peer_t *here = sb_map_get(r->peers, peer->id);
-    sb_dir_claim_how_t how = here != NULL && here != peer ? SB_DIR_CLAIM_HELD_HERE
-                                                          : SB_DIR_CLAIM_NEW;
+    sb_dir_claim_how_t how =
+        here != NULL && here != peer ? SB_DIR_CLAIM_HELD_HERE : SB_DIR_CLAIM_NEW;
     r->dir->ops->claim(r->dir, peer->id, how, peer->resume[0] ? peer->resume : NULL, peer->token,
                        claim_done, relay_peer_ref(peer));
 }
@@ -379,8 +379,9 @@ void relay_on_open(void *app, sb_conn_t *c)
     /* A resume token means something only with the ID it belongs to; one of the wrong form is
      * no token at all. */
     if (r->cfg->resume_seconds > 0) {
-        if (asked && query_param(sb_conn_query(c), "resume", peer->resume, sizeof(peer->resume),
-                                 &too_long) &&
+        if (asked &&
+            query_param(sb_conn_query(c), "resume", peer->resume, sizeof(peer->resume),
+                        &too_long) &&
             (too_long || !token_form(peer->resume)))
             peer->resume[0] = '\0';
         if (random_token(peer->token) != 0) {

@@ -63,7 +63,7 @@ struct peer {
     int replaced;                      /* its session was taken by another connection */
     char **greeting;                   /* what follows the welcome of a resume: joined, held */
     size_t *greeting_lens, ngreeting;
-    struct event *retry;               /* a claim waiting for the directory (--bus-hold-ms) */
+    struct event *retry; /* a claim waiting for the directory (--bus-hold-ms) */
     double claim_deadline;
 
     /* Its messages waiting for the bus or a resuming peer (relaying.c). */
@@ -82,16 +82,16 @@ typedef enum { HOLD_PUBLISH, HOLD_PUT } hold_step_t;
 struct pending_relay {
     peer_t *sender;
     sb_msg_type_t type;
-    uint64_t seq;                 /* its place among the sender's relays */
-    double deadline;              /* while it waits for the bus: refused unavailable past this */
-    char *env;                    /* its envelope, for another try */
+    uint64_t seq;    /* its place among the sender's relays */
+    double deadline; /* while it waits for the bus: refused unavailable past this */
+    char *env;       /* its envelope, for another try */
     size_t env_len;
-    pending_relay_t *next;        /* the sender's held list */
+    pending_relay_t *next; /* the sender's held list */
     hold_step_t step;
-    int busy;                     /* a publish or put of it is under way */
-    int published;                /* it went out once at least */
-    int stale;                    /* a later message to the same peer was delivered first */
-    double not_before;            /* not tried again before this */
+    int busy;          /* a publish or put of it is under way */
+    int published;     /* it went out once at least */
+    int stale;         /* a later message to the same peer was delivered first */
+    double not_before; /* not tried again before this */
     char to[SB_ID_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
 };

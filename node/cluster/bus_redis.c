@@ -337,7 +337,8 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     sb_redis_opts_t o = {.node_id = node_id,
                          .connect_timeout = 2,
                          .command_timeout = 5,
-                         .backoff_cap = 1, /* back within about a second of Redis: held messages wait less */
+                         .backoff_cap =
+                             1, /* back within about a second of Redis: held messages wait less */
                          .priority = SB_PRIO_CLIENTS,
                          .on_state = on_state,
                          .on_message = on_message,

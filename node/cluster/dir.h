@@ -61,7 +61,8 @@ typedef void (*sb_dir_done_fn)(void *arg);
 /* Who asks for an ID. */
 typedef enum {
     SB_DIR_CLAIM_NEW,       /* a new connection, while no other connection of this node has it */
-    SB_DIR_CLAIM_HELD_HERE, /* a new connection with a resume token, while another one here has it */
+    SB_DIR_CLAIM_HELD_HERE, /* a new connection with a resume token, while another one here has it
+                             */
     SB_DIR_CLAIM_AGAIN,     /* this node's own peer, recorded again after the directory lost it */
 } sb_dir_claim_how_t;
 

@@ -154,7 +154,8 @@ static void claim(sb_dir_t *d, const char *id, sb_dir_claim_how_t how, const cha
     if (s != NULL) {
         size_t len = resume ? strlen(resume) : 0;
         /* One node: every session is this node's, so only a matching token takes one over. */
-        if (resume == NULL || len != strlen(s->token) || CRYPTO_memcmp(resume, s->token, len) != 0) {
+        if (resume == NULL || len != strlen(s->token) ||
+            CRYPTO_memcmp(resume, s->token, len) != 0) {
             done(arg, SB_DIR_TAKEN, NULL);
             return;
         }

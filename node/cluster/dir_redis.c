@@ -56,21 +56,22 @@
     "    local hash = 'sb:members:' .. room\n"                                                     \
     "    if redis.call('HDEL', hash, peer) == 1 then\n"                                            \
     "      for _, member in ipairs(redis.call('HKEYS', hash)) do\n"                                \
-    "        " PUBLISH_EVENT("member", "'peer-left'", "sent", "peer", "room") "\n"                 \
-    "      end\n"                                                                                  \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
-    "  redis.call('DEL', 'sb:id:' .. peer, 'sb:resume:' .. peer, rkey, 'sb:mbox:' .. peer,\n"      \
-    "             'sb:mboxb:' .. peer)\n"                                                          \
-    "  redis.call('ZREM', 'sb:detached', peer)\n"                                                  \
-    "end\n"
+    "        " PUBLISH_EVENT("member", "'peer-left'", "sent", "peer",                              \
+                             "room") "\n"                                                          \
+                                     "      end\n"                                                 \
+                                     "    end\n"                                                   \
+                                     "  end\n"                                                     \
+                                     "  redis.call('DEL', 'sb:id:' .. peer, 'sb:resume:' .. "      \
+                                     "peer, rkey, 'sb:mbox:' .. peer,\n"                           \
+                                     "             'sb:mboxb:' .. peer)\n"                         \
+                                     "  redis.call('ZREM', 'sb:detached', peer)\n"                 \
+                                     "end\n"
 
 /* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer, the resume token presented ("" for
  * none), the new token, the resume window in ms, sent, and how ("new", "held" or "again": see
  * sb_dir_claim_how_t). Returns {0} when taken; {1, 0} for a new session; for a resumed one
  * {1, 1, nrooms, room, nmembers, member..., ..., envelope...}. */
-static const char CLAIM[] =
-    SESSION_LUA
+static const char CLAIM[] = SESSION_LUA
     "local node, peer, how = ARGV[1], ARGV[2], ARGV[7]\n"
     "local owner = redis.call('GET', KEYS[1])\n"
     "local d = redis.call('ZSCORE', 'sb:detached', peer)\n"
@@ -128,15 +129,15 @@ static const char RELEASE[] =
     "return 1\n";
 
 /* KEYS: sb:id:<peer>, sb:node:<node>:ids. ARGV: node, peer, the resume window in ms, sent. */
-static const char DETACH[] = SESSION_LUA
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SREM', KEYS[2], ARGV[2])\n"
-    "if tonumber(ARGV[3]) <= 0 then\n"
-    "  end_session(ARGV[2], ARGV[4])\n"
-    "else\n"
-    "  redis.call('ZADD', 'sb:detached', now_ms() + tonumber(ARGV[3]), ARGV[2])\n"
-    "end\n"
-    "return 1\n";
+static const char DETACH[] =
+    SESSION_LUA "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                "redis.call('SREM', KEYS[2], ARGV[2])\n"
+                "if tonumber(ARGV[3]) <= 0 then\n"
+                "  end_session(ARGV[2], ARGV[4])\n"
+                "else\n"
+                "  redis.call('ZADD', 'sb:detached', now_ms() + tonumber(ARGV[3]), ARGV[2])\n"
+                "end\n"
+                "return 1\n";
 
 /* KEYS: sb:id:<peer>, sb:mbox:<peer>, sb:mboxb:<peer>. ARGV: peer, envelope, most messages, most
  * bytes, the resume window in ms. Returns -1 held, 0 no session, 1 a connection holds it (its
@@ -232,8 +233,7 @@ static const char ALIVE[] = "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
 #define SESSIONS_PER_SWEEP 1000
 #define STR_(x) #x
 #define STR(x) STR_(x)
-static const char SWEEP[] =
-    SESSION_LUA
+static const char SWEEP[] = SESSION_LUA
     "local holder = redis.call('GET', 'sb:sweeper')\n"
     "if holder and holder ~= ARGV[1] and redis.call('EXISTS', 'sb:alive:' .. holder) == 1 then\n"
     "  return {{}, 0}\n"
@@ -330,8 +330,9 @@ typedef struct {
 /* A string element of a reply, or NULL. */
 static const char *str_at(const sb_redis_reply_t *reply, size_t i)
 {
-    return i < reply->elements && reply->element[i]->type == SB_REDIS_STRING ? reply->element[i]->str
-                                                                           : NULL;
+    return i < reply->elements && reply->element[i]->type == SB_REDIS_STRING
+               ? reply->element[i]->str
+               : NULL;
 }
 
 /* The resumed session in a claim's reply: {1, 1, nrooms, room, n, member..., ..., envelope...}.
@@ -426,7 +427,7 @@ static void claim(sb_dir_t *base, const char *id, sb_dir_claim_how_t how, const 
     snprintf(ids, sizeof(ids), "sb:node:%s:ids", d->node);
     sent_now(sent);
     sb_map_remove(d->releases, id); /* claimed again: no longer to be released */
-    const char *args[] = {key,   ids,          d->node, id, resume ? resume : "",
+    const char *args[] = {key,   ids,       d->node, id,       resume ? resume : "",
                           token, d->window, sent,    hows[how]};
     if (eval(d, S_CLAIM, 2, args, 9, on_claimed, c) != 0) {
         free(c);
@@ -502,8 +503,8 @@ static void put(sb_dir_t *base, const char *id, const char *env, size_t len, sb_
     snprintf(bytes, sizeof(bytes), "sb:mboxb:%s", id);
     snprintf(most, sizeof(most), "%zu", d->sessions.mailbox_messages);
     snprintf(most_bytes, sizeof(most_bytes), "%zu", d->sessions.mailbox_bytes);
-    const char *argv[] = {"EVALSHA", scripts[S_PUT].sha, "3", key, box, bytes, id, env,
-                          most, most_bytes, d->window};
+    const char *argv[] = {"EVALSHA", scripts[S_PUT].sha, "3",      key, box, bytes, id, env,
+                          most,      most_bytes,         d->window};
     size_t lens[11];
     for (int i = 0; i < 11; i++)
         lens[i] = argv[i] == env ? len : strlen(argv[i]);
@@ -772,8 +773,8 @@ static int idle(sb_dir_t *base)
     return sb_redis_in_flight(d->cmd) == 0;
 }
 
-static const sb_dir_ops_t ops = {claim, release, detach, put,  join,
-                                 leave, dir_ready, idle, dir_free};
+static const sb_dir_ops_t ops = {claim, release,   detach, put,     join,
+                                 leave, dir_ready, idle,   dir_free};
 
 sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, const char *node,
                            double ttl, const sb_dir_sessions_t *sessions)
@@ -793,7 +794,8 @@ sb_dir_t *sb_dir_redis_new(struct event_base *base, const sb_redis_url_t *url, c
                          .node_id = node,
                          .connect_timeout = 2,
                          .command_timeout = 5,
-                         .backoff_cap = 1, /* back within about a second of Redis: held messages wait less */
+                         .backoff_cap =
+                             1, /* back within about a second of Redis: held messages wait less */
                          .priority = SB_PRIO_CLIENTS,
                          .scripts = scripts,
                          .nscripts = DIR_SCRIPTS,

@@ -316,7 +316,10 @@ suite.test('switchboard.js: reconnects after the node restarts and re-joins its 
     assertEqual(second.port, first.port, 'restarted node port');
 
     const w1again = await waitEvent(page, 'one', 'welcome', {}, 2);
-    if (w1again.id === w1.id) throw new Error('an assigned id was reused after reconnecting');
+    // The client asks for its session back; a node restarted on the embedded bus has none to
+    // give, so it gets the same ID as a new session, and re-joins its rooms itself.
+    assertEqual(w1again.id, w1.id, 'the ID asked back after reconnecting');
+    assertEqual(w1again.resumed, false, 'resumed, from a node that restarted');
     await waitEvent(page, 'one', 'joined', { room }, 2); // the automatic re-join
     await installClient(page, 'two', second.wsUrl('/ws'), opts);
     const peers = expectOk(await clientCall(page, 'two', 'join', room), 'two joins');

@@ -218,8 +218,9 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
  * arguments. */
 static void node_up(const char *extra, ...)
 {
-    char *argv[32] = {"switchboard", "--ice-servers", "[]", "--node-id", "unit", "--www", "",
-                      "--log-level", "warn", "--resume-seconds", "0"};
+    char *argv[32] = {
+        "switchboard", "--ice-servers",    "[]", "--node-id", "unit", "--www", "", "--log-level",
+        "warn",        "--resume-seconds", "0"};
     int argc = 11;
     char err[256];
     va_list ap;
