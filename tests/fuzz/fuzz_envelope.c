@@ -46,8 +46,8 @@ static int ref_name(sb_str_t s, int (*valid)(const char *, size_t))
 /* 0 when the reference accepts data, else -1. */
 static int ref_parse(const char *data, size_t size, ref_t *r)
 {
-    static const char *const kinds[] = {"offer", "answer",      "candidate",
-                                        "bye",   "peer-joined", "peer-left"};
+    static const char *const kinds[] = {"offer",       "answer",    "candidate", "bye",
+                                        "peer-joined", "peer-left", "replaced"};
     const char *p = data, *end = data + size;
     unsigned long long midlen;
 
@@ -62,7 +62,7 @@ static int ref_parse(const char *data, size_t size, ref_t *r)
     if (!sb_str_eq(&r->f[0], "sb1", 0))
         return -1;
     r->kind = -1;
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 7; k++)
         if (sb_str_eq(&r->f[1], kinds[k], 0))
             r->kind = k;
     if (r->kind < 0 || !ref_number(r->f[2], 20, &r->sent))
@@ -78,6 +78,9 @@ static int ref_parse(const char *data, size_t size, ref_t *r)
         return -1;
     if (r->kind <= 3)
         return r->f[4].len > 0 && r->f[5].len == 0 ? 0 : -1;
+    if (r->kind == 6) /* replaced: the session's peer as from and to, nothing else */
+        return r->f[4].len > 0 && r->f[5].len == 0 && r->mid.len == 0 && r->payload.len == 0 ? 0
+                                                                                             : -1;
     return r->f[4].len == 0 && r->f[5].len > 0 && r->mid.len == 0 && r->payload.len == 0 ? 0 : -1;
 }
 
@@ -127,6 +130,9 @@ static void check_accepted(const uint8_t *data, size_t size, const sb_env_t *env
     if (sb_env_is_relay(env->kind)) {
         CHECK(sb_peer_id_valid(env->to.p, env->to.len));
         CHECK(env->room.len == 0);
+    } else if (env->kind == SB_ENV_REPLACED) {
+        CHECK(sb_peer_id_valid(env->to.p, env->to.len));
+        CHECK(env->room.len == 0 && env->mid.len == 0 && env->payload.len == 0);
     } else {
         CHECK(sb_room_valid(env->room.p, env->room.len));
         CHECK(env->to.len == 0 && env->mid.len == 0 && env->payload.len == 0);
@@ -147,8 +153,17 @@ static void check_accepted(const uint8_t *data, size_t size, const sb_env_t *env
     CHECK(hlen + env->mid.len + env->payload.len == size);
     CHECK(memcmp(head, in, hlen) == 0);
 
-    /* (4) a room event is what the Redis scripts' pattern builds */
-    if (!sb_env_is_relay(env->kind)) {
+    /* (4) a room event is what the Redis scripts' pattern builds, and so is replaced */
+    if (env->kind == SB_ENV_REPLACED) {
+        char lua[256], sent[32], from[SB_ID_MAX + 1], to[SB_ID_MAX + 1];
+        snprintf(sent, sizeof(sent), "%llu", (unsigned long long)env->sent_us);
+        memcpy(from, env->from.p, env->from.len);
+        from[env->from.len] = '\0';
+        memcpy(to, env->to.p, env->to.len);
+        to[env->to.len] = '\0';
+        int n = snprintf(lua, sizeof(lua), SB_ENV_REPLACED_LUA, sent, from, to);
+        CHECK(n > 0 && (size_t)n == size && memcmp(lua, in, size) == 0);
+    } else if (!sb_env_is_relay(env->kind)) {
         char lua[256], sent[32], from[SB_ID_MAX + 1], room[SB_ROOM_MAX + 1];
         snprintf(sent, sizeof(sent), "%llu", (unsigned long long)env->sent_us);
         memcpy(from, env->from.p, env->from.len);
