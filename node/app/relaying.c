@@ -239,6 +239,10 @@ static void held_put(void *arg, sb_dir_put_t outcome)
         p->not_before = now + RETRY_SECONDS;
         break;
     case SB_DIR_PUT_UNAVAILABLE:
+        if (now >= p->deadline) { /* the directory stayed unreachable */
+            settle(p, SB_RELAY_UNAVAILABLE);
+            break;
+        }
         p->step = HOLD_PUT;
         p->not_before = now + RETRY_SECONDS;
         break;
