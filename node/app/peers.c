@@ -17,18 +17,23 @@
 #include "net/conn.h"
 #include "ws.h"
 
-/* A random, unguessable ID: 96 bits in base64url, 16 characters. */
-static int random_id(char out[17])
+/* n random bytes (at most 32) in base64url without padding: ceil(4n/3) characters into out,
+ * NUL-terminated. Returns 0, or -1 when there is no randomness. */
+static int random_b64url(char *out, size_t n)
 {
-    unsigned char raw[12], b64[17];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
+    unsigned char raw[32], b64[45];
+    size_t chars = (4 * n + 2) / 3;
+    if (n > sizeof(raw) || RAND_bytes(raw, (int)n) != 1)
         return -1;
-    EVP_EncodeBlock(b64, raw, sizeof(raw));
-    for (int i = 0; i < 16; i++)
+    EVP_EncodeBlock(b64, raw, (int)n);
+    for (size_t i = 0; i < chars; i++)
         out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
-    out[16] = '\0';
+    out[chars] = '\0';
     return 0;
 }
+
+/* A random, unguessable ID: 96 bits, 16 characters. */
+static int random_id(char out[17]) { return random_b64url(out, 12); }
 
 /* Finds NAME=VALUE in a query string. Returns 1 and copies VALUE (at most cap-1 bytes, longer
  * is reported through *too_long), or 0 when there is no such parameter. */
@@ -48,18 +53,8 @@ static int query_param(const char *query, const char *name, char *out, size_t ca
     return 0;
 }
 
-/* A resume token: 32 random bytes in base64url (43 characters, no padding). */
-static int random_token(char out[RESUME_TOKEN_LEN + 1])
-{
-    unsigned char raw[32], b64[45];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return -1;
-    EVP_EncodeBlock(b64, raw, sizeof(raw)); /* 44 characters, the last one '=' */
-    for (int i = 0; i < RESUME_TOKEN_LEN; i++)
-        out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
-    out[RESUME_TOKEN_LEN] = '\0';
-    return 0;
-}
+/* A resume token: 256 bits, RESUME_TOKEN_LEN (43) characters. */
+static int random_token(char out[RESUME_TOKEN_LEN + 1]) { return random_b64url(out, 32); }
 
 static int token_form(const char *t)
 {
