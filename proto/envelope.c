@@ -244,3 +244,50 @@ size_t sb_env_peer_channel(const char *id, char *out)
     out[sizeof(SB_ENV_PEER_CHANNEL) - 1 + n] = '\0';
     return sizeof(SB_ENV_PEER_CHANNEL) - 1 + n;
 }
+
+#define RESEND_PREFIX SB_ENV_VERSION " resend "
+
+size_t sb_env_resend_head(uint64_t from_ms, uint64_t until_ms, char *out)
+{
+    char *p = put(out, RESEND_PREFIX, sizeof(RESEND_PREFIX) - 1);
+    p = put_decimal(p, from_ms);
+    *p++ = ' ';
+    return (size_t)(put_decimal(p, until_ms) - out);
+}
+
+int sb_env_resend_parse(const char *buf, size_t len, uint64_t *from_ms, uint64_t *until_ms,
+                        size_t *ids, const char **err)
+{
+    size_t pos = sizeof(RESEND_PREFIX) - 1;
+    sb_str_t f;
+
+    if (len < pos || memcmp(buf, SB_ENV_VERSION " ", sizeof(SB_ENV_VERSION)) != 0)
+        return fail(err, "not an sb1 message", SB_ENV_EVERSION);
+    if (memcmp(buf, RESEND_PREFIX, pos) != 0)
+        return fail(err, "not a resend request", SB_ENV_EKIND);
+    int more = field(buf, len, &pos, 20, &f);
+    if (decimal(&f, 20, UINT64_MAX, from_ms) != 0)
+        return fail(err, "from_ms is not a decimal of at most 20 digits", SB_ENV_ESENT);
+    if (!more)
+        return fail(err, e_sep, SB_ENV_ESEP);
+    more = field(buf, len, &pos, 20, &f);
+    if (decimal(&f, 20, UINT64_MAX, until_ms) != 0 || *until_ms > *from_ms)
+        return fail(err, "until_ms is not a decimal of at most 20 digits, at most from_ms",
+                    SB_ENV_ESENT);
+    *ids = more ? pos - 1 : pos;
+    while (more) {
+        more = field(buf, len, &pos, SB_ID_MAX, &f);
+        if (!sb_peer_id_valid(f.p, f.len))
+            return fail(err, "a peer ID of the request is not valid", SB_ENV_EFIELD);
+    }
+    return 0;
+}
+
+int sb_env_resend_next(const char *buf, size_t len, size_t *pos, sb_str_t *id)
+{
+    if (*pos >= len)
+        return 0;
+    size_t at = *pos + 1; /* past the space before the ID */
+    *pos = field(buf, len, &at, SB_ID_MAX, id) ? at - 1 : at;
+    return 1;
+}

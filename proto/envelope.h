@@ -109,4 +109,32 @@ int sb_env_is_relay(sb_env_kind_t kind);
  * returns its length. */
 size_t sb_env_peer_channel(const char *id, char *out);
 
+/* A resend request, published on SB_ENV_RESEND_CHANNEL, which every node subscribes to:
+ *
+ *     sb1 SP resend SP from_ms SP until_ms (SP id)*
+ *
+ * asks each node to send again the relays it kept (acked, --resend-seconds) for these peers,
+ * because they may have been lost on the way: the peer resumed its session elsewhere, or its
+ * node's subscription to Redis broke. The relays acked from from_ms until until_ms milliseconds
+ * ago (each 1-20 digits, no leading zero but "0", at most UINT64_MAX; until_ms <= from_ms);
+ * "0 0": for each peer, those acked just before the last one acked to it (what its node may
+ * have held when it went away). Each id is a peer ID (sb_peer_id_valid), one space before each,
+ * none after the last. */
+#define SB_ENV_RESEND_CHANNEL "sb:resend"
+#define SB_ENV_RESEND_HEAD_MAX 60
+
+/* Writes the request's head ("sb1 resend from_ms until_ms", no trailing space) into out
+ * (SB_ENV_RESEND_HEAD_MAX bytes); returns its length. The caller appends " id" per peer. */
+size_t sb_env_resend_head(uint64_t from_ms, uint64_t until_ms, char *out);
+
+/* Checks a whole resend request buf[0, len): 0 with *from_ms, *until_ms set and *ids at the
+ * offset of its first " id" (len when none); or a negative SB_ENV_E* code with *err set (when
+ * not NULL). */
+int sb_env_resend_parse(const char *buf, size_t len, uint64_t *from_ms, uint64_t *until_ms,
+                        size_t *ids, const char **err);
+
+/* The next peer ID of a request sb_env_resend_parse accepted, from *pos (start at its *ids):
+ * returns 1 with *id set and *pos past it, or 0 at the end. */
+int sb_env_resend_next(const char *buf, size_t len, size_t *pos, sb_str_t *id);
+
 #endif

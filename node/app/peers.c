@@ -292,6 +292,10 @@ static int resume_session(sb_relay_t *r, peer_t *peer, const sb_dir_session_t *s
         return -1;
     peer->resumed = 1;
     sb_metrics.sessions_resumed++;
+    /* What was acked to its last connection may not have reached it (that node may have died
+     * with it): every node that kept such messages sends them again. */
+    const char *id = peer->id;
+    relay_ask_resend(r, &id, 1, 0, 0);
     return keep_greeting(r, peer, s);
 }
 

@@ -172,12 +172,16 @@ sb_relay_t *sb_relay_new(struct event_base *base, const sb_config_t *cfg, sb_bus
     r->peers = sb_map_new();
     r->rooms = sb_map_new();
     r->hold_timer = evtimer_new(base, relay_hold_tick, r);
-    if (r->peers == NULL || r->rooms == NULL || r->hold_timer == NULL) {
+    r->kept_tail = &r->kept;
+    r->kept_timer = evtimer_new(base, relay_kept_tick, r);
+    if (r->peers == NULL || r->rooms == NULL || r->hold_timer == NULL || r->kept_timer == NULL) {
         sb_relay_free(r);
         return NULL;
     }
     bus->deliver = relay_deliver;
+    bus->renewed = relay_bus_renewed;
     bus->ctx = r;
+    relay_bus_renewed(r, 0, 0); /* a bus already up hears resend requests from now on */
     dir->lost = relay_reassert;
     dir->ended = relay_session_ended;
     dir->ctx = r;
@@ -197,6 +201,8 @@ void sb_relay_free(sb_relay_t *r)
     relay_hold_stop(r);
     if (r->hold_timer)
         event_free(r->hold_timer);
+    if (r->kept_timer)
+        event_free(r->kept_timer);
     sb_map_free(r->peers);
     sb_map_free(r->rooms);
     sb_pool_drain(&r->pending_relays);

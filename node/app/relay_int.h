@@ -88,10 +88,13 @@ struct pending_relay {
     size_t env_len;
     pending_relay_t *next; /* the sender's held list */
     hold_step_t step;
-    int busy;          /* a publish or put of it is under way */
-    int published;     /* it went out once at least */
-    int stale;         /* a later message to the same peer was delivered first */
-    double not_before; /* not tried again before this */
+    int busy;                   /* a publish or put of it is under way */
+    int published;              /* it went out once at least */
+    int answered;               /* the sender was told (an acked message sent again) */
+    double kept_until;          /* while kept after its ack: dropped then */
+    pending_relay_t *kept_next; /* the relay's list of kept messages, oldest first */
+    int stale;                  /* a later message to the same peer was delivered first */
+    double not_before;          /* not tried again before this */
     char to[SB_ID_MAX + 1];
     char mid[SB_MID_MAX * 6 + 3]; /* raw JSON, "" when absent */
 };
@@ -114,11 +117,14 @@ struct sb_relay {
     size_t reasserting;       /* directory answers still due after the directory lost this node */
     double lost_at;           /* when the directory last lost this node (monotonic), 0: never */
     sb_pool_t pending_relays; /* pending_relay_t blocks, one per relay waiting for the bus */
-    sb_pool_t env_small, env_medium; /* envelope copies of relays in flight (relaying.c) */
-    peer_t *holders;                 /* peers with held messages */
-    size_t held_bytes;               /* their envelopes' bytes, at most --bus-hold-bytes */
-    struct event *hold_timer;        /* works on held messages while there are any */
-    int stopping;                    /* the bus and directory are going away: nothing waits */
+    sb_pool_t env_small, env_medium;    /* envelope copies of relays in flight (relaying.c) */
+    peer_t *holders;                    /* peers with held messages */
+    size_t held_bytes;                  /* their envelopes' bytes, at most --bus-hold-bytes */
+    struct event *hold_timer;           /* works on held messages while there are any */
+    pending_relay_t *kept, **kept_tail; /* acked relays kept for a resend, oldest first */
+    size_t kept_bytes;                  /* their envelopes' bytes, at most --bus-hold-bytes */
+    struct event *kept_timer;           /* drops kept relays whose time is up */
+    int stopping;                       /* the bus and directory are going away: nothing waits */
 };
 
 /* relay.c: peers' lifetime, backpressure, and answers. */
@@ -172,6 +178,14 @@ void relay_hold_stop(sb_relay_t *r);
 /* The connection of peer id here has ended and its end is recorded: messages held for it ask
  * the directory again now (its mailbox, or gone). */
 void relay_hold_wake(sb_relay_t *r, const char *id);
+/* The kept relays' timer (an event callback). */
+void relay_kept_tick(evutil_socket_t fd, short what, void *arg);
+/* Asks every node, this one included, to send again what it kept for the peers ids[0, n): what
+ * it acked from `from` until `until` seconds ago; with both 0, what a peer's node may have lost
+ * when it went away (acked just before the last ack to it). */
+void relay_ask_resend(sb_relay_t *r, const char *const *ids, size_t n, double from, double until);
+/* The bus's renewed callback: this node's subscriptions are being made again after a break. */
+void relay_bus_renewed(void *relay, double heard_ago, double lost_ago);
 
 static inline sb_str_t relay_no_mid(void) { return (sb_str_t){NULL, 0}; }
 

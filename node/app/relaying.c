@@ -49,12 +49,32 @@ static void env_free(sb_relay_t *r, pending_relay_t *p)
     p->env = NULL;
 }
 
-/* Tells the sender the outcome and forgets the message. */
+static void release(sb_relay_t *r, pending_relay_t *p)
+{
+    env_free(r, p);
+    relay_peer_unref(p->sender);
+    sb_pool_put(&r->pending_relays, p);
+}
+
+static int keeps(const sb_relay_t *r, const pending_relay_t *p);
+static void keep(sb_relay_t *r, pending_relay_t *p);
+
+/* Tells the sender the outcome and forgets the message, or keeps a copy of one acked into
+ * another node. A message sent again was answered already: only its failure is counted. */
 static void answer_sender(pending_relay_t *p, sb_relay_outcome_t outcome)
 {
     sb_str_t mid = {p->mid, strlen(p->mid)};
     sb_relay_t *r = p->sender->relay;
 
+    if (p->answered) {
+        if (outcome != SB_RELAY_DELIVERED && outcome != SB_RELAY_QUEUED) {
+            sb_metrics.resend_failed++;
+            sb_log(SB_LOG_WARN, "a message from %s to %s, acked and sent again, was lost: %s",
+                   p->sender->id, p->to, sb_metrics_relay_outcome_name(outcome));
+        }
+        release(r, p);
+        return;
+    }
     sb_metrics.relays[p->type][outcome]++;
     p->sender->relays--;
     relay_flow(p->sender);
@@ -81,9 +101,232 @@ static void answer_sender(pending_relay_t *p, sb_relay_outcome_t outcome)
                              NULL, mid);
         }
     }
-    env_free(r, p);
-    relay_peer_unref(p->sender);
-    sb_pool_put(&r->pending_relays, p);
+    if (outcome == SB_RELAY_DELIVERED && keeps(r, p)) {
+        p->answered = 1;
+        keep(r, p);
+        return;
+    }
+    release(r, p);
+}
+
+/* --- kept messages ------------------------------------------------------------------------
+ * A message acked into another node can still be lost after its ack: in that node's buffers when
+ * it dies, or in Redis's output buffer to it when its subscription breaks. So a message with a
+ * mid acked into another node is kept for --resend-seconds (within --bus-hold-bytes; oldest
+ * dropped first), and sent again when its recipient may have lost it: a later message to it
+ * found nobody (its node went away), it resumed its session, or its node's link to Redis broke.
+ * The copy sent again is the same envelope, mid included, and waits in its sender's held list
+ * like any held message, so what the sender sends later follows it; the recipient drops a copy
+ * whose mid it has seen (switchboard.js does). */
+
+static int keeps(const sb_relay_t *r, const pending_relay_t *p)
+{
+    return r->bus->remote && !r->stopping && r->cfg->resend_seconds > 0 &&
+           r->cfg->resume_seconds > 0 && p->env != NULL && p->mid[0] != '\0' && !p->answered;
+}
+
+static void unkeep_head(sb_relay_t *r)
+{
+    pending_relay_t *p = r->kept;
+    r->kept = p->kept_next;
+    if (r->kept == NULL)
+        r->kept_tail = &r->kept;
+    r->kept_bytes -= p->env_len;
+    sb_metrics.kept_relays--;
+    sb_metrics.kept_bytes -= p->env_len;
+}
+
+static void arm_kept_timer(sb_relay_t *r)
+{
+    struct timeval tv = {1, 0};
+    if (r->kept != NULL && !evtimer_pending(r->kept_timer, NULL))
+        evtimer_add(r->kept_timer, &tv);
+}
+
+/* Drops the kept messages whose time is up, and the oldest while over the byte budget. */
+static void expire_kept(sb_relay_t *r, double now)
+{
+    while (r->kept != NULL && r->kept_bytes > r->cfg->bus_hold_bytes) {
+        pending_relay_t *p = r->kept;
+        sb_metrics.kept_evicted++;
+        unkeep_head(r);
+        release(r, p);
+    }
+    while (r->kept != NULL && (r->kept->kept_until <= now || r->stopping)) {
+        pending_relay_t *p = r->kept;
+        unkeep_head(r);
+        release(r, p);
+    }
+}
+
+static void keep(sb_relay_t *r, pending_relay_t *p)
+{
+    double now = sb_clock_mono();
+    p->kept_until = now + r->cfg->resend_seconds;
+    p->kept_next = NULL;
+    *r->kept_tail = p;
+    r->kept_tail = &p->kept_next;
+    r->kept_bytes += p->env_len;
+    sb_metrics.kept_relays++;
+    sb_metrics.kept_bytes += p->env_len;
+    expire_kept(r, now);
+    arm_kept_timer(r);
+}
+
+void relay_kept_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sb_relay_t *r = arg;
+    (void)fd;
+    (void)what;
+    expire_kept(r, sb_clock_mono());
+    arm_kept_timer(r);
+}
+
+static void hold(pending_relay_t *p, hold_step_t step);
+
+/* How far before the last ack to a peer, or before the last message its node received, a kept
+ * message is sent again: what a node's and Redis's buffers can hold on the way to a client. */
+#define RESEND_MARGIN 1.0
+
+/* Sends again the kept messages for peer `to` (or, when to is NULL, for the peers in ids) acked
+ * from `since` until `until` (monotonic clock): each joins its sender's held list by age, so it
+ * goes out before anything its sender sent to that peer later. Those acked before `since` are
+ * dropped: they are not sent again by a later request either. Returns how many were sent. */
+static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, double since,
+                          double until)
+{
+    double now = sb_clock_mono();
+    size_t n = 0;
+    pending_relay_t **e = &r->kept;
+    while (*e != NULL) {
+        pending_relay_t *p = *e;
+        double acked = p->kept_until - r->cfg->resend_seconds;
+        int wanted = to != NULL ? strcmp(p->to, to) == 0 : sb_map_get(ids, p->to) != NULL;
+        if (!wanted || acked > until) {
+            e = &p->kept_next;
+            continue;
+        }
+        *e = p->kept_next;
+        if (r->kept_tail == &p->kept_next)
+            r->kept_tail = e;
+        r->kept_bytes -= p->env_len;
+        sb_metrics.kept_relays--;
+        sb_metrics.kept_bytes -= p->env_len;
+        if (acked < since) { /* it reached the peer's node, which went on to take more */
+            release(r, p);
+            continue;
+        }
+        sb_metrics.resent++;
+        p->deadline = now + r->cfg->bus_hold_ms / 1000.0;
+        p->published = 0;
+        hold(p, HOLD_PUBLISH); /* nothing here calls back into the kept list */
+        n++;
+    }
+    return n;
+}
+
+/* Sends again the kept messages for peer `to` that its node may have lost when it went away:
+ * those acked within RESEND_MARGIN of the last one acked to it (after which nothing was). */
+static size_t resend_recent(sb_relay_t *r, const char *to)
+{
+    double last = -1;
+    for (const pending_relay_t *p = r->kept; p != NULL; p = p->kept_next)
+        if (p->kept_until > last && strcmp(p->to, to) == 0)
+            last = p->kept_until;
+    if (last < 0)
+        return 0;
+    double acked = last - r->cfg->resend_seconds;
+    return resend_kept(r, to, NULL, acked - RESEND_MARGIN, acked);
+}
+
+void relay_ask_resend(sb_relay_t *r, const char *const *ids, size_t n, double from, double until)
+{
+    /* Requests of up to about 64 KiB each: one per few thousand peers. */
+    enum { CHUNK = 65536 };
+    char *buf = malloc(CHUNK + SB_ENV_RESEND_HEAD_MAX + SB_ID_MAX + 2);
+    if (buf == NULL)
+        return;
+    size_t i = 0;
+    while (i < n) {
+        size_t len = sb_env_resend_head((uint64_t)(from * 1000), (uint64_t)(until * 1000), buf);
+        for (; i < n && len < CHUNK; i++) {
+            size_t idlen = strlen(ids[i]);
+            buf[len++] = ' ';
+            memcpy(buf + len, ids[i], idlen);
+            len += idlen;
+        }
+        sb_str_t part = {buf, len};
+        r->bus->ops->publish(r->bus, SB_ENV_RESEND_CHANNEL, &part, 1, NULL, NULL);
+    }
+    free(buf);
+}
+
+/* A resend request from the bus (sb_env_resend_parse's format). */
+static void resend_request(sb_relay_t *r, const char *msg, size_t len)
+{
+    uint64_t from_ms, until_ms;
+    size_t at, pos;
+    const char *err;
+    sb_str_t id;
+    char one[SB_ID_MAX + 1];
+
+    if (sb_env_resend_parse(msg, len, &from_ms, &until_ms, &at, &err) != 0) {
+        sb_metrics.bus_dropped++;
+        sb_log(SB_LOG_WARN, "dropped a resend request: %s", err);
+        return;
+    }
+    if (r->kept == NULL)
+        return;
+    size_t n = 0, resent = 0;
+    if (from_ms == 0) { /* for each peer, what it may have lost when its node went away */
+        for (pos = at; sb_env_resend_next(msg, len, &pos, &id);) {
+            memcpy(one, id.p, id.len);
+            one[id.len] = '\0';
+            resent += resend_recent(r, one);
+        }
+    } else {
+        double now = sb_clock_mono();
+        sb_map_t *ids = sb_map_new();
+        for (pos = at; ids != NULL && sb_env_resend_next(msg, len, &pos, &id); n++) {
+            memcpy(one, id.p, id.len);
+            one[id.len] = '\0';
+            if (sb_map_put(ids, one, r) != 0)
+                break;
+        }
+        if (ids != NULL && sb_map_size(ids) == n)
+            resent = resend_kept(r, NULL, ids, now - (double)from_ms / 1000.0,
+                                 now - (double)until_ms / 1000.0);
+        else
+            sb_log(SB_LOG_WARN, "out of memory: a resend request for %zu peers not acted on", n);
+        sb_map_free(ids);
+    }
+    if (resent > 0)
+        sb_log(SB_LOG_INFO, "sending %zu acked messages again: their recipients may have lost them",
+               resent);
+}
+
+void relay_bus_renewed(void *relay, double heard_ago, double lost_ago)
+{
+    sb_relay_t *r = relay;
+    /* Every node hears the resend requests (its own too); subscribed again by the bus after
+     * this, so asking once per link is enough, and asking again costs nothing. */
+    if (r->bus->ops->subscribe(r->bus, SB_ENV_RESEND_CHANNEL, r, NULL, NULL) != 0)
+        sb_log(SB_LOG_WARN, "out of memory: not subscribed to resend requests");
+    if (heard_ago <= 0 || r->cfg->resend_seconds <= 0)
+        return;
+    /* What Redis had for this node's peers when the link broke is gone: ask for what was acked
+     * from a little before the last message that arrived until the break was seen (after it,
+     * nothing counted this node's subscriptions). */
+    size_t n = 0, cursor = 0;
+    const char *key;
+    void *value;
+    const char **ids = calloc(sb_map_size(r->peers) + 1, sizeof(*ids));
+    while (ids != NULL && sb_map_next(r->peers, &cursor, &key, &value))
+        if (((peer_t *)value)->registered)
+            ids[n++] = key;
+    if (n > 0)
+        relay_ask_resend(r, ids, n, heard_ago + RESEND_MARGIN, lost_ago);
+    free(ids);
 }
 
 /* --- held messages ------------------------------------------------------------------------ */
@@ -175,7 +418,9 @@ static void refuse_overtaken(peer_t *sender, const char *to, uint64_t seq)
     pending_relay_t *e = sender->held;
     while (e != NULL) {
         pending_relay_t *next = e->next;
-        if (e->seq < seq && strcmp(e->to, to) == 0) {
+        /* A message sent again is delivered late rather than lost: the recipient may not
+         * have it at all. */
+        if (e->seq < seq && !e->answered && strcmp(e->to, to) == 0) {
             if (e->busy)
                 e->stale = 1;
             else
@@ -194,6 +439,7 @@ static void held_published(void *arg, int receivers)
         settle(p, SB_RELAY_DELIVERED);
     } else if (receivers == 0) {
         p->step = HOLD_PUT;
+        resend_recent(s->relay, p->to); /* its node may have gone with them */
     } else {
         p->step = HOLD_PUBLISH;
         p->not_before = sb_clock_mono() + RETRY_SECONDS;
@@ -337,6 +583,7 @@ void relay_hold_stop(sb_relay_t *r)
 {
     r->stopping = 1;
     relay_hold_tick(-1, 0, r);
+    expire_kept(r, sb_clock_mono());
 }
 
 /* --- the outcome of a first publish ------------------------------------------------------- */
@@ -351,7 +598,10 @@ static void relay_done(void *arg, int receivers)
         answer_sender(p, SB_RELAY_DELIVERED);
     } else {
         /* Nobody took it: the peer is between connections, its node is subscribing again after
-         * a reconnect, or it is gone; or the bus could not take it. Either way it waits. */
+         * a reconnect, or it is gone; or the bus could not take it. Either way it waits, behind
+         * what was acked to that peer lately and may have gone with its node. */
+        if (receivers == 0)
+            resend_recent(s->relay, p->to);
         hold(p, receivers == 0 ? HOLD_PUT : HOLD_PUBLISH);
         if (receivers < 0)
             p->not_before = sb_clock_mono() + RETRY_SECONDS;
@@ -489,7 +739,10 @@ int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
     peer_t *peer = sub;
     sb_env_t env;
     const char *err;
-    (void)ctx;
+    if (sub == ctx) { /* the resend channel */
+        resend_request(ctx, msg, len);
+        return 0;
+    }
     if (!peer->registered || peer->closed)
         return 0;
     if (sb_env_parse(msg, len, &env, &err) != 0) {

@@ -102,6 +102,9 @@ static const option_t options[] = {
      "before they are refused unavailable; 0: refused at once"},
     {"bus-hold-bytes", "SWITCHBOARD_BUS_HOLD_BYTES", OPT_BYTES, OFF(bus_hold_bytes), "16m",
      "bytes of relays one node holds while they wait for Redis; past it they are refused"},
+    {"resend-seconds", "SWITCHBOARD_RESEND_SECONDS", OPT_DELAY, OFF(resend_seconds), "10",
+     "seconds a node keeps a copy of each message with a mid acked to a peer on another node, to "
+     "send it again if a node or Redis lost it on the way; 0: no copies"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
      "directory served at / (the demo and client); auto: the installed share/switchboard/www, else "
      "the source tree's www/; \"\": none"},

@@ -38,6 +38,7 @@ typedef struct {
     size_t mailbox_bytes;      /* bytes of messages held for a peer between connections */
     double bus_hold_ms;        /* relays, joins and claims wait this long for Redis to be back */
     size_t bus_hold_bytes;     /* bytes of relays a node holds while they wait */
+    double resend_seconds;     /* acked relays are kept this long, to be sent again if lost */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */

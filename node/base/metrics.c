@@ -22,6 +22,11 @@ static const char *const closed_names[SB_CLOSED_REASONS] = {
 static const char *const relay_types[SB_RELAY_TYPES] = {"offer", "answer", "candidate", "bye"};
 static const char *const relay_outcomes[SB_RELAY_OUTCOMES] = {
     "delivered", "peer_unavailable", "unavailable", "queued", "mailbox_full"};
+const char *sb_metrics_relay_outcome_name(sb_relay_outcome_t outcome)
+{
+    return outcome < SB_RELAY_OUTCOMES ? relay_outcomes[outcome] : "?";
+}
+
 static const struct {
     const char *type, *outcome;
 } room_outcomes[SB_ROOM_OUTCOMES] = {
@@ -289,6 +294,20 @@ void sb_metrics_render(struct evbuffer *out, int ready)
         (double)m->held_bytes);
     one(out, "switchboard_held_relays_total", "counter",
         "Relays that had to wait for the bus or a resuming peer.", (double)m->held_relays_total);
+    one(out, "switchboard_kept_relays", "gauge",
+        "Acked relays kept to be sent again if a node or Redis loses them.",
+        (double)m->kept_relays);
+    one(out, "switchboard_kept_bytes", "gauge", "Bytes of the kept relays.", (double)m->kept_bytes);
+    one(out, "switchboard_kept_evicted_total", "counter",
+        "Kept relays dropped before their time because --bus-hold-bytes was reached.",
+        (double)m->kept_evicted);
+    one(out, "switchboard_resent_total", "counter",
+        "Kept relays sent again because their recipient's node or Redis may have lost them.",
+        (double)m->resent);
+    one(out, "switchboard_resend_failed_total", "counter",
+        "Relays sent again that could not be delivered (recipient gone, mailbox full, or a "
+        "later message already delivered).",
+        (double)m->resend_failed);
 
     process_metrics(out);
 }

@@ -116,9 +116,17 @@ typedef struct {
     uint64_t held_relays;       /* relays waiting for the bus now (--bus-hold-ms) */
     uint64_t held_bytes;        /* their bytes */
     uint64_t held_relays_total; /* relays that had to wait, since the start */
+    uint64_t kept_relays;       /* acked relays kept to be sent again if lost (--resend-seconds) */
+    uint64_t kept_bytes;        /* their bytes */
+    uint64_t kept_evicted;      /* kept copies dropped early: --bus-hold-bytes was reached */
+    uint64_t resent;        /* kept copies sent again after a node or Redis may have lost them */
+    uint64_t resend_failed; /* of those, copies that could not be delivered again */
 } sb_metrics_t;
 
 extern sb_metrics_t sb_metrics;
+
+/* The metric label of a relay outcome ("delivered", ...). */
+const char *sb_metrics_relay_outcome_name(sb_relay_outcome_t outcome);
 
 /* Adds one observation of seconds to h. */
 void sb_histogram_observe(sb_histogram_t *h, double seconds);

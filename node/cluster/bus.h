@@ -37,11 +37,21 @@ typedef struct {
     void (*free)(sb_bus_t *b);
 } sb_bus_ops_t;
 
-/* Every bus starts with this header; deliver and ctx are set by the bus's owner. */
+/* This node's subscriptions are being made (again): its link to the bus is up. After a break,
+ * heard_ago is how long ago the last message before the break arrived, and lost_ago how long
+ * ago the break was seen (both 0 the first time): messages published to this node between the
+ * two may have been lost. */
+typedef void (*sb_bus_renewed_fn)(void *ctx, double heard_ago, double lost_ago);
+
+/* Every bus starts with this header; deliver, renewed (may be NULL) and ctx are set by the bus's
+ * owner. remote is 1 for a bus between processes, which can lose a message it counted as taken
+ * (its link broke before the receiver read it); 0 for the embedded bus, which cannot. */
 struct sb_bus {
     const sb_bus_ops_t *ops;
     sb_bus_deliver_fn deliver;
+    sb_bus_renewed_fn renewed;
     void *ctx;
+    int remote;
 };
 
 /* The embedded in-process bus of a single node: delivery happens within publish. */

@@ -33,8 +33,10 @@ typedef struct {
     sb_map_t *channels; /* channel -> channel_t, for every channel this node wants */
     char check_channel[96];
     struct event *check_timer;
-    double sub_up_since; /* when the subscriber became ready, 0 while it is not */
-    double last_echo;    /* when our own check message last came back */
+    double sub_up_since;   /* when the subscriber became ready, 0 while it is not */
+    double sub_down_since; /* when it was lost, 0 while it is ready or before its first time */
+    double last_heard;     /* when the subscriber last received anything */
+    double last_echo;      /* when our own check message last came back */
     unsigned long check_seq;
     double check_sent;   /* when check message check_seq was published */
     int ready;           /* last readiness logged */
@@ -137,11 +139,23 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
     redis_bus_t *b = ctx;
     (void)why;
     if (r == b->sub) {
-        b->sub_up_since = up ? now(b) : 0;
-        if (up)
+        double t = now(b);
+        b->sub_up_since = up ? t : 0;
+        if (up) {
             resubscribe(b);
-        else
+            /* What was lost at the break was published after the last message received. */
+            double from = b->last_heard > 0 && b->last_heard < b->sub_down_since
+                              ? b->last_heard
+                              : b->sub_down_since;
+            if (b->base.renewed)
+                b->base.renewed(b->base.ctx, b->sub_down_since > 0 ? t - from : 0,
+                                b->sub_down_since > 0 ? t - b->sub_down_since : 0);
+            b->sub_down_since = 0;
+        } else {
             fail_waiting(b);
+            if (b->sub_down_since == 0)
+                b->sub_down_since = t;
+        }
     }
     /* Both up: check the path at once, so that a node is ready as soon as Redis lets it be. */
     if (up && b->sub_up_since > 0 && sb_redis_state(b->pub) == SB_REDIS_READY)
@@ -167,6 +181,7 @@ static void on_message(void *ctx, const char *channel, size_t chlen, const char 
 
     if (!channel_name(name, sizeof(name), channel, chlen))
         return;
+    b->last_heard = now(b);
     if (strcmp(name, b->check_channel) == 0) {
         b->last_echo = now(b);
         if (strtoul(msg, NULL, 10) == b->check_seq) /* msg is a bulk string, so NUL-terminated */
@@ -332,6 +347,7 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
         return NULL;
     b->publishes = (sb_pool_t)SB_POOL_INIT(sizeof(publish_t), 1024);
     b->base.ops = &ops;
+    b->base.remote = 1;
     b->evbase = base;
     snprintf(b->check_channel, sizeof(b->check_channel), "sb:check:%s", node_id);
     sb_redis_opts_t o = {.node_id = node_id,

@@ -198,8 +198,53 @@ static void check_accepted(const uint8_t *data, size_t size, const sb_env_t *env
     }
 }
 
+/* A resend request: accepted exactly when its two ages read as numbers, the second no larger,
+ * and every space-separated ID after them is valid; then the IDs come back one by one, each
+ * pointing into the input. */
+static void check_resend(const char *buf, size_t size)
+{
+    uint64_t from, until;
+    size_t ids = 0;
+    const char *err = NULL;
+    int rc = sb_env_resend_parse(buf, size, &from, &until, &ids, &err);
+    int ref = size >= 11 && memcmp(buf, "sb1 resend ", 11) == 0;
+    unsigned long long age[2] = {0, 0};
+    size_t at = 11, end = at;
+    for (int k = 0; k < 2 && ref; k++) {
+        end = at;
+        while (end < size && buf[end] != ' ')
+            end++;
+        ref = ref_number((sb_str_t){buf + at, end - at}, 20, &age[k]) && (k == 1 || end < size);
+        at = end + 1;
+    }
+    ref = ref && age[1] <= age[0];
+    for (at = end; ref && at < size;) {
+        size_t next = at + 1;
+        while (next < size && buf[next] != ' ')
+            next++;
+        ref = sb_peer_id_valid(buf + at + 1, next - at - 1);
+        at = next;
+    }
+    CHECK((rc == 0) == ref);
+    if (rc != 0) {
+        CHECK(err != NULL && rc < 0 && rc >= SB_ENV_ESEP);
+        return;
+    }
+    CHECK(from == age[0] && until == age[1] && ids == end);
+    sb_str_t id;
+    size_t pos = ids, n = 0;
+    while (sb_env_resend_next(buf, size, &pos, &id)) {
+        CHECK(id.p > buf && id.p + id.len <= buf + size && id.p[-1] == ' ');
+        CHECK(sb_peer_id_valid(id.p, id.len));
+        CHECK(++n <= size);
+    }
+    CHECK(pos == size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_resend((const char *)data, size);
+
     sb_env_t env;
     ref_t r;
     const char *err = NULL;

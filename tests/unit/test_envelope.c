@@ -849,6 +849,102 @@ START_TEST(test_lua_pattern)
 }
 END_TEST
 
+/* ---- resend requests ------------------------------------------------------------------------- */
+
+/* Parses a request from an exact-size heap copy and returns the IDs it names, comma-separated,
+ * in out; or the parse's error code. */
+static int resend_ids(const char *wire, uint64_t *from, uint64_t *until, char *out, size_t cap)
+{
+    size_t len = strlen(wire), ids = 0;
+    char *buf = malloc(len ? len : 1);
+    REQUIRE(buf != NULL, "out of memory");
+    memcpy(buf, wire, len);
+    const char *err = NULL;
+    int rc = sb_env_resend_parse(buf, len, from, until, &ids, &err);
+    out[0] = '\0';
+    if (rc == 0) {
+        REQUIRE(err == NULL, "an error reason on success");
+        sb_str_t id;
+        size_t pos = ids, used = 0;
+        while (sb_env_resend_next(buf, len, &pos, &id)) {
+            REQUIRE(id.len > 0 && used + id.len + 2 < cap, "an empty or too long ID");
+            if (used > 0)
+                out[used++] = ',';
+            memcpy(out + used, id.p, id.len);
+            used += id.len;
+            out[used] = '\0';
+        }
+    } else {
+        REQUIRE(err != NULL && err[0] != '\0', "no reason for %d", rc);
+    }
+    free(buf);
+    return rc;
+}
+
+START_TEST(test_resend_requests)
+{
+    char head[SB_ENV_RESEND_HEAD_MAX], ids[4096];
+    uint64_t from = 7, until = 7;
+
+    size_t n = sb_env_resend_head(0, 0, head);
+    ck_assert_uint_eq(n, strlen("sb1 resend 0 0"));
+    ck_assert(memcmp(head, "sb1 resend 0 0", n) == 0);
+    n = sb_env_resend_head(UINT64_MAX, UINT64_MAX, head);
+    ck_assert(n < SB_ENV_RESEND_HEAD_MAX);
+    ck_assert(memcmp(head, "sb1 resend 18446744073709551615 18446744073709551615", n) == 0);
+
+    ck_assert_int_eq(resend_ids("sb1 resend 0 0", &from, &until, ids, sizeof(ids)), 0);
+    ck_assert(from == 0 && until == 0);
+    ck_assert_str_eq(ids, "");
+    ck_assert_int_eq(resend_ids("sb1 resend 2500 40 alice", &from, &until, ids, sizeof(ids)), 0);
+    ck_assert(from == 2500 && until == 40);
+    ck_assert_str_eq(ids, "alice");
+    ck_assert_int_eq(resend_ids("sb1 resend 18446744073709551615 9 a b.c d_e-f", &from, &until, ids,
+                                sizeof(ids)),
+                     0);
+    ck_assert(from == UINT64_MAX && until == 9);
+    ck_assert_str_eq(ids, "a,b.c,d_e-f");
+
+    /* the longest ID, and one past it */
+    char wire[256], id[SB_ID_MAX + 2];
+    memset(id, 'x', SB_ID_MAX);
+    id[SB_ID_MAX] = '\0';
+    snprintf(wire, sizeof(wire), "sb1 resend 1 1 %s", id);
+    ck_assert_int_eq(resend_ids(wire, &from, &until, ids, sizeof(ids)), 0);
+    ck_assert_str_eq(ids, id);
+    id[SB_ID_MAX] = 'x';
+    id[SB_ID_MAX + 1] = '\0';
+    snprintf(wire, sizeof(wire), "sb1 resend 1 1 %s", id);
+    ck_assert_int_eq(resend_ids(wire, &from, &until, ids, sizeof(ids)), SB_ENV_EFIELD);
+
+    static const struct {
+        const char *wire;
+        int rc;
+    } bad[] = {
+        {"", SB_ENV_EVERSION},
+        {"sb2 resend 0 0", SB_ENV_EVERSION},
+        {"sb1", SB_ENV_EVERSION},
+        {"sb1 offer 0 a b  0 ", SB_ENV_EKIND},
+        {"sb1 resends 0 0", SB_ENV_EKIND},
+        {"sb1 resend ", SB_ENV_ESENT},
+        {"sb1 resend 0", SB_ENV_ESEP},
+        {"sb1 resend 0 ", SB_ENV_ESENT},
+        {"sb1 resend 01 0", SB_ENV_ESENT},
+        {"sb1 resend 1 01", SB_ENV_ESENT},
+        {"sb1 resend x 0", SB_ENV_ESENT},
+        {"sb1 resend 18446744073709551616 0", SB_ENV_ESENT},
+        {"sb1 resend 5 6", SB_ENV_ESENT},
+        {"sb1 resend 0 0 ", SB_ENV_EFIELD},
+        {"sb1 resend 0 0 a ", SB_ENV_EFIELD},
+        {"sb1 resend 0 0 a  b", SB_ENV_EFIELD},
+        {"sb1 resend 0 0 a/b", SB_ENV_EFIELD},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        REQUIRE(resend_ids(bad[i].wire, &from, &until, ids, sizeof(ids)) == bad[i].rc,
+                "\"%s\" not refused with %d", bad[i].wire, bad[i].rc);
+}
+END_TEST
+
 static Suite *envelope_suite(void)
 {
     Suite *s = suite_create("envelope");
@@ -882,6 +978,10 @@ static Suite *envelope_suite(void)
     tc = tcase_create("names");
     tcase_add_test(tc, test_kind_names);
     tcase_add_test(tc, test_lua_pattern);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("resend requests");
+    tcase_add_test(tc, test_resend_requests);
     suite_add_tcase(s, tc);
 
     return s;
