@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const kind_names[] = {"offer",       "answer",    "candidate", "bye",
-                                         "peer-joined", "peer-left", "replaced"};
+                                         "peer-joined", "peer-left", "replaced",  "resent"};
 #define NUM_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 #define KIND_MAX 11 /* "peer-joined" */
 
@@ -139,11 +139,11 @@ int sb_env_parse(const char *buf, size_t len, sb_env_t *env, const char **err)
             return fail(err, "no 'to' in a relayed message", SB_ENV_ESHAPE);
         if (env->room.len > 0)
             return fail(err, "a 'room' in a relayed message", SB_ENV_ESHAPE);
-    } else if (env->kind == SB_ENV_REPLACED) {
+    } else if (env->kind == SB_ENV_REPLACED || env->kind == SB_ENV_RESENT) {
         if (env->to.len == 0)
-            return fail(err, "no 'to' in a replaced event", SB_ENV_ESHAPE);
+            return fail(err, "no 'to' in a session event", SB_ENV_ESHAPE);
         if (env->room.len > 0)
-            return fail(err, "a 'room' in a replaced event", SB_ENV_ESHAPE);
+            return fail(err, "a 'room' in a session event", SB_ENV_ESHAPE);
     } else {
         if (env->room.len == 0)
             return fail(err, "no 'room' in a room event", SB_ENV_ESHAPE);

@@ -13,7 +13,9 @@
  *     sb1 SP kind SP sent SP from SP to SP room SP midlen SP mid payload
  *
  * kind    offer, answer, candidate, bye (relayed), peer-joined, peer-left (room events),
- *         replaced (a session taken over by another connection: from and to are its peer ID)
+ *         replaced (a session taken over by another connection: from and to are its peer ID),
+ *         resent (the node that published it has sent again, before it on the same channel,
+ *         what it kept for a resumed session: from and to are the session's peer ID)
  * sent    the sender's clock, microseconds since the Unix epoch: 1-20 digits, no leading zero
  *         (but "0"), at most UINT64_MAX
  * from    a peer ID (sb_peer_id_valid) or empty; required by every kind
@@ -39,6 +41,7 @@ typedef enum {
     SB_ENV_PEER_JOINED,
     SB_ENV_PEER_LEFT,
     SB_ENV_REPLACED,
+    SB_ENV_RESENT,
 } sb_env_kind_t;
 
 /* A parsed envelope, or one to write. The slices point into the parsed buffer (or the caller's
@@ -54,7 +57,7 @@ typedef struct {
 /* What sb_env_parse returns; *err says more. */
 enum {
     SB_ENV_EVERSION = -1, /* not "sb1": an envelope this node cannot read */
-    SB_ENV_EKIND = -2,    /* not one of the seven kind names */
+    SB_ENV_EKIND = -2,    /* not one of the eight kind names */
     SB_ENV_EFIELD = -3,   /* from, to or room present but breaking its rule */
     SB_ENV_EMID = -4,     /* midlen malformed, over SB_ENV_MID_MAX or past the end */
     SB_ENV_ESENT = -5,    /* sent malformed or over UINT64_MAX */

@@ -6,12 +6,16 @@
 // it, the client reconnects with ?id=<its id>&resume=<token> and the node gives the session back
 // (welcome.resumed): the same ID, its rooms (a `joined` snapshot of each follows the welcome) and
 // the messages held for it meanwhile. send() resolves with 'ack' (handed to the recipient's
-// connection) or 'queued' (held for a recipient that is between connections).
+// connection) or 'queued' (held for a recipient that is between connections). A message that a
+// node sends again because it may have been lost arrives with its mid: the copy is dropped here.
 
 const SUBPROTOCOL = 'switchboard.v1';
 // A token travels as a second subprotocol entry: browsers cannot set headers on a WebSocket.
 const TOKEN_PREFIX = 'switchboard.token.';
 const RELAY_TYPES = new Set(['offer', 'answer', 'candidate', 'bye']);
+// Relayed messages remembered per sender to drop a copy a node sends again, and senders remembered.
+const SEEN_PER_SENDER = 1024;
+const SEEN_SENDERS = 1024;
 // Close codes after which retrying cannot help, and the error code each stands for.
 const CLOSE_NO_RETRY = new Map([
     [4001, 'id-taken'],
@@ -46,7 +50,9 @@ export class Switchboard extends EventTarget {
     #session = null; // {id, token}: what the next connection resumes, from the last welcome
     #fatal = null; // the error that ended the connection for good
     #lastError = null; // the reason for a coming close: bad-id, id-taken (before welcome), replaced
+    #midTag = randomTag(); // mids are `${tag}-${n}`: unique to this client, never reused
     #nextMid = 1;
+    #seen = new Map(); // sender id -> Set of its last SEEN_PER_SENDER mids, oldest first
     #pending = new Map(); // mid -> {resolve, reject, timer, frame, sent, onAnswer}
     #rooms = new Set(); // the rooms we are in, as far as the node has told us
     #waiters = []; // connected() callers: {resolve, reject}
@@ -154,7 +160,7 @@ export class Switchboard extends EventTarget {
     // onAnswer(answer) returns the value to resolve with, or false if the answer is not the right kind.
     #request(msg, onAnswer) {
         if (this.#state === 'closed') return Promise.reject(this.#fatal);
-        const mid = String(this.#nextMid++);
+        const mid = `${this.#midTag}-${this.#nextMid++}`;
         const frame = JSON.stringify({ ...msg, mid });
         const max = this.#opts.maxMessage;
         if (max && frame.length > max / 3 && new TextEncoder().encode(frame).length > max) {
@@ -260,6 +266,7 @@ export class Switchboard extends EventTarget {
             case 'answer':
             case 'candidate':
             case 'bye': {
+                if (this.#seenBefore(m.from, m.mid)) break;
                 const detail = { type: m.type, from: m.from, payload: m.payload, mid: m.mid };
                 this.#emit('message', detail);
                 this.#emit(m.type, detail);
@@ -288,6 +295,25 @@ export class Switchboard extends EventTarget {
                 break;
             default: // a newer node may add types: ignore them
         }
+    }
+
+    // Whether a relayed message is a copy of one already received: a node sends an acked message
+    // again when it may have been lost (its recipient's node or Redis failed), with the same mid.
+    #seenBefore(from, mid) {
+        if (mid === undefined || typeof from !== 'string') return false;
+        const key = JSON.stringify(mid);
+        let mids = this.#seen.get(from);
+        if (mids === undefined) {
+            if (this.#seen.size >= SEEN_SENDERS) this.#seen.delete(this.#seen.keys().next().value);
+            mids = new Set();
+        } else if (mids.has(key)) {
+            return true;
+        }
+        this.#seen.delete(from); // most recently heard last
+        this.#seen.set(from, mids);
+        mids.add(key);
+        if (mids.size > SEEN_PER_SENDER) mids.delete(mids.values().next().value);
+        return false;
     }
 
     #welcomed(m) {
@@ -356,6 +382,13 @@ export class Switchboard extends EventTarget {
     #emit(type, detail) {
         this.dispatchEvent(new CustomEvent(type, { detail }));
     }
+}
+
+// Eight random base64url characters.
+function randomTag() {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    return Array.from(bytes, (b) => alphabet[b & 63]).join('');
 }
 
 // Resolves a relative URL against the page (http -> ws) and adds ?id=.

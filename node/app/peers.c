@@ -109,29 +109,40 @@ static char *ice_servers_for(const sb_relay_t *r, const char *id)
 
 static void free_greeting(peer_t *peer)
 {
+    relay_catchup_cancel(peer);
     for (size_t i = 0; i < peer->ngreeting; i++)
         free(peer->greeting[i]);
     free(peer->greeting);
     free(peer->greeting_lens);
     peer->greeting = NULL;
     peer->greeting_lens = NULL;
-    peer->ngreeting = 0;
+    peer->ngreeting = peer->greeting_cap = 0;
 }
 
 /* Sends what follows a resumed welcome: a joined per room (JSON, tagged 'J'), then the messages
- * held for it (envelopes, tagged 'E'), in order. */
+ * held for it (envelopes, tagged 'E'), in order; or, while it catches up, only the joined, the
+ * held messages staying for the catch-up. */
 static void send_greeting(peer_t *peer)
 {
+    size_t kept = 0;
     for (size_t i = 0; i < peer->ngreeting; i++) {
-        const char *g = peer->greeting[i];
+        char *g = peer->greeting[i];
         size_t len = peer->greeting_lens[i] - 1;
         sb_env_t env;
-        if (g[0] == 'J')
+        if (g[0] == 'J') {
             sb_conn_send_text(peer->conn, g + 1, len);
-        else if (sb_env_parse(g + 1, len, &env, NULL) == 0 && sb_env_is_relay(env.kind))
+        } else if (peer->catching_up) {
+            peer->greeting_lens[kept] = len + 1;
+            peer->greeting[kept++] = g;
+            continue;
+        } else if (sb_env_parse(g + 1, len, &env, NULL) == 0 && sb_env_is_relay(env.kind)) {
             relay_deliver_envelope(peer, &env);
+        }
+        free(g);
     }
-    free_greeting(peer);
+    peer->ngreeting = kept;
+    if (!peer->catching_up)
+        free_greeting(peer);
 }
 
 static void retry_claim(peer_t *peer);
@@ -152,7 +163,13 @@ static void subscribed(void *arg, int ok)
                                    peer->token[0] ? peer->token : NULL, peer->resumed, &len);
         free(ice);
         relay_send_owned(peer->conn, msg, len);
+        /* A resumed peer catches up first: what its last connection's node may have lost is
+         * sent again, and delivered in order with what was held for it. */
+        int catchup = peer->resumed && relay_catchup_wanted(r);
+        peer->catching_up = catchup;
         send_greeting(peer);
+        if (catchup)
+            relay_catchup_start(peer);
         sb_log_conn(SB_LOG_DEBUG, sb_conn_id(peer->conn), sb_conn_peer(peer->conn), "peer %s%s",
                     peer->id, peer->resumed ? " (resumed)" : "");
     } else if (!peer->closed && !r->stopping && sb_clock_mono() < peer->claim_deadline &&
@@ -245,6 +262,7 @@ static int keep_greeting(sb_relay_t *r, peer_t *peer, const sb_dir_session_t *s)
     if ((peer->greeting = calloc(n, sizeof(char *))) == NULL ||
         (peer->greeting_lens = calloc(n, sizeof(size_t))) == NULL)
         return -1;
+    peer->greeting_cap = n;
     for (size_t i = 0; i < s->nrooms; i++) {
         const sb_dir_room_t *room = &s->rooms[i];
         const char **others = calloc(room->n + 1, sizeof(*others));
@@ -292,10 +310,6 @@ static int resume_session(sb_relay_t *r, peer_t *peer, const sb_dir_session_t *s
         return -1;
     peer->resumed = 1;
     sb_metrics.sessions_resumed++;
-    /* What was acked to its last connection may not have reached it (that node may have died
-     * with it): every node that kept such messages sends them again. */
-    const char *id = peer->id;
-    relay_ask_resend(r, &id, 1, 0, 0);
     return keep_greeting(r, peer, s);
 }
 
@@ -425,6 +439,7 @@ void relay_on_close(void *app, sb_conn_t *c)
     sb_conn_set_data(c, NULL);
     peer->closed = 1;
     relay_join_cancel(peer);
+    free_greeting(peer); /* what waited for its catch-up: its senders keep what was acked */
     if (peer->retry != NULL) {
         event_free(peer->retry);
         peer->retry = NULL;

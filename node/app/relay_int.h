@@ -1,4 +1,4 @@
-/* The relay's insides, shared by its files: peers.c (IDs), rooms.c, relaying.c and relay.c. */
+/* The relay's insides, shared by its files: relay.c, peers.c, catchup.c, rooms.c, relaying.c. */
 #ifndef SB_RELAY_INT_H
 #define SB_RELAY_INT_H
 
@@ -62,8 +62,11 @@ struct peer {
     int resumed;                       /* this connection took its session back */
     int replaced;                      /* its session was taken by another connection */
     char **greeting;                   /* what follows the welcome of a resume: joined, held */
-    size_t *greeting_lens, ngreeting;
-    struct event *retry; /* a claim waiting for the directory (--bus-hold-ms) */
+    size_t *greeting_lens, ngreeting, greeting_cap;
+    int catching_up;             /* its messages wait in greeting for the nodes (catchup.c) */
+    int marks_due, marks_seen;   /* the nodes asked (-1: not known yet) and those that answered */
+    struct event *catchup_timer; /* the end of the wait at the latest */
+    struct event *retry;         /* a claim waiting for the directory (--bus-hold-ms) */
     double claim_deadline;
 
     /* Its messages waiting for the bus or a resuming peer (relaying.c). */
@@ -166,6 +169,20 @@ void relay_rejoin_all(sb_relay_t *r, peer_t *peer);
  * join of that room. Returns 1 when shown or held. */
 int relay_room_event(peer_t *peer, const sb_env_t *env);
 
+/* catchup.c: a resumed peer's messages in the order they were sent, copies sent again included. */
+/* Whether a resumed peer catches up: the bus is between processes and acked relays are kept. */
+int relay_catchup_wanted(const sb_relay_t *r);
+/* Asks every node to send again what it kept for the resumed peer; until all have, what comes
+ * for it waits in its greeting with what its mailbox held. */
+void relay_catchup_start(peer_t *peer);
+/* A message from the bus for the peer: 1 when the catch-up took it (a relayed message that
+ * waits, or a node's mark), else 0. */
+int relay_catchup_take(peer_t *peer, const sb_env_t *env, const char *msg, size_t len);
+/* Delivers what waited, ordered by when it was sent, each once; frees the greeting. */
+void relay_catchup_end(peer_t *peer);
+/* The peer's connection ended: the wait stops (what waited is freed with the greeting). */
+void relay_catchup_cancel(peer_t *peer);
+
 /* relaying.c */
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m);
 /* The bus's deliver callback: a message from another node for one of our peers. */
@@ -181,8 +198,8 @@ void relay_hold_wake(sb_relay_t *r, const char *id);
 /* The kept relays' timer (an event callback). */
 void relay_kept_tick(evutil_socket_t fd, short what, void *arg);
 /* Asks every node, this one included, to send again what it kept for the peers ids[0, n): what
- * it acked from `from` until `until` seconds ago; with both 0, what a peer's node may have lost
- * when it went away (acked just before the last ack to it). */
+ * it acked from `from` until `until` seconds ago (from > 0; a resumed peer's request is
+ * catchup.c's). */
 void relay_ask_resend(sb_relay_t *r, const char *const *ids, size_t n, double from, double until);
 /* The bus's renewed callback: this node's subscriptions are being made again after a break. */
 void relay_bus_renewed(void *relay, double heard_ago, double lost_ago);

@@ -182,27 +182,33 @@ void relay_kept_tick(evutil_socket_t fd, short what, void *arg)
     arm_kept_timer(r);
 }
 
-static void hold(pending_relay_t *p, hold_step_t step);
+static int hold(pending_relay_t *p, hold_step_t step);
+static void held_published(void *arg, int receivers);
 
 /* How far before the last ack to a peer, or before the last message its node received, a kept
  * message is sent again: what a node's and Redis's buffers can hold on the way to a client. */
 #define RESEND_MARGIN 1.0
 
-/* Sends again the kept messages for peer `to` (or, when to is NULL, for the peers in ids) acked
- * from `since` until `until` (monotonic clock): each joins its sender's held list by age, so it
- * goes out before anything its sender sent to that peer later. Those acked before `since` are
+/* Sends again the kept messages for peer `to` (or, when to is NULL, for the peers in ids; when
+ * both are NULL, for every peer) acked from `since` until `until` (monotonic clock): each joins
+ * its sender's held list by age, so it goes out before anything its sender sent to that peer
+ * later; with `now` set, each is published at once, one after another (so that what this node
+ * publishes next follows them all). Those for the peers named that were acked before `since` are
  * dropped: they are not sent again by a later request either. Returns how many were sent. */
 static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, double since,
-                          double until)
+                          double until, int now_too)
 {
     double now = sb_clock_mono();
+    char why[8];
+    int bus_ready = now_too && r->bus->ops->ready(r->bus, why, sizeof(why));
     size_t n = 0;
     pending_relay_t **e = &r->kept;
     while (*e != NULL) {
         pending_relay_t *p = *e;
         double acked = p->kept_until - r->cfg->resend_seconds;
-        int wanted = to != NULL ? strcmp(p->to, to) == 0 : sb_map_get(ids, p->to) != NULL;
-        if (!wanted || acked > until) {
+        int all = to == NULL && ids == NULL;
+        int wanted = all || (to != NULL ? strcmp(p->to, to) == 0 : sb_map_get(ids, p->to) != NULL);
+        if (!wanted || acked > until || (all && acked < since)) {
             e = &p->kept_next;
             continue;
         }
@@ -219,15 +225,23 @@ static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, do
         sb_metrics.resent++;
         p->deadline = now + r->cfg->bus_hold_ms / 1000.0;
         p->published = 0;
-        hold(p, HOLD_PUBLISH); /* nothing here calls back into the kept list */
         n++;
+        if (hold(p, HOLD_PUBLISH) != 0 || !bus_ready) /* nothing here calls back into the list */
+            continue;
+        char channel[SB_ENV_CHANNEL_MAX];
+        sb_str_t part = {p->env, p->env_len};
+        sb_env_peer_channel(p->to, channel);
+        p->busy = 1;
+        p->published = 1;
+        r->bus->ops->publish(r->bus, channel, &part, 1, held_published, p); /* answers later */
     }
     return n;
 }
 
 /* Sends again the kept messages for peer `to` that its node may have lost when it went away:
- * those acked within RESEND_MARGIN of the last one acked to it (after which nothing was). */
-static size_t resend_recent(sb_relay_t *r, const char *to)
+ * those acked within RESEND_MARGIN of the last one acked to it (after which nothing was); with
+ * `now` set, published at once. */
+static size_t resend_recent(sb_relay_t *r, const char *to, int now)
 {
     double last = -1;
     for (const pending_relay_t *p = r->kept; p != NULL; p = p->kept_next)
@@ -236,7 +250,7 @@ static size_t resend_recent(sb_relay_t *r, const char *to)
     if (last < 0)
         return 0;
     double acked = last - r->cfg->resend_seconds;
-    return resend_kept(r, to, NULL, acked - RESEND_MARGIN, acked);
+    return resend_kept(r, to, NULL, acked - RESEND_MARGIN, acked, now);
 }
 
 void relay_ask_resend(sb_relay_t *r, const char *const *ids, size_t n, double from, double until)
@@ -275,16 +289,24 @@ static void resend_request(sb_relay_t *r, const char *msg, size_t len)
         sb_log(SB_LOG_WARN, "dropped a resend request: %s", err);
         return;
     }
-    if (r->kept == NULL)
-        return;
     size_t n = 0, resent = 0;
-    if (from_ms == 0) { /* for each peer, what it may have lost when its node went away */
+    if (from_ms == 0) {
+        /* A resumed session: for each peer, what it may have lost when its node went away, then
+         * a mark that all of it went out (its node delivers what was held for it meanwhile, and
+         * what is sent later, once it has one mark from every node). */
         for (pos = at; sb_env_resend_next(msg, len, &pos, &id);) {
+            char channel[SB_ENV_CHANNEL_MAX];
+            char mark[SB_ENV_HEAD_MAX];
             memcpy(one, id.p, id.len);
             one[id.len] = '\0';
-            resent += resend_recent(r, one);
+            resent += resend_recent(r, one, 1);
+            sb_env_t env = {
+                .kind = SB_ENV_RESENT, .sent_us = sb_clock_wall_us(), .from = id, .to = id};
+            sb_str_t part = {mark, sb_env_write(&env, mark)};
+            sb_env_peer_channel(one, channel);
+            r->bus->ops->publish(r->bus, channel, &part, 1, NULL, NULL);
         }
-    } else {
+    } else if (r->kept != NULL) {
         double now = sb_clock_mono();
         sb_map_t *ids = sb_map_new();
         for (pos = at; ids != NULL && sb_env_resend_next(msg, len, &pos, &id); n++) {
@@ -295,7 +317,7 @@ static void resend_request(sb_relay_t *r, const char *msg, size_t len)
         }
         if (ids != NULL && sb_map_size(ids) == n)
             resent = resend_kept(r, NULL, ids, now - (double)from_ms / 1000.0,
-                                 now - (double)until_ms / 1000.0);
+                                 now - (double)until_ms / 1000.0, 0);
         else
             sb_log(SB_LOG_WARN, "out of memory: a resend request for %zu peers not acted on", n);
         sb_map_free(ids);
@@ -314,9 +336,17 @@ void relay_bus_renewed(void *relay, double heard_ago, double lost_ago)
         sb_log(SB_LOG_WARN, "out of memory: not subscribed to resend requests");
     if (heard_ago <= 0 || r->cfg->resend_seconds <= 0)
         return;
+    /* Redis may have lost what it had for every node (it restarted), and a node that renews its
+     * link before this one does not hear this one's request: send again what this node acked
+     * from a little before the break until now. */
+    double now = sb_clock_mono();
+    size_t self = resend_kept(r, NULL, NULL, now - lost_ago - RESEND_MARGIN, now, 0);
+    if (self > 0)
+        sb_log(SB_LOG_INFO, "sending %zu acked messages again: the link to Redis broke", self);
     /* What Redis had for this node's peers when the link broke is gone: ask for what was acked
-     * from a little before the last message that arrived until the break was seen (after it,
-     * nothing counted this node's subscriptions). */
+     * from a little before the last message that arrived until a little after the break was
+     * seen (after it, nothing counted this node's subscriptions; the margin covers a sender
+     * that read its answer a little later). */
     size_t n = 0, cursor = 0;
     const char *key;
     void *value;
@@ -325,7 +355,8 @@ void relay_bus_renewed(void *relay, double heard_ago, double lost_ago)
         if (((peer_t *)value)->registered)
             ids[n++] = key;
     if (n > 0)
-        relay_ask_resend(r, ids, n, heard_ago + RESEND_MARGIN, lost_ago);
+        relay_ask_resend(r, ids, n, heard_ago + RESEND_MARGIN,
+                         lost_ago > RESEND_MARGIN ? lost_ago - RESEND_MARGIN : 0);
     free(ids);
 }
 
@@ -379,13 +410,15 @@ static void arm_timer(sb_relay_t *r)
 
 /* Makes p wait, next to do step, in its sender's list by age. Refused unavailable when the
  * node's budget of held bytes is spent or the relay is stopping. */
-static void hold(pending_relay_t *p, hold_step_t step)
+/* Adds p to its sender's held list (0), or refuses it at once when the node stops or the held
+ * messages fill --bus-hold-bytes (-1: p is gone). */
+static int hold(pending_relay_t *p, hold_step_t step)
 {
     peer_t *s = p->sender;
     sb_relay_t *r = s->relay;
     if (r->stopping || r->held_bytes + p->env_len > r->cfg->bus_hold_bytes) {
         answer_sender(p, SB_RELAY_UNAVAILABLE);
-        return;
+        return -1;
     }
     p->step = step;
     p->busy = 0;
@@ -409,6 +442,7 @@ static void hold(pending_relay_t *p, hold_step_t step)
         r->holders = s;
     }
     arm_timer(r);
+    return 0;
 }
 
 /* A message to `to` sent after those held was delivered: the held ones sent before it can no
@@ -439,7 +473,7 @@ static void held_published(void *arg, int receivers)
         settle(p, SB_RELAY_DELIVERED);
     } else if (receivers == 0) {
         p->step = HOLD_PUT;
-        resend_recent(s->relay, p->to); /* its node may have gone with them */
+        resend_recent(s->relay, p->to, 0); /* its node may have gone with them */
     } else {
         p->step = HOLD_PUBLISH;
         p->not_before = sb_clock_mono() + RETRY_SECONDS;
@@ -601,9 +635,8 @@ static void relay_done(void *arg, int receivers)
          * a reconnect, or it is gone; or the bus could not take it. Either way it waits, behind
          * what was acked to that peer lately and may have gone with its node. */
         if (receivers == 0)
-            resend_recent(s->relay, p->to);
-        hold(p, receivers == 0 ? HOLD_PUT : HOLD_PUBLISH);
-        if (receivers < 0)
+            resend_recent(s->relay, p->to, 0);
+        if (hold(p, receivers == 0 ? HOLD_PUT : HOLD_PUBLISH) == 0 && receivers < 0)
             p->not_before = sb_clock_mono() + RETRY_SECONDS;
         kick(s);
     }
@@ -692,7 +725,8 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
 
     int behind = sender->held != NULL && holds_for(sender, m->to);
     peer_t *local = sb_map_get(r->peers, m->to);
-    if (!behind && local != NULL && local->registered) {
+    /* (A peer catching up gets its messages through the bus, after what it catches up on.) */
+    if (!behind && local != NULL && local->registered && !local->catching_up) {
         /* Same node: straight to the connection, no bus round trip. */
         uint64_t t0 = sb_clock_wall_us();
         if (hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0) {
@@ -751,10 +785,14 @@ int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)
         sb_log(SB_LOG_WARN, "peer %s: dropped a bus message: %s", peer->id, err);
         return 0;
     }
+    if (peer->catching_up && relay_catchup_take(peer, &env, msg, len))
+        return 1;
     if (env.kind == SB_ENV_REPLACED) {
         relay_replaced(peer);
         return 0;
     }
+    if (env.kind == SB_ENV_RESENT)
+        return 0; /* a node answered after the wait ended */
     if (!sb_env_is_relay(env.kind))
         return relay_room_event(peer, &env);
     if (!sb_str_eq(&env.to, peer->id, 0))

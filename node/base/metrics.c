@@ -308,6 +308,9 @@ void sb_metrics_render(struct evbuffer *out, int ready)
         "Relays sent again that could not be delivered (recipient gone, mailbox full, or a "
         "later message already delivered).",
         (double)m->resend_failed);
+    one(out, "switchboard_resent_dropped_total", "counter",
+        "Relays sent again that a resumed peer's node dropped: the same message was there.",
+        (double)m->resent_dropped);
 
     process_metrics(out);
 }

@@ -119,8 +119,9 @@ typedef struct {
     uint64_t kept_relays;       /* acked relays kept to be sent again if lost (--resend-seconds) */
     uint64_t kept_bytes;        /* their bytes */
     uint64_t kept_evicted;      /* kept copies dropped early: --bus-hold-bytes was reached */
-    uint64_t resent;        /* kept copies sent again after a node or Redis may have lost them */
-    uint64_t resend_failed; /* of those, copies that could not be delivered again */
+    uint64_t resent;         /* kept copies sent again after a node or Redis may have lost them */
+    uint64_t resend_failed;  /* of those, copies that could not be delivered again */
+    uint64_t resent_dropped; /* copies a resumed peer's node dropped: the message was there */
 } sb_metrics_t;
 
 extern sb_metrics_t sb_metrics;

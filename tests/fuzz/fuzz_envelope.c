@@ -47,7 +47,7 @@ static int ref_name(sb_str_t s, int (*valid)(const char *, size_t))
 static int ref_parse(const char *data, size_t size, ref_t *r)
 {
     static const char *const kinds[] = {"offer",       "answer",    "candidate", "bye",
-                                        "peer-joined", "peer-left", "replaced"};
+                                        "peer-joined", "peer-left", "replaced",  "resent"};
     const char *p = data, *end = data + size;
     unsigned long long midlen;
 
@@ -62,7 +62,7 @@ static int ref_parse(const char *data, size_t size, ref_t *r)
     if (!sb_str_eq(&r->f[0], "sb1", 0))
         return -1;
     r->kind = -1;
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < 8; k++)
         if (sb_str_eq(&r->f[1], kinds[k], 0))
             r->kind = k;
     if (r->kind < 0 || !ref_number(r->f[2], 20, &r->sent))
@@ -78,7 +78,7 @@ static int ref_parse(const char *data, size_t size, ref_t *r)
         return -1;
     if (r->kind <= 3)
         return r->f[4].len > 0 && r->f[5].len == 0 ? 0 : -1;
-    if (r->kind == 6) /* replaced: the session's peer as from and to, nothing else */
+    if (r->kind >= 6) /* replaced, resent: the session's peer as from and to, nothing else */
         return r->f[4].len > 0 && r->f[5].len == 0 && r->mid.len == 0 && r->payload.len == 0 ? 0
                                                                                              : -1;
     return r->f[4].len == 0 && r->f[5].len > 0 && r->mid.len == 0 && r->payload.len == 0 ? 0 : -1;
@@ -130,7 +130,7 @@ static void check_accepted(const uint8_t *data, size_t size, const sb_env_t *env
     if (sb_env_is_relay(env->kind)) {
         CHECK(sb_peer_id_valid(env->to.p, env->to.len));
         CHECK(env->room.len == 0);
-    } else if (env->kind == SB_ENV_REPLACED) {
+    } else if (env->kind == SB_ENV_REPLACED || env->kind == SB_ENV_RESENT) {
         CHECK(sb_peer_id_valid(env->to.p, env->to.len));
         CHECK(env->room.len == 0 && env->mid.len == 0 && env->payload.len == 0);
     } else {
@@ -163,7 +163,7 @@ static void check_accepted(const uint8_t *data, size_t size, const sb_env_t *env
         to[env->to.len] = '\0';
         int n = snprintf(lua, sizeof(lua), SB_ENV_REPLACED_LUA, sent, from, to);
         CHECK(n > 0 && (size_t)n == size && memcmp(lua, in, size) == 0);
-    } else if (!sb_env_is_relay(env->kind)) {
+    } else if (env->kind == SB_ENV_PEER_JOINED || env->kind == SB_ENV_PEER_LEFT) {
         char lua[256], sent[32], from[SB_ID_MAX + 1], room[SB_ROOM_MAX + 1];
         snprintf(sent, sizeof(sent), "%llu", (unsigned long long)env->sent_us);
         memcpy(from, env->from.p, env->from.len);

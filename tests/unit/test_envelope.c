@@ -775,6 +775,12 @@ START_TEST(test_err_reasons)
     ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a   0 ", 21, &env, NULL), SB_ENV_ESHAPE);
     ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a a r 0 ", 23, &env, NULL), SB_ENV_ESHAPE);
     ck_assert_int_eq(sb_env_parse("sb1 replaced 1 a a  0 x", 23, &env, NULL), SB_ENV_ESHAPE);
+    /* resent too */
+    ck_assert_int_eq(sb_env_parse("sb1 resent 1 a a  0 ", 20, &env, NULL), 0);
+    ck_assert_int_eq(env.kind, SB_ENV_RESENT);
+    ck_assert_int_eq(sb_env_parse("sb1 resent 1 a   0 ", 19, &env, NULL), SB_ENV_ESHAPE);
+    ck_assert_int_eq(sb_env_parse("sb1 resent 1 a a r 0 ", 21, &env, NULL), SB_ENV_ESHAPE);
+    ck_assert_int_eq(sb_env_parse("sb1 resent 1 a a  3 \"m\"", 23, &env, NULL), SB_ENV_ESHAPE);
 }
 END_TEST
 
@@ -783,9 +789,9 @@ END_TEST
 START_TEST(test_kind_names)
 {
     static const char *const names[] = {"offer",       "answer",    "candidate", "bye",
-                                        "peer-joined", "peer-left", "replaced"};
+                                        "peer-joined", "peer-left", "replaced",  "resent"};
 
-    for (int k = SB_ENV_OFFER; k <= SB_ENV_REPLACED; k++) {
+    for (int k = SB_ENV_OFFER; k <= SB_ENV_RESENT; k++) {
         ck_assert_str_eq(sb_env_kind_name((sb_env_kind_t)k), names[k]);
         ck_assert_int_eq(sb_env_kind_parse(names[k], strlen(names[k])), k);
         ck_assert_int_eq(sb_env_is_relay((sb_env_kind_t)k), k <= SB_ENV_BYE);
@@ -798,7 +804,7 @@ START_TEST(test_kind_names)
     ck_assert_int_eq(sb_env_kind_parse("Offer", 5), -1);
     ck_assert_int_eq(sb_env_kind_parse("join", 4), -1);
     ck_assert_int_eq(sb_env_kind_parse("peer-joined\0", 12), -1);
-    ck_assert_ptr_null(sb_env_kind_name((sb_env_kind_t)7));
+    ck_assert_ptr_null(sb_env_kind_name((sb_env_kind_t)(SB_ENV_RESENT + 1)));
     ck_assert_ptr_null(sb_env_kind_name((sb_env_kind_t)-1));
     /* the room events share their names with the client messages they become */
     ck_assert_str_eq(sb_env_kind_name(SB_ENV_OFFER), sb_msg_type_name(SB_MSG_OFFER));
