@@ -75,6 +75,7 @@ struct peer {
     int holding;           /* on the relay's list of holders */
     peer_t *hold_prev, *hold_next;
     int kicking, rekick;
+    size_t inbound; /* relays to it from this node on their way through the bus */
 };
 
 /* What a held message is to do next. */
@@ -84,6 +85,7 @@ typedef enum { HOLD_PUBLISH, HOLD_PUT } hold_step_t;
  * waits (relaying.c; from the relay's pool). */
 struct pending_relay {
     peer_t *sender;
+    peer_t *via; /* its recipient here, when it went through the bus all the same */
     sb_msg_type_t type;
     uint64_t seq;    /* its place among the sender's relays */
     double deadline; /* while it waits for the bus: refused unavailable past this */

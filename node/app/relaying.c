@@ -627,6 +627,11 @@ static void relay_done(void *arg, int receivers)
     pending_relay_t *p = arg;
     peer_t *s = relay_peer_ref(p->sender);
     p->published = 1;
+    if (p->via != NULL) {
+        p->via->inbound--;
+        relay_peer_unref(p->via);
+        p->via = NULL;
+    }
     if (receivers > 0) {
         refuse_overtaken(s, p->to, p->seq);
         answer_sender(p, SB_RELAY_DELIVERED);
@@ -725,8 +730,10 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
 
     int behind = sender->held != NULL && holds_for(sender, m->to);
     peer_t *local = sb_map_get(r->peers, m->to);
-    /* (A peer catching up gets its messages through the bus, after what it catches up on.) */
-    if (!behind && local != NULL && local->registered && !local->catching_up) {
+    /* A peer catching up gets its messages through the bus, after what it catches up on; and
+     * while some are on their way there, the next ones follow them. */
+    if (!behind && local != NULL && local->registered && !local->catching_up &&
+        local->inbound == 0) {
         /* Same node: straight to the connection, no bus round trip. */
         uint64_t t0 = sb_clock_wall_us();
         if (hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0) {
@@ -755,6 +762,10 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
         char channel[SB_ENV_CHANNEL_MAX];
         sb_str_t part = {p->env, p->env_len};
         sb_env_peer_channel(m->to, channel);
+        if (local != NULL) {
+            p->via = relay_peer_ref(local);
+            local->inbound++;
+        }
         r->bus->ops->publish(r->bus, channel, &part, 1, relay_done, p);
     }
     relay_flow(sender);

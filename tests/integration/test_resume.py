@@ -20,6 +20,7 @@ import asyncio
 import base64
 import os
 import re
+import signal
 import sys
 import time
 
@@ -46,6 +47,7 @@ from test_cluster import (  # noqa: E402
     hgetall,
     note,
     off_loop,
+    smembers,
     sorted_peers,
     start_nodes,
     start_redis,
@@ -649,6 +651,129 @@ def test_resume_on_another_node(t):
          f"the drop (then held by n1); n1's peer announced gone {secs:.2f} s after n1 died")
 
 
+def metric(node, name):
+    """The value of an unlabelled metric in node's /metrics."""
+    status, body = h.get_status(node.port, "/metrics")
+    h.eq(status, 200, f"{node.name}: GET /metrics")
+    m = re.search(rf"^{re.escape(name)} (\S+)$", body.decode(), re.M)
+    h.check(m is not None, f"{node.name}: no {name} in /metrics")
+    return float(m.group(1))
+
+
+def test_acked_then_lost_with_their_node(t):
+    """The recipient's node is stopped (SIGSTOP: it reads nothing, yet Redis still counts its
+    subscription) while a sender on n1 sends the recipient 20 messages: each is acked, none
+    arrives. The stopped node is then killed; the recipient resumes on n1, and the sender at
+    once sends 5 more: the recipient receives all 25, once each and in order (the 20 sent again
+    by n1, which kept them), then what is sent after. n1's metrics count the 20 sent again and none failed."""
+    redis = start_redis(t)
+    n1, n2 = start_nodes(t, redis, count=2)
+
+    async def run():
+        a = await open_session(n1.port, id="lost-a", name="a", node="n1")
+        b = await open_session(n2.port, id="lost-b", name="b", node="n2")
+        before = "before-stop"
+        await relay_ok(a, b, "before n2 stops", mid=before)
+        resent0 = await off_loop(metric, n1, "switchboard_resent_total")
+        dropped0 = await off_loop(metric, n1, "switchboard_resent_dropped_total")
+        n2.proc.send_signal(signal.SIGSTOP)
+        for i in range(20):
+            await a.send({"type": "candidate", "to": "lost-b", "payload": {"seq": i},
+                          "mid": f"lost-{i}"})
+        for i in range(20):
+            await a.expect({"type": "ack", "mid": f"lost-{i}"}, f"ack of lost-{i}")
+        n2.proc.kill()
+        await off_loop(killed, n2)
+        b2 = await open_session(n1.port, id="lost-b", token=b.token, name="b (on n1)",
+                                node="n1", resumed=True)
+        # Five more at once, from b's new node: they must follow the 20 sent again.
+        for i in range(20, 25):
+            await a.send({"type": "candidate", "to": "lost-b", "payload": {"seq": i},
+                          "mid": f"lost-{i}"})
+        for i in range(20, 25):
+            await a.expect({"type": "ack", "mid": f"lost-{i}"}, f"ack of lost-{i}")
+        # The message b had before n2 stopped may come again too (n1 cannot know it arrived):
+        # a client drops a copy whose mid it has seen from that sender.
+        seen, got, copies = {before}, [], 0
+        while len(got) < 25:
+            m = await b2.recv(what=f"message {len(got) + 1} of 25")
+            if m.get("mid") in seen:
+                copies += 1
+                continue
+            seen.add(m.get("mid"))
+            got.append(m)
+        same_json(got, [held("lost-a", i, f"lost-{i}") for i in range(25)],
+                  "the 20 lost messages, sent again, then the 5 sent after the resume, in order")
+        await relay_ok(a, b2, "after the resume")
+        await b2.silence("each message once")
+        # Each message n1 sent again reached b for the first time (the 20), or was a copy: of
+        # one b had before (dropped by b), or of one still waiting for b's catch-up to end
+        # (dropped by n1).
+        resent = await off_loop(metric, n1, "switchboard_resent_total")
+        dropped = await off_loop(metric, n1, "switchboard_resent_dropped_total")
+        h.eq(resent - resent0, 20 + copies + dropped - dropped0,
+             f"n1: switchboard_resent_total: the 20, {copies} copies b dropped and "
+             f"{dropped - dropped0:g} n1 dropped")
+        h.eq(await off_loop(metric, n1, "switchboard_resend_failed_total"), 0,
+             "n1: switchboard_resend_failed_total")
+        await close_all(a, b2)
+
+    h.arun(run())
+
+
+def test_sent_again_before_the_mailbox(t):
+    """Sent again and held, in the order sent: the recipient's node n2 is stopped while a sender
+    on n1 sends it 20 messages (acked, lost); the sender's own connection then moves to n3, n2
+    is killed and swept, and the sender sends 5 more, which wait in the recipient's mailbox
+    (queued). When the recipient resumes, n1 sends the 20 again: they arrive before the 5 held
+    ones, each once."""
+    redis = start_redis(t)
+    n1, n2, n3 = start_nodes(t, redis)
+
+    async def run():
+        a = await open_session(n1.port, id="box-a", name="a", node="n1")
+        b = await open_session(n2.port, id="box-b", name="b", node="n2")
+        before = "before-stop"
+        await relay_ok(a, b, "before n2 stops", mid=before)
+        n2.proc.send_signal(signal.SIGSTOP)
+        for i in range(20):
+            await a.send({"type": "candidate", "to": "box-b", "payload": {"seq": i},
+                          "mid": f"box-{i}"})
+        for i in range(20):
+            await a.expect({"type": "ack", "mid": f"box-{i}"}, f"ack of box-{i}")
+        rst(a.ws)
+        await dropped(n1)
+        a2 = await open_session(n3.port, id="box-a", token=a.token, name="a (on n3)",
+                                node="n3", resumed=True)
+        n2.proc.kill()
+        await off_loop(killed, n2)
+        await off_loop(h.eventually,
+                       lambda: h.check("n2" not in smembers(redis, "sb:nodes"), "n2 swept"),
+                       NODE_TTL + 3.0)
+        for i in range(20, 25):
+            await a2.send({"type": "candidate", "to": "box-b", "payload": {"seq": i},
+                           "mid": f"box-{i}"})
+            await a2.expect({"type": "queued", "mid": f"box-{i}"}, f"box-{i} held for b")
+        b2 = await open_session(n1.port, id="box-b", token=b.token, name="b (on n1)",
+                                node="n1", resumed=True)
+        seen, got, copies = {before}, [], 0
+        while len(got) < 25:
+            m = await b2.recv(what=f"message {len(got) + 1} of 25")
+            if m.get("mid") in seen:  # b had it before n2 stopped: n1 cannot know that
+                copies += 1
+                continue
+            seen.add(m.get("mid"))
+            got.append(m)
+        same_json(got, [held("box-a", i, f"box-{i}") for i in range(25)],
+                  "the 20 lost messages, sent again, then the 5 held ones, in order")
+        h.check(copies <= 1, f"{copies} copies of messages b had: only the one before the stop")
+        await b2.silence("each message once")
+        await relay_ok(a2, b2, "after the resume")
+        await close_all(a2, b2)
+
+    h.arun(run(), timeout=30)
+
+
 # ---------------------------------------------------------------------------------------------
 # Traffic through faults
 
@@ -1247,6 +1372,8 @@ TESTS = [
     test_mailbox_byte_bound,
     test_sessions_off,
     test_resume_on_another_node,
+    test_acked_then_lost_with_their_node,
+    test_sent_again_before_the_mailbox,
     test_node_killed_clients_resume,
     test_redis_restart_holds_messages,
     test_fault_sequence_measurement,
