@@ -329,6 +329,33 @@ def test_sub_binding_across_nodes(t):
     h.arun(run())
 
 
+def test_resume_needs_a_token_for_its_sub(t):
+    """With tokens and sessions on, resuming a session takes its resume token and a valid token
+    whose sub is the session's ID: the resume token with another sub's token, or with none, is
+    refused 401 and the session stays; with a token for the same sub it resumes (the old
+    connection is replaced)."""
+    n = node(t, "--auth-secret", SECRET, "--resume-seconds", "30")
+
+    async def run():
+        alice = await welcome(n.port, f"?token={hs256(claims(sub='alice'))}", what="alice")
+        bob = await welcome(n.port, f"?token={hs256(claims(sub='bob'))}", what="bob")
+        resume = alice.welcome["resume"]
+        h.check(isinstance(resume, str) and len(resume) == 43, f"resume token: {alice.welcome}")
+        refused_401(n.port, f"/ws?id=alice&resume={resume}&token={hs256(claims(sub='bob'))}",
+                    "alice's resume token with bob's token")
+        refused_401(n.port, f"/ws?id=alice&resume={resume}", "alice's resume token alone")
+        await relay_ok(bob, alice, "alice's session untouched")
+        again = await welcome(n.port, f"?id=alice&resume={resume}"
+                                      f"&token={hs256(claims(sub='alice'))}", what="alice again")
+        h.eq((again.id, again.welcome.get("resumed")), ("alice", True), "alice resumed")
+        check_error(strict_loads(await asyncio.wait_for(alice.ws.recv(), 3), "old alice"),
+                    "replaced", "the old connection")
+        await relay_ok(bob, again, "to the resumed session")
+        await close_all(again, bob)
+
+    h.arun(run())
+
+
 def test_rooms_claim(t):
     """A rooms claim limits joins: exact names and prefixes ending in '*'."""
     n = node(t, "--auth-secret", SECRET)
@@ -416,6 +443,7 @@ TESTS = [
     test_every_bad_token_gets_the_same_401,
     test_public_key_algorithms,
     test_sub_binding_across_nodes,
+    test_resume_needs_a_token_for_its_sub,
     test_rooms_claim,
     test_token_in_the_subprotocol_list,
     test_origins,
