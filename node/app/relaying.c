@@ -408,10 +408,8 @@ static void arm_timer(sb_relay_t *r)
         evtimer_add(r->hold_timer, &tv);
 }
 
-/* Makes p wait, next to do step, in its sender's list by age. Refused unavailable when the
- * node's budget of held bytes is spent or the relay is stopping. */
-/* Adds p to its sender's held list (0), or refuses it at once when the node stops or the held
- * messages fill --bus-hold-bytes (-1: p is gone). */
+/* Makes p wait, next to do step, in its sender's list by age: 0. Refused unavailable at once
+ * when the node's budget of held bytes is spent or the relay is stopping: -1, and p is gone. */
 static int hold(pending_relay_t *p, hold_step_t step)
 {
     peer_t *s = p->sender;
