@@ -181,13 +181,7 @@ void relay_catchup_end(peer_t *peer)
             relay_deliver_envelope(peer, &all[k].env);
     }
     free(all);
-    for (size_t i = 0; i < peer->ngreeting; i++)
-        free(peer->greeting[i]);
-    free(peer->greeting);
-    free(peer->greeting_lens);
-    peer->greeting = NULL;
-    peer->greeting_lens = NULL;
-    peer->ngreeting = peer->greeting_cap = 0;
+    relay_greeting_free(peer);
 }
 
 void relay_catchup_cancel(peer_t *peer)
@@ -198,4 +192,16 @@ void relay_catchup_cancel(peer_t *peer)
         peer->catchup_timer = NULL;
         relay_peer_unref(peer);
     }
+}
+
+void relay_greeting_free(peer_t *peer)
+{
+    relay_catchup_cancel(peer);
+    for (size_t i = 0; i < peer->ngreeting; i++)
+        free(peer->greeting[i]);
+    free(peer->greeting);
+    free(peer->greeting_lens);
+    peer->greeting = NULL;
+    peer->greeting_lens = NULL;
+    peer->ngreeting = peer->greeting_cap = 0;
 }

@@ -107,18 +107,6 @@ static char *ice_servers_for(const sb_relay_t *r, const char *id)
     return json;
 }
 
-static void free_greeting(peer_t *peer)
-{
-    relay_catchup_cancel(peer);
-    for (size_t i = 0; i < peer->ngreeting; i++)
-        free(peer->greeting[i]);
-    free(peer->greeting);
-    free(peer->greeting_lens);
-    peer->greeting = NULL;
-    peer->greeting_lens = NULL;
-    peer->ngreeting = peer->greeting_cap = 0;
-}
-
 /* Sends what follows a resumed welcome: a joined per room (JSON, tagged 'J'), then the messages
  * held for it (envelopes, tagged 'E'), in order; or, while it catches up, only the joined, the
  * held messages staying for the catch-up. */
@@ -142,7 +130,7 @@ static void send_greeting(peer_t *peer)
     }
     peer->ngreeting = kept;
     if (!peer->catching_up)
-        free_greeting(peer);
+        relay_greeting_free(peer);
 }
 
 static void retry_claim(peer_t *peer);
@@ -190,7 +178,7 @@ static void subscribed(void *arg, int ok)
                 r->dir->ops->release(r->dir, peer->id);
         }
         relay_forget_rooms(r, peer);
-        free_greeting(peer);
+        relay_greeting_free(peer);
         if (!peer->closed)
             refuse(peer->conn, "unavailable", "the cluster's bus is unavailable; retry",
                    CLOSE_TRY_AGAIN);
@@ -334,7 +322,7 @@ static void claim_done(void *arg, sb_dir_result_t result, const sb_dir_session_t
         peer->claimed = 1;
         if (session->resumed && resume_session(r, peer, session) != 0) {
             relay_forget_rooms(r, peer);
-            free_greeting(peer);
+            relay_greeting_free(peer);
             forget(r, peer);
             r->dir->ops->detach(r->dir, peer->id);
             sb_conn_close(peer->conn, SB_WS_CLOSE_INTERNAL, "out of memory");
@@ -439,7 +427,7 @@ void relay_on_close(void *app, sb_conn_t *c)
     sb_conn_set_data(c, NULL);
     peer->closed = 1;
     relay_join_cancel(peer);
-    free_greeting(peer); /* what waited for its catch-up: its senders keep what was acked */
+    relay_greeting_free(peer); /* what waited for its catch-up: its senders keep what was acked */
     if (peer->retry != NULL) {
         event_free(peer->retry);
         peer->retry = NULL;

@@ -184,6 +184,8 @@ int relay_catchup_take(peer_t *peer, const sb_env_t *env, const char *msg, size_
 void relay_catchup_end(peer_t *peer);
 /* The peer's connection ended: the wait stops (what waited is freed with the greeting). */
 void relay_catchup_cancel(peer_t *peer);
+/* Frees what waits to follow a resumed welcome (and ends a catch-up). */
+void relay_greeting_free(peer_t *peer);
 
 /* relaying.c */
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m);

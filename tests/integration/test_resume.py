@@ -660,6 +660,36 @@ def metric(node, name):
     return float(m.group(1))
 
 
+async def acked_into_a_stopped_node(a, b, node, prefix):
+    """a (a Peer) sends b one message that arrives, then node (b's) is stopped (SIGSTOP: it
+    reads nothing, yet Redis still counts its subscription) and a sends b 20 more, each acked;
+    none arrives. Returns the mid of the one that arrived."""
+    before = f"{prefix}-before-stop"
+    await relay_ok(a, b, "before the stop", mid=before)
+    node.proc.send_signal(signal.SIGSTOP)
+    for i in range(20):
+        await a.send({"type": "candidate", "to": b.id, "payload": {"seq": i},
+                      "mid": f"{prefix}-{i}"})
+    for i in range(20):
+        await a.expect({"type": "ack", "mid": f"{prefix}-{i}"}, f"ack of {prefix}-{i}")
+    return before
+
+
+async def receive_distinct(p, n, seen):
+    """The next n messages p receives whose mid is not in seen (which grows), and how many
+    copies of ones seen came meanwhile (a client drops a copy whose mid it has seen from its
+    sender)."""
+    got, copies = [], 0
+    while len(got) < n:
+        m = await p.recv(what=f"message {len(got) + 1} of {n}")
+        if m.get("mid") in seen:
+            copies += 1
+            continue
+        seen.add(m.get("mid"))
+        got.append(m)
+    return got, copies
+
+
 def test_acked_then_lost_with_their_node(t):
     """The recipient's node is stopped (SIGSTOP: it reads nothing, yet Redis still counts its
     subscription) while a sender on n1 sends the recipient 20 messages: each is acked, none
@@ -672,16 +702,9 @@ def test_acked_then_lost_with_their_node(t):
     async def run():
         a = await open_session(n1.port, id="lost-a", name="a", node="n1")
         b = await open_session(n2.port, id="lost-b", name="b", node="n2")
-        before = "before-stop"
-        await relay_ok(a, b, "before n2 stops", mid=before)
         resent0 = await off_loop(metric, n1, "switchboard_resent_total")
         dropped0 = await off_loop(metric, n1, "switchboard_resent_dropped_total")
-        n2.proc.send_signal(signal.SIGSTOP)
-        for i in range(20):
-            await a.send({"type": "candidate", "to": "lost-b", "payload": {"seq": i},
-                          "mid": f"lost-{i}"})
-        for i in range(20):
-            await a.expect({"type": "ack", "mid": f"lost-{i}"}, f"ack of lost-{i}")
+        before = await acked_into_a_stopped_node(a, b, n2, "lost")
         n2.proc.kill()
         await off_loop(killed, n2)
         b2 = await open_session(n1.port, id="lost-b", token=b.token, name="b (on n1)",
@@ -692,16 +715,8 @@ def test_acked_then_lost_with_their_node(t):
                           "mid": f"lost-{i}"})
         for i in range(20, 25):
             await a.expect({"type": "ack", "mid": f"lost-{i}"}, f"ack of lost-{i}")
-        # The message b had before n2 stopped may come again too (n1 cannot know it arrived):
-        # a client drops a copy whose mid it has seen from that sender.
-        seen, got, copies = {before}, [], 0
-        while len(got) < 25:
-            m = await b2.recv(what=f"message {len(got) + 1} of 25")
-            if m.get("mid") in seen:
-                copies += 1
-                continue
-            seen.add(m.get("mid"))
-            got.append(m)
+        # The message b had before n2 stopped may come again too (n1 cannot know it arrived).
+        got, copies = await receive_distinct(b2, 25, {before})
         same_json(got, [held("lost-a", i, f"lost-{i}") for i in range(25)],
                   "the 20 lost messages, sent again, then the 5 sent after the resume, in order")
         await relay_ok(a, b2, "after the resume")
@@ -733,14 +748,7 @@ def test_sent_again_before_the_mailbox(t):
     async def run():
         a = await open_session(n1.port, id="box-a", name="a", node="n1")
         b = await open_session(n2.port, id="box-b", name="b", node="n2")
-        before = "before-stop"
-        await relay_ok(a, b, "before n2 stops", mid=before)
-        n2.proc.send_signal(signal.SIGSTOP)
-        for i in range(20):
-            await a.send({"type": "candidate", "to": "box-b", "payload": {"seq": i},
-                          "mid": f"box-{i}"})
-        for i in range(20):
-            await a.expect({"type": "ack", "mid": f"box-{i}"}, f"ack of box-{i}")
+        before = await acked_into_a_stopped_node(a, b, n2, "box")
         rst(a.ws)
         await dropped(n1)
         a2 = await open_session(n3.port, id="box-a", token=a.token, name="a (on n3)",
@@ -756,14 +764,7 @@ def test_sent_again_before_the_mailbox(t):
             await a2.expect({"type": "queued", "mid": f"box-{i}"}, f"box-{i} held for b")
         b2 = await open_session(n1.port, id="box-b", token=b.token, name="b (on n1)",
                                 node="n1", resumed=True)
-        seen, got, copies = {before}, [], 0
-        while len(got) < 25:
-            m = await b2.recv(what=f"message {len(got) + 1} of 25")
-            if m.get("mid") in seen:  # b had it before n2 stopped: n1 cannot know that
-                copies += 1
-                continue
-            seen.add(m.get("mid"))
-            got.append(m)
+        got, copies = await receive_distinct(b2, 25, {before})  # b had `before`: n1 cannot know
         same_json(got, [held("box-a", i, f"box-{i}") for i in range(25)],
                   "the 20 lost messages, sent again, then the 5 held ones, in order")
         h.check(copies <= 1, f"{copies} copies of messages b had: only the one before the stop")
