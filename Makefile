@@ -36,7 +36,7 @@ test-build:
 
 # Long fuzz runs (FUZZ_SECONDS each), keeping the corpus in build-test/tests/corpus/.
 fuzz: test-build
-	@for f in ws http utf8 message envelope token source proxy slot resp; do \
+	@for f in ws http utf8 message envelope token source proxy slot resp peerjs; do \
 		mkdir -p build-test/tests/corpus/$$f && \
 		./build-test/tests/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
 			build-test/tests/corpus/$$f tests/fuzz/seeds/$$f || exit 1; \
