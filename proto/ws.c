@@ -367,6 +367,8 @@ size_t sb_ws_close_payload(uint8_t *out, uint16_t code, const char *reason)
         while (n > 0 && ((uint8_t)reason[n] & 0xC0) == 0x80)
             n--;
     }
+    if (code == SB_WS_CLOSE_NO_STATUS)
+        return 0;
     out[0] = (uint8_t)(code >> 8);
     out[1] = (uint8_t)code;
     if (n > 0)

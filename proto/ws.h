@@ -141,7 +141,8 @@ size_t sb_ws_write_header(uint8_t *out, int fin, int opcode, uint64_t len, const
 void sb_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset);
 
 /* Builds a close frame payload: the code in network order then the reason, truncated to fit
- * a control frame on a UTF-8 boundary. Returns its length (at most SB_WS_MAX_CONTROL). */
+ * a control frame on a UTF-8 boundary; for SB_WS_CLOSE_NO_STATUS, an empty payload (a close
+ * without a code, as PeerServer sends). Returns its length (at most SB_WS_MAX_CONTROL). */
 size_t sb_ws_close_payload(uint8_t *out, uint16_t code, const char *reason);
 
 /* Returns 1 when code may appear in a close frame on the wire (1000-1003, 1007-1011, 3000-4999). */

@@ -70,6 +70,10 @@ static int token_form(const char *t)
 
 static void refuse(sb_conn_t *c, const char *code, const char *message, uint16_t close_code)
 {
+    if (sb_conn_dialect(c) == SB_DIALECT_PEERJS) {
+        relay_pj_refuse(c, code, message);
+        return;
+    }
     relay_send_error(c, code, message, NULL, NULL, relay_no_mid());
     sb_conn_close(c, close_code, code);
 }
@@ -146,11 +150,15 @@ static void subscribed(void *arg, int ok)
         size_t len = 0;
         peer->registered = 1;
         sb_metrics.peers++;
-        char *ice = ice_servers_for(r, peer->id);
-        char *msg = sb_msg_welcome(peer->id, r->node_id, ice ? ice : r->cfg->ice_servers,
-                                   peer->token[0] ? peer->token : NULL, peer->resumed, &len);
-        free(ice);
-        relay_send_owned(peer->conn, msg, len);
+        if (peer->dialect == SB_DIALECT_PEERJS) {
+            relay_pj_welcome(peer);
+        } else {
+            char *ice = ice_servers_for(r, peer->id);
+            char *msg = sb_msg_welcome(peer->id, r->node_id, ice ? ice : r->cfg->ice_servers,
+                                       peer->token[0] ? peer->token : NULL, peer->resumed, &len);
+            free(ice);
+            relay_send_owned(peer->conn, msg, len);
+        }
         /* A resumed peer catches up first: what its last connection's node may have lost is
          * sent again, and delivered in order with what was held for it. */
         int catchup = peer->resumed && relay_catchup_wanted(r);
@@ -360,10 +368,14 @@ void relay_on_open(void *app, sb_conn_t *c)
     peer->conn = c;
     peer->refs = 1; /* the connection's */
     peer->claim_deadline = sb_clock_mono() + r->cfg->bus_hold_ms / 1000.0;
+    peer->dialect = sb_conn_dialect(c);
     sb_conn_set_data(c, peer);
 
     const sb_token_claims_t *claims = sb_conn_claims(c);
-    if (claims != NULL) {
+    if (peer->dialect == SB_DIALECT_PEERJS) {
+        if (relay_pj_open(r, peer, c) != 0)
+            return;
+    } else if (claims != NULL) {
         /* The token names the peer (the handshake checked any ?id= against it). */
         snprintf(peer->id, sizeof(peer->id), "%s", claims->sub);
         asked = 1;
@@ -379,7 +391,7 @@ void relay_on_open(void *app, sb_conn_t *c)
     }
     /* A resume token means something only with the ID it belongs to; one of the wrong form is
      * no token at all. */
-    if (r->cfg->resume_seconds > 0) {
+    if (r->cfg->resume_seconds > 0 && peer->dialect == SB_DIALECT_V1) {
         if (asked &&
             query_param(sb_conn_query(c), "resume", peer->resume, sizeof(peer->resume),
                         &too_long) &&

@@ -58,6 +58,8 @@ void relay_send_error(sb_conn_t *c, const char *code, const char *message, const
                       const char *room, sb_str_t mid)
 {
     size_t len = 0;
+    if (sb_conn_dialect(c) == SB_DIALECT_PEERJS)
+        return; /* PeerServer answers nothing but EXPIRE (relay_pj_expire) */
     char *msg = sb_msg_error(code, message, to, room, mid, &len);
     relay_send_owned(c, msg, len);
 }
@@ -126,6 +128,10 @@ static void on_text(void *app, sb_conn_t *c, const char *data, size_t len)
         return; /* refused at open; its close is on the way */
     if (!within_rate(r, peer, c, data, len))
         return;
+    if (peer->dialect == SB_DIALECT_PEERJS) {
+        relay_pj_text(r, peer, data, len);
+        return;
+    }
     if ((rc = sb_msg_parse(data, len, &m, &why)) != 0) {
         sb_metrics.bad_requests++;
         char text[160];
@@ -174,7 +180,16 @@ sb_relay_t *sb_relay_new(struct event_base *base, const sb_config_t *cfg, sb_bus
     r->hold_timer = evtimer_new(base, relay_hold_tick, r);
     r->kept_tail = &r->kept;
     r->kept_timer = evtimer_new(base, relay_kept_tick, r);
-    if (r->peers == NULL || r->rooms == NULL || r->hold_timer == NULL || r->kept_timer == NULL) {
+    if (cfg->peerjs_path[0] != '\0') {
+        struct timeval second = {1, 0};
+        r->peerjs_timer = event_new(base, -1, EV_PERSIST, relay_pj_sweep, r);
+        if (r->peerjs_timer != NULL && evtimer_add(r->peerjs_timer, &second) != 0) {
+            event_free(r->peerjs_timer);
+            r->peerjs_timer = NULL;
+        }
+    }
+    if (r->peers == NULL || r->rooms == NULL || r->hold_timer == NULL || r->kept_timer == NULL ||
+        (cfg->peerjs_path[0] != '\0' && r->peerjs_timer == NULL)) {
         sb_relay_free(r);
         return NULL;
     }
@@ -203,6 +218,8 @@ void sb_relay_free(sb_relay_t *r)
         event_free(r->hold_timer);
     if (r->kept_timer)
         event_free(r->kept_timer);
+    if (r->peerjs_timer)
+        event_free(r->peerjs_timer);
     sb_map_free(r->peers);
     sb_map_free(r->rooms);
     sb_pool_drain(&r->pending_relays);

@@ -41,6 +41,8 @@ typedef struct peer peer_t;
 struct peer {
     sb_relay_t *relay;
     sb_conn_t *conn;
+    sb_dialect_t dialect; /* the client protocol it speaks: v1, or PeerJS's (peerjs.c) */
+    double heard;         /* PeerJS: when its last HEARTBEAT came (monotonic) */
     int refs;
     int closed;     /* its connection has ended */
     int registered; /* holds its ID (welcome sent) and its bus channel */
@@ -129,6 +131,7 @@ struct sb_relay {
     pending_relay_t *kept, **kept_tail; /* acked relays kept for a resend, oldest first */
     size_t kept_bytes;                  /* their envelopes' bytes, at most --bus-hold-bytes */
     struct event *kept_timer;           /* drops kept relays whose time is up */
+    struct event *peerjs_timer;         /* closes silent PeerJS connections (peerjs.c) */
     int stopping;                       /* the bus and directory are going away: nothing waits */
 };
 
@@ -186,6 +189,26 @@ void relay_catchup_end(peer_t *peer);
 void relay_catchup_cancel(peer_t *peer);
 /* Frees what waits to follow a resumed welcome (and ends a catch-up). */
 void relay_greeting_free(peer_t *peer);
+
+/* peerjs.c: PeerJS clients, speaking PeerServer's protocol (proto/PEERJS.md). */
+/* Reads a PeerJS connection's key, id and token into peer: 0; or -1 when it is refused (its
+ * answer sent, its close begun). */
+int relay_pj_open(sb_relay_t *r, peer_t *peer, sb_conn_t *c);
+/* PeerServer's refusal for one of ours (code "id-taken", or any other with message): ID-TAKEN
+ * or ERROR, then a close without a code. */
+void relay_pj_refuse(sb_conn_t *c, const char *code, const char *message);
+/* OPEN, the PeerJS welcome. */
+void relay_pj_welcome(peer_t *peer);
+/* A PeerJS client's frame. */
+void relay_pj_text(sb_relay_t *r, peer_t *peer, const char *data, size_t len);
+/* Tells a PeerJS sender that its message to `to` was not delivered: EXPIRE. */
+void relay_pj_expire(peer_t *sender, const char *to);
+/* Writes a relayed message into a PeerJS peer's connection. Returns 0, or -1 as
+ * sb_conn_send_parts. */
+int relay_pj_hand_over(peer_t *to, sb_msg_type_t type, const char *from, sb_str_t payload);
+/* The relay's PeerJS timer (an event callback): closes connections without a HEARTBEAT for
+ * --peerjs-alive-ms. */
+void relay_pj_sweep(evutil_socket_t fd, short what, void *arg);
 
 /* relaying.c */
 void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m);

@@ -78,7 +78,10 @@ static void answer_sender(pending_relay_t *p, sb_relay_outcome_t outcome)
     sb_metrics.relays[p->type][outcome]++;
     p->sender->relays--;
     relay_flow(p->sender);
-    if (!p->sender->closed) {
+    if (p->sender->dialect == SB_DIALECT_PEERJS) {
+        if (outcome != SB_RELAY_DELIVERED && outcome != SB_RELAY_QUEUED)
+            relay_pj_expire(p->sender, p->to);
+    } else if (!p->sender->closed) {
         sb_conn_t *c = p->sender->conn;
         if (outcome == SB_RELAY_DELIVERED && mid.len > 0) {
             sb_str_t parts[SB_MSG_ACK_PARTS];
@@ -675,14 +678,17 @@ static sb_msg_type_t msg_type(sb_env_kind_t kind)
     }
 }
 
-/* Writes a relayed message for its recipient straight into its connection (from is a peer ID).
- * Returns 0, or -1 when it could not be queued (out of memory, or the connection is gone). */
-static int hand_over(sb_conn_t *to, sb_msg_type_t type, const char *from, sb_str_t payload,
+/* Writes a relayed message for its recipient straight into its connection (from is a peer ID),
+ * in the recipient's dialect. Returns 0, or -1 when it could not be queued (out of memory, or
+ * the connection is gone). */
+static int hand_over(peer_t *to, sb_msg_type_t type, const char *from, sb_str_t payload,
                      sb_str_t mid)
 {
+    if (to->dialect == SB_DIALECT_PEERJS)
+        return relay_pj_hand_over(to, type, from, payload);
     sb_str_t parts[SB_MSG_RELAY_PARTS];
     size_t n = sb_msg_relay_parts(type, from, payload, mid, parts);
-    return sb_conn_send_parts(to, parts, n);
+    return sb_conn_send_parts(to->conn, parts, n);
 }
 
 /* Writes the message's envelope into p->env, kept while the message may have to go out again.
@@ -734,7 +740,7 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
         local->inbound == 0) {
         /* Same node: straight to the connection, no bus round trip. */
         uint64_t t0 = sb_clock_wall_us();
-        if (hand_over(local->conn, m->type, sender->id, m->payload, m->mid) == 0) {
+        if (hand_over(local, m->type, sender->id, m->payload, m->mid) == 0) {
             sb_histogram_observe(&sb_metrics.latency_local,
                                  (double)(sb_clock_wall_us() - t0) / 1e6);
             answer_sender(p, SB_RELAY_DELIVERED);
@@ -774,7 +780,7 @@ int relay_deliver_envelope(peer_t *peer, const sb_env_t *env)
     char from[SB_ID_MAX + 1];
     memcpy(from, env->from.p, env->from.len);
     from[env->from.len] = '\0';
-    return hand_over(peer->conn, msg_type(env->kind), from, env->payload, env->mid) == 0;
+    return hand_over(peer, msg_type(env->kind), from, env->payload, env->mid) == 0;
 }
 
 int relay_deliver(void *ctx, void *sub, const char *msg, size_t len)

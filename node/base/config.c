@@ -105,6 +105,14 @@ static const option_t options[] = {
     {"resend-seconds", "SWITCHBOARD_RESEND_SECONDS", OPT_DELAY, OFF(resend_seconds), "10",
      "seconds a node keeps a copy of each message with a mid acked to a peer on another node, to "
      "send it again if a node or Redis lost it on the way; 0: no copies"},
+    {"peerjs-path", "SWITCHBOARD_PEERJS_PATH", OPT_STRING, OFF(peerjs_path), "",
+     "serve PeerJS clients as PeerServer does at this path (its --path, e.g. / or /myapp): the "
+     "WebSocket at <path>peerjs and the HTTP API; \"\": none"},
+    {"peerjs-key", "SWITCHBOARD_PEERJS_KEY", OPT_STRING, OFF(peerjs_key), "peerjs",
+     "the key PeerJS clients must give (PeerServer's --key)"},
+    {"peerjs-alive-ms", "SWITCHBOARD_PEERJS_ALIVE_MS", OPT_SECONDS, OFF(peerjs_alive_ms), "60000",
+     "milliseconds a PeerJS connection may go without a HEARTBEAT before it is closed "
+     "(PeerServer's --alive_timeout)"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
      "directory served at / (the demo and client); auto: the installed share/switchboard/www, else "
      "the source tree's www/; \"\": none"},
@@ -392,6 +400,35 @@ static int check_turn(sb_config_t *cfg, char *err, size_t errlen)
 }
 
 /* Checks the options that go together: the listeners, the PROXY protocol and its proxies. */
+/* --peerjs-path as PeerServer takes it ("app", "/app" and "/app/" are one path), made to start
+ * and end with '/'; --peerjs-key non-empty. */
+static int check_peerjs(sb_config_t *cfg, char *err, size_t errlen)
+{
+    const char *p = cfg->peerjs_path;
+    size_t len = strlen(p);
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] <= ' ' || p[i] >= 0x7f || p[i] == '?' || p[i] == '#' || p[i] == '%' ||
+            (p[i] == '/' && i + 1 < len && p[i + 1] == '/')) {
+            snprintf(err, errlen, "--peerjs-path %s: expected a plain path such as /myapp", p);
+            return -1;
+        }
+    if (cfg->peerjs_key[0] == '\0') {
+        snprintf(err, errlen, "--peerjs-key must not be empty");
+        return -1;
+    }
+    char *norm = malloc(len + 3);
+    if (norm == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(norm, len + 3, "%s%s%s", p[0] == '/' ? "" : "/", p, p[len - 1] == '/' ? "" : "/");
+    free(cfg->peerjs_path);
+    cfg->peerjs_path = norm;
+    return 0;
+}
+
 static int check_consistency(const sb_config_t *cfg, char *err, size_t errlen)
 {
     int tls = cfg->tls_listen[0] != '\0', cert = cfg->tls_cert[0] != '\0',
@@ -494,9 +531,9 @@ int sb_config_load(sb_config_t *cfg, int argc, char **argv, char *err, size_t er
         seen[o - options] = 1;
     }
     /* What the values mean, checked once: a directory that exists, ICE servers that parse. */
-    if (resolve_www(cfg, err, errlen) != 0 || check_ice_servers(cfg, err, errlen) != 0 ||
-        check_turn(cfg, err, errlen) != 0 || check_consistency(cfg, err, errlen) != 0 ||
-        name_node(cfg, err, errlen) != 0)
+    if (resolve_www(cfg, err, errlen) != 0 || check_peerjs(cfg, err, errlen) != 0 ||
+        check_ice_servers(cfg, err, errlen) != 0 || check_turn(cfg, err, errlen) != 0 ||
+        check_consistency(cfg, err, errlen) != 0 || name_node(cfg, err, errlen) != 0)
         return -1;
     return 0;
 }

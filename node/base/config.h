@@ -39,6 +39,10 @@ typedef struct {
     double bus_hold_ms;        /* relays, joins and claims wait this long for Redis to be back */
     size_t bus_hold_bytes;     /* bytes of relays a node holds while they wait */
     double resend_seconds;     /* acked relays are kept this long, to be sent again if lost */
+    char *peerjs_path;         /* PeerServer's path, "/" or "/app/" (made to end with '/'): its
+                                  WebSocket at <path>peerjs and its HTTP API; "" for none */
+    char *peerjs_key;          /* the key PeerJS clients must give */
+    double peerjs_alive_ms;    /* a PeerJS connection without a HEARTBEAT this long is closed */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */

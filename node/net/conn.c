@@ -58,6 +58,7 @@ struct sb_conn {
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
     char *query;
     sb_token_claims_t *claims; /* the token's, when tokens are on */
+    sb_dialect_t dialect;      /* the client protocol it upgraded to */
     void *data;
     char peer[64];
     sb_ip_t addr;        /* the socket's address */
@@ -400,6 +401,7 @@ static void read_http(sb_conn_t *c)
         return;
     }
     c->claims = rc.claims;
+    c->dialect = rc.dialect;
     c->query = strndup(req.query.p, req.query.len);
     if (c->query == NULL) {
         finish(c);
@@ -665,6 +667,8 @@ sb_conn_t **sb_conn_next(sb_conn_t *c) { return &c->next; }
 sb_conn_t **sb_conn_prev(sb_conn_t *c) { return &c->prev; }
 const char *sb_conn_query(const sb_conn_t *c) { return c->query ? c->query : ""; }
 const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c) { return c->claims; }
+
+sb_dialect_t sb_conn_dialect(const sb_conn_t *c) { return c->dialect; }
 const char *sb_conn_peer(const sb_conn_t *c) { return c->peer; }
 uint64_t sb_conn_id(const sb_conn_t *c) { return c->id; }
 int sb_conn_ended_by_accident(const sb_conn_t *c)

@@ -86,6 +86,9 @@ const char *sb_conn_query(const sb_conn_t *c);
 /* The claims of the token the connection opened with, NULL when tokens are off. */
 const sb_token_claims_t *sb_conn_claims(const sb_conn_t *c);
 
+/* The client protocol the connection speaks (the path it upgraded at). */
+sb_dialect_t sb_conn_dialect(const sb_conn_t *c);
+
 /* The peer's address, for logs: the client's as its trusted proxy names it (in its PROXY
  * header, or else X-Forwarded-For once the request head is read), else the socket's. */
 const char *sb_conn_peer(const sb_conn_t *c);

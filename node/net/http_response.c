@@ -10,8 +10,14 @@ const char *sb_http_status_text(int status)
         return "Switching Protocols";
     case 200:
         return "OK";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -37,13 +43,14 @@ void sb_http_respond(struct evbuffer *out, int status, const char *content_type,
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "Server: switchboard\r\n"
-                        "Content-Type: %s\r\n"
+                        "%s%s%s"
                         "Content-Length: %zu\r\n"
                         "Cache-Control: no-store\r\n"
                         "X-Content-Type-Options: nosniff\r\n"
                         "Connection: close\r\n"
                         "%s\r\n",
-                        status, sb_http_status_text(status), content_type, body_len,
+                        status, sb_http_status_text(status), content_type ? "Content-Type: " : "",
+                        content_type ? content_type : "", content_type ? "\r\n" : "", body_len,
                         extra ? extra : "");
     if (body_len > 0 && !head)
         evbuffer_add(out, body, body_len);

@@ -6,9 +6,9 @@
 
 #include <event2/buffer.h>
 
-/* Writes a complete response with Content-Length and Connection: close. extra is NULL or more
- * header lines, each ending in \r\n. For a HEAD request (head != 0) the headers describe the
- * body but it is not sent. */
+/* Writes a complete response with Content-Length and Connection: close (and Content-Type unless
+ * content_type is NULL). extra is NULL or more header lines, each ending in \r\n. For a HEAD
+ * request (head != 0) the headers describe the body but it is not sent. */
 void sb_http_respond(struct evbuffer *out, int status, const char *content_type, const char *body,
                      size_t body_len, const char *extra, int head);
 

@@ -1,8 +1,9 @@
-/* The node's HTTP routes: probes, /metrics, the WebSocket upgrade at /ws, and static files. */
+/* The node's HTTP routes: probes, /metrics, the WebSocket upgrades, PeerJS's API, static files. */
 #include "net/routes.h"
 
 #include "base/metrics.h"
 #include "net/http_response.h"
+#include "net/peerjs_routes.h"
 #include "handshake.h"
 #include "net/static.h"
 
@@ -61,6 +62,12 @@ sb_route_t sb_routes_answer(void *routes, const sb_http_request_t *req, struct e
     }
     if (sb_str_eq(&req->path, "/ws", 0) && !rt->admin)
         return upgrade(rt, req, out, conn);
+    if (!rt->admin && sb_peerjs_is_socket(rt->cfg, req)) {
+        conn->dialect = SB_DIALECT_PEERJS;
+        return upgrade(rt, req, out, conn);
+    }
+    if (!rt->admin && sb_peerjs_answer(rt->cfg, req, out))
+        return SB_ROUTE_ANSWERED;
 
     if (sb_str_eq(&req->path, "/healthz", 0)) {
         if (!get && !head)

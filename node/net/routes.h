@@ -1,4 +1,4 @@
-/* The node's HTTP routes: probes, /metrics, the WebSocket upgrade at /ws, and static files. */
+/* The node's HTTP routes: probes, /metrics, the WebSocket upgrades, PeerJS's API, static files. */
 #ifndef SB_ROUTES_H
 #define SB_ROUTES_H
 
@@ -30,10 +30,14 @@ typedef enum {
 } sb_route_t;
 
 /* The connection a request came on: who asks (for logs), and what an upgrade hands it. */
+/* The client protocol a WebSocket speaks: Switchboard's (at /ws), or PeerJS's PeerServer's. */
+typedef enum { SB_DIALECT_V1, SB_DIALECT_PEERJS } sb_dialect_t;
+
 typedef struct {
     uint64_t id;
     const char *remote;
     sb_token_claims_t *claims; /* set by an upgrade when tokens are on: the connection's now */
+    sb_dialect_t dialect;      /* set by an upgrade: the connection's from then on */
 } sb_route_conn_t;
 
 /* Writes the answer to req into out (routes is an sb_routes_t). Every request's Host is checked
