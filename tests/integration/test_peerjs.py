@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""PeerJS's PeerServer protocol on Switchboard (proto/PEERJS.md), checked against the real
+PeerServer: the `peer` package from npm (installed by tests/browser/setup.sh), run by each test
+on a free port. The same scripted sequences of frames go to both servers, and what each client
+receives (frames, parsed as JSON, and how its connection closed) is compared whole, per client:
+only timings and generated IDs may differ. Switchboard runs one node, or two nodes on a real
+Redis with the script's clients spread over them, where PeerServer has its one process.
+
+Usage: test_peerjs.py PATH-TO-SWITCHBOARD"""
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+from test_cluster import NODE_ARGS, start_nodes, start_redis  # noqa: E402
+import websockets  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER_BIN = os.path.join(HERE, "..", "browser", "node_modules", "peer", "dist", "bin", "peerjs.js")
+PATH = "/myapp/"
+ALIVE_MS = 60000  # both servers' alive timeout (PeerServer's command line default)
+EXPIRE_MS = 1000  # PeerServer's expire timeout (Switchboard answers at once)
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+class PeerServer(h.Service):
+    """The real PeerServer (npm `peer` 1.0.2, its own command line) on 127.0.0.1."""
+
+    name = "peerserver"
+
+    def start(self, alive_ms=ALIVE_MS):
+        h.check(os.path.exists(PEER_BIN), f"no {PEER_BIN}: run tests/browser/setup.sh")
+        self.port = h.free_port()
+        self.spawn(["node", PEER_BIN, "--host", "127.0.0.1", "--port", str(self.port),
+                    "--path", PATH, "--alive_timeout", str(alive_ms), "--expire_timeout",
+                    str(EXPIRE_MS)])
+
+        def listening():
+            h.check(self.alive(), "PeerServer exited")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError as e:
+                raise h.Failure(f"PeerServer not listening on {self.port}: {e}")
+        h.eventually(listening, 10.0, interval=0.05)
+        return self
+
+
+def switchboard(t, alive_ms=ALIVE_MS):
+    return t.node("--peerjs-path", PATH, "--peerjs-alive-ms", str(alive_ms), *NODE_ARGS,
+                  echo=False)
+
+
+def dumps(obj):
+    """Canonical JSON, as PeerServer writes what it passes on."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class Client:
+    """One WebSocket of a script: every frame it receives, parsed, and how it closed."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.events = []
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self):
+        try:
+            async for raw in self.ws:
+                self.events.append(("frame", json.loads(raw)))
+        except websockets.ConnectionClosed:
+            pass
+        self.events.append(("closed", self.ws.close_code))
+
+
+async def run_script(ports, script):
+    """Plays script against a server (ports: the port of each node a client may use; a single
+    server is given once per node) and returns {client: [events]}. Steps:
+      ("open", name, node, query)    connects (the query after ?)
+      ("send", name, obj or str)     a frame (an object as canonical JSON)
+      ("expect", name, n)            waits until name has n events (at most 10 s)
+      ("close", name)                closes name's connection (a close frame, code 1000)
+      ("quiet", secs)                lets secs pass, for what must not come"""
+    clients = {}
+    for step in script:
+        kind = step[0]
+        if kind == "open":
+            _, name, node, query = step
+            ws = await websockets.connect(f"ws://127.0.0.1:{ports[node]}{PATH}peerjs?{query}")
+            clients[name] = Client(ws)
+        elif kind == "send":
+            _, name, frame = step
+            await clients[name].ws.send(frame if isinstance(frame, str) else dumps(frame))
+        elif kind == "expect":
+            _, name, n = step
+            for _ in range(1000):
+                if len(clients[name].events) >= n:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise h.Failure(f"{name}: {len(clients[name].events)} events after 10 s, "
+                                f"expected {n}: {clients[name].events}")
+        elif kind == "close":
+            await clients[step[1]].ws.close()
+            await clients[step[1]].task
+        elif kind == "quiet":
+            await asyncio.sleep(step[1])
+    await asyncio.sleep(0.3)  # anything more than expected
+    for c in clients.values():
+        await c.ws.close()
+        await c.task
+    return {name: c.events for name, c in clients.items()}
+
+
+def compare(t, script, nodes=1, alive_ms=ALIVE_MS):
+    """Runs script on PeerServer and on Switchboard (nodes: 1, or 2 on a Redis) and checks that
+    each client received the same."""
+    ps = t.service(PeerServer()).start(alive_ms)
+    if nodes == 1:
+        n = switchboard(t, alive_ms)
+        ports = [n.port, n.port]
+    else:
+        redis = start_redis(t)
+        ours = start_nodes(t, redis, count=2,
+                           args=("--peerjs-path", PATH, "--peerjs-alive-ms", str(alive_ms)))
+        ports = [x.port for x in ours]
+    theirs = h.arun(run_script([ps.port, ps.port], script), timeout=40)
+    mine = h.arun(run_script(ports, script), timeout=40)
+    for name in theirs:
+        h.eq(mine[name], theirs[name], f"{name}: what Switchboard sent (right: PeerServer)")
+    return mine
+
+
+Q = "key=peerjs&id={}&token={}"
+
+OFFER = {"sdp": {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"},
+         "type": "data", "connectionId": "dc_abc123", "label": "dc_abc123",
+         "reliable": False, "serialization": "binary"}
+ANSWER = {"sdp": {"type": "answer", "sdp": "v=0\r\n"}, "type": "data",
+          "connectionId": "dc_abc123"}
+CANDIDATE = {"candidate": {"candidate": "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host",
+                           "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "ufrag"},
+             "type": "data", "connectionId": "dc_abc123"}
+
+RELAY = [
+    ("open", "alice", 0, Q.format("alice", "ta")),
+    ("expect", "alice", 1),
+    ("open", "bob", 1, Q.format("bob", "tb")),
+    ("expect", "bob", 1),
+    ("send", "alice", {"type": "OFFER", "payload": OFFER, "dst": "bob"}),
+    ("expect", "bob", 2),
+    ("send", "bob", {"type": "ANSWER", "payload": ANSWER, "dst": "alice"}),
+    ("expect", "alice", 2),
+    ("send", "alice", {"type": "CANDIDATE", "payload": CANDIDATE, "dst": "bob"}),
+    ("send", "alice", {"type": "CANDIDATE", "payload": CANDIDATE, "dst": "bob",
+                       "src": "mallory", "extra": [1, 2]}),
+    ("expect", "bob", 4),
+    ("send", "bob", {"type": "OFFER", "dst": "alice"}),  # no payload
+    ("send", "bob", {"type": "OFFER", "dst": "alice", "payload": None}),
+    ("expect", "alice", 4),
+    ("send", "alice", {"type": "HEARTBEAT"}),
+    ("send", "alice", {"type": "NONSENSE", "dst": "bob", "payload": 1}),
+    ("send", "alice", {"type": "offer", "dst": "bob", "payload": 1}),
+    ("send", "alice", {"type": "OFFER", "payload": 1}),  # no dst
+    ("send", "alice", {"type": "LEAVE", "dst": "bob"}),
+    ("expect", "bob", 5),
+]
+
+
+def test_relay_as_peerserver(t):
+    """OPEN, then OFFER, ANSWER and CANDIDATE both ways with src set by the server (a client's
+    src and extra members dropped), a frame without payload or with null, HEARTBEAT answered
+    by nothing, unknown types and a message without dst ignored, LEAVE passed on."""
+    got = compare(t, RELAY)
+    h.eq(got["bob"][1], ("frame", {"type": "OFFER", "src": "alice", "dst": "bob",
+                                   "payload": OFFER}), "bob's first relayed frame")
+
+
+def test_relay_across_two_nodes(t):
+    """The same script with alice on one node and bob on another, through Redis: the same
+    frames as PeerServer's one process sends."""
+    compare(t, RELAY, nodes=2)
+
+
+def test_refused_connections(t):
+    """A missing id, token or key, a wrong key, and an ID held with another token: PeerServer's
+    ERROR or ID-TAKEN, then a close without a status code; the holder is not disturbed."""
+    compare(t, [
+        ("open", "holder", 0, Q.format("taken", "t1")),
+        ("expect", "holder", 1),
+        ("open", "no-id", 0, "key=peerjs&token=x"),
+        ("expect", "no-id", 2),
+        ("open", "no-token", 0, "key=peerjs&id=nt"),
+        ("expect", "no-token", 2),
+        ("open", "no-key", 0, "id=nk&token=x"),
+        ("expect", "no-key", 2),
+        ("open", "empty-id", 0, "key=peerjs&id=&token=x"),
+        ("expect", "empty-id", 2),
+        ("open", "bad-key", 0, "key=nope&id=bk&token=x"),
+        ("expect", "bad-key", 2),
+        ("open", "thief", 0, Q.format("taken", "t2")),
+        ("expect", "thief", 2),
+        ("send", "holder", {"type": "HEARTBEAT"}),
+    ])
+
+
+def test_absent_peer_expires(t):
+    """A message to a peer that never connects: EXPIRE naming it (PeerServer after its expire
+    timeout, Switchboard at once), once per message here, and the sender's connection goes
+    on."""
+    compare(t, [
+        ("open", "alice", 0, Q.format("alice", "ta")),
+        ("expect", "alice", 1),
+        ("send", "alice", {"type": "OFFER", "payload": OFFER, "dst": "nobody"}),
+        ("expect", "alice", 2),
+        ("open", "bob", 0, Q.format("bob", "tb")),
+        ("expect", "bob", 1),
+        ("send", "alice", {"type": "CANDIDATE", "payload": CANDIDATE, "dst": "bob"}),
+        ("expect", "bob", 2),
+    ])
+
+
+def test_silent_connection_dropped(t):
+    """A client that sends no HEARTBEAT for the alive timeout is closed without a status code
+    (and nobody else is told); one that does, stays."""
+    alive_ms = 2000
+    compare(t, [
+        ("open", "quiet", 0, Q.format("quiet", "tq")),
+        ("open", "beating", 0, Q.format("beating", "tb")),
+        ("expect", "quiet", 1),
+        ("expect", "beating", 1),
+        *[step for _ in range(6) for step in (("send", "beating", {"type": "HEARTBEAT"}),
+                                               ("quiet", alive_ms / 1000 / 3))],
+        ("expect", "quiet", 2),
+        ("send", "beating", {"type": "OFFER", "payload": 1, "dst": "beating"}),
+        ("expect", "beating", 2),
+    ], alive_ms=alive_ms)
+
+
+def test_reconnect_with_its_token(t):
+    """A client that closes and connects again with its ID and token (PeerJS's reconnect) gets
+    OPEN and the messages sent to it from then on; another token for that ID gets ID-TAKEN."""
+    compare(t, [
+        ("open", "first", 0, Q.format("comeback", "tc")),
+        ("expect", "first", 1),
+        ("open", "peer", 1, Q.format("peer", "tp")),
+        ("expect", "peer", 1),
+        ("close", "first"),
+        ("open", "second", 0, Q.format("comeback", "tc")),
+        ("expect", "second", 1),
+        ("send", "peer", {"type": "OFFER", "payload": OFFER, "dst": "comeback"}),
+        ("expect", "second", 2),
+        ("open", "thief", 1, Q.format("comeback", "other")),
+        ("expect", "thief", 2),
+    ])
+
+
+def http_get(port, path, headers=None, method="GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request(method, path, headers=headers or {})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, resp.getheader("Content-Type"), resp.getheader(
+        "Access-Control-Allow-Origin"), body
+
+
+def test_http_api(t):
+    """The info JSON at the path, a UUID at <key>/id, 401 for the peer list (discovery off), a
+    CORS preflight, and the request's Origin echoed: as PeerServer answers."""
+    ps = t.service(PeerServer()).start()
+    n = switchboard(t)
+    origin = {"Origin": "https://app.example"}
+    for path in (PATH, PATH.rstrip("/"), f"{PATH}peers-key/peers", f"{PATH}peerjs/peers"):
+        theirs, mine = http_get(ps.port, path, origin), http_get(n.port, path, origin)
+        h.eq(mine, theirs, f"GET {path}")
+    for path in (f"{PATH}peerjs/id", f"{PATH}anykey/id"):
+        theirs, mine = http_get(ps.port, path, origin), http_get(n.port, path, origin)
+        h.eq(mine[:3], theirs[:3], f"GET {path}: status, type, CORS")
+        h.check(UUID.match(mine[3].decode()) is not None, f"GET {path}: {mine[3]!r} not a UUID")
+        h.check(UUID.match(theirs[3].decode()) is not None, f"PeerServer's {path}: {theirs[3]!r}")
+    pre = {**origin, "Access-Control-Request-Method": "GET",
+           "Access-Control-Request-Headers": "x-one"}
+    theirs = http_get(ps.port, f"{PATH}peerjs/id", pre, method="OPTIONS")
+    mine = http_get(n.port, f"{PATH}peerjs/id", pre, method="OPTIONS")
+    h.eq((mine[0], mine[2], mine[3]), (theirs[0], theirs[2], theirs[3]), "a CORS preflight")
+
+
+TESTS = [
+    test_relay_as_peerserver,
+    test_relay_across_two_nodes,
+    test_refused_connections,
+    test_absent_peer_expires,
+    test_silent_connection_dropped,
+    test_reconnect_with_its_token,
+    test_http_api,
+]
+
+if __name__ == "__main__":
+    h.main(TESTS, test_timeout=90.0, echo=False)
