@@ -22,6 +22,8 @@
 
 /* How soon a held message is tried again after the bus or directory said "not yet". */
 #define RETRY_SECONDS 0.02
+/* How often a PeerJS message for a peer that is not connected looks for it again. */
+#define AWAIT_SECONDS 0.1
 
 /* Envelope buffers by size: most signaling messages fit the first class. */
 #define ENV_SMALL 1024
@@ -505,6 +507,13 @@ static void held_put(void *arg, sb_dir_put_t outcome)
         settle(p, SB_RELAY_BOXFULL);
         break;
     case SB_DIR_GONE:
+        if (p->sender->dialect == SB_DIALECT_PEERJS && now < p->deadline) {
+            /* PeerServer holds a message for a peer that is not there for its expire timeout,
+             * as the peer may be about to connect: published again until then. */
+            p->step = HOLD_PUBLISH;
+            p->not_before = now + AWAIT_SECONDS;
+            break;
+        }
         if (!recovering(r, now)) {
             settle(p, SB_RELAY_UNKNOWN);
             break;
@@ -725,7 +734,12 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
     p->sender = relay_peer_ref(sender);
     p->type = m->type;
     p->seq = ++sender->seq;
-    p->deadline = sb_clock_mono() + r->cfg->bus_hold_ms / 1000.0;
+    /* A PeerJS message also waits for a recipient that is not connected yet (PeerServer's
+     * expire timeout): its bound is the longer of the two. */
+    double wait = r->cfg->bus_hold_ms;
+    if (sender->dialect == SB_DIALECT_PEERJS && r->cfg->peerjs_expire_ms > wait)
+        wait = r->cfg->peerjs_expire_ms;
+    p->deadline = sb_clock_mono() + wait / 1000.0;
     sender->relays++;
     memcpy(p->to, m->to, sizeof(p->to));
     if (m->mid.len > 0)

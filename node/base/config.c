@@ -113,6 +113,9 @@ static const option_t options[] = {
     {"peerjs-alive-ms", "SWITCHBOARD_PEERJS_ALIVE_MS", OPT_SECONDS, OFF(peerjs_alive_ms), "60000",
      "milliseconds a PeerJS connection may go without a HEARTBEAT before it is closed "
      "(PeerServer's --alive_timeout)"},
+    {"peerjs-expire-ms", "SWITCHBOARD_PEERJS_EXPIRE_MS", OPT_DELAY, OFF(peerjs_expire_ms), "5000",
+     "milliseconds a PeerJS client's message waits for a recipient that is not connected, before "
+     "its sender is told EXPIRE (PeerServer's --expire_timeout)"},
     {"www", "SWITCHBOARD_WWW", OPT_STRING, OFF(www), "auto",
      "directory served at / (the demo and client); auto: the installed share/switchboard/www, else "
      "the source tree's www/; \"\": none"},

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_BIN = os.path.join(HERE, "..", "browser", "node_modules", "peer", "dist", "bin", "peerjs.js")
 PATH = "/myapp/"
 ALIVE_MS = 60000  # both servers' alive timeout (PeerServer's command line default)
-EXPIRE_MS = 1000  # PeerServer's expire timeout (Switchboard answers at once)
+EXPIRE_MS = 2000  # both servers' expire timeout: how long a message waits for its recipient
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -53,8 +53,12 @@ class PeerServer(h.Service):
 
 
 def switchboard(t, alive_ms=ALIVE_MS):
-    return t.node("--peerjs-path", PATH, "--peerjs-alive-ms", str(alive_ms), *NODE_ARGS,
-                  echo=False)
+    return t.node(*peerjs_args(alive_ms), *NODE_ARGS, echo=False)
+
+
+def peerjs_args(alive_ms):
+    return ("--peerjs-path", PATH, "--peerjs-alive-ms", str(alive_ms), "--peerjs-expire-ms",
+            str(EXPIRE_MS))
 
 
 def dumps(obj):
@@ -127,8 +131,7 @@ def compare(t, script, nodes=1, alive_ms=ALIVE_MS):
         ports = [n.port, n.port]
     else:
         redis = start_redis(t)
-        ours = start_nodes(t, redis, count=2,
-                           args=("--peerjs-path", PATH, "--peerjs-alive-ms", str(alive_ms)))
+        ours = start_nodes(t, redis, count=2, args=peerjs_args(alive_ms))
         ports = [x.port for x in ours]
     theirs = h.arun(run_script([ps.port, ps.port], script), timeout=40)
     mine = h.arun(run_script(ports, script), timeout=40)
@@ -211,9 +214,8 @@ def test_refused_connections(t):
 
 
 def test_absent_peer_expires(t):
-    """A message to a peer that never connects: EXPIRE naming it (PeerServer after its expire
-    timeout, Switchboard at once), once per message here, and the sender's connection goes
-    on."""
+    """A message to a peer that never connects: EXPIRE naming it once the expire timeout has
+    passed, and the sender's connection goes on."""
     compare(t, [
         ("open", "alice", 0, Q.format("alice", "ta")),
         ("expect", "alice", 1),
@@ -292,11 +294,38 @@ def test_http_api(t):
     h.eq((mine[0], mine[2], mine[3]), (theirs[0], theirs[2], theirs[3]), "a CORS preflight")
 
 
+LATE = [
+    ("open", "alice", 0, Q.format("alice", "ta")),
+    ("expect", "alice", 1),
+    ("send", "alice", {"type": "OFFER", "payload": OFFER, "dst": "late"}),
+    ("send", "alice", {"type": "CANDIDATE", "payload": CANDIDATE, "dst": "late"}),
+    ("quiet", 0.3),
+    ("open", "late", 1, Q.format("late", "tl")),
+    ("expect", "late", 3),
+    ("send", "late", {"type": "ANSWER", "payload": ANSWER, "dst": "alice"}),
+    ("expect", "alice", 2),
+]
+
+
+def test_peer_that_connects_late(t):
+    """Messages to a peer that connects within the expire timeout wait for it and follow its
+    OPEN, in order; the sender hears no EXPIRE."""
+    compare(t, LATE)
+
+
+def test_peer_that_connects_late_on_another_node(t):
+    """The same with the late peer connecting to the other node: the messages wait in the
+    cluster, not in one process."""
+    compare(t, LATE, nodes=2)
+
+
 TESTS = [
     test_relay_as_peerserver,
     test_relay_across_two_nodes,
     test_refused_connections,
     test_absent_peer_expires,
+    test_peer_that_connects_late,
+    test_peer_that_connects_late_on_another_node,
     test_silent_connection_dropped,
     test_reconnect_with_its_token,
     test_http_api,
