@@ -88,10 +88,24 @@ int relay_pj_open(sb_relay_t *r, peer_t *peer, sb_conn_t *c)
         relay_pj_refuse(c, "bad-token", "Invalid token: longer than 40 characters");
         return -1;
     }
+    if (r->cfg->peerjs_limit > 0 && r->peerjs_peers >= r->cfg->peerjs_limit) {
+        relay_pj_refuse(c, "limit", SB_PJ_MSG_LIMIT);
+        return -1;
+    }
+    r->peerjs_peers++;
+    peer->counted = 1;
     /* The token is the session's for its whole life: presented to take the ID back, and kept. */
     snprintf(peer->token, sizeof(peer->token), TOKEN_PREFIX "%s", token);
     snprintf(peer->resume, sizeof(peer->resume), TOKEN_PREFIX "%s", token);
     return 0;
+}
+
+void relay_pj_close(sb_relay_t *r, peer_t *peer)
+{
+    if (peer->counted) {
+        r->peerjs_peers--;
+        peer->counted = 0;
+    }
 }
 
 void relay_pj_welcome(peer_t *peer)

@@ -438,6 +438,7 @@ void relay_on_close(void *app, sb_conn_t *c)
         return;
     sb_conn_set_data(c, NULL);
     peer->closed = 1;
+    relay_pj_close(r, peer);
     relay_join_cancel(peer);
     relay_greeting_free(peer); /* what waited for its catch-up: its senders keep what was acked */
     if (peer->retry != NULL) {

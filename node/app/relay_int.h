@@ -43,6 +43,7 @@ struct peer {
     sb_conn_t *conn;
     sb_dialect_t dialect; /* the client protocol it speaks: v1, or PeerJS's (peerjs.c) */
     double heard;         /* PeerJS: when its last HEARTBEAT came (monotonic) */
+    int counted;          /* PeerJS: counted in the relay's peerjs_peers */
     int refs;
     int closed;     /* its connection has ended */
     int registered; /* holds its ID (welcome sent) and its bus channel */
@@ -132,6 +133,8 @@ struct sb_relay {
     size_t kept_bytes;                  /* their envelopes' bytes, at most --bus-hold-bytes */
     struct event *kept_timer;           /* drops kept relays whose time is up */
     struct event *peerjs_timer;         /* closes silent PeerJS connections (peerjs.c) */
+    size_t peerjs_peers;                /* PeerJS connections past their checks, at most
+                                           --peerjs-concurrent-limit */
     int stopping;                       /* the bus and directory are going away: nothing waits */
 };
 
@@ -199,6 +202,8 @@ int relay_pj_open(sb_relay_t *r, peer_t *peer, sb_conn_t *c);
 void relay_pj_refuse(sb_conn_t *c, const char *code, const char *message);
 /* OPEN, the PeerJS welcome. */
 void relay_pj_welcome(peer_t *peer);
+/* A PeerJS connection has ended. */
+void relay_pj_close(sb_relay_t *r, peer_t *peer);
 /* A PeerJS client's frame. */
 void relay_pj_text(sb_relay_t *r, peer_t *peer, const char *data, size_t len);
 /* Tells a PeerJS sender that its message to `to` was not delivered: EXPIRE. */

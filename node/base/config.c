@@ -23,6 +23,7 @@ typedef enum {
     OPT_STRING,
     OPT_BYTES,
     OPT_COUNT,
+    OPT_LIMIT,   /* a count that may be 0: no limit */
     OPT_SECONDS, /* a positive time */
     OPT_DELAY,   /* a time that may be 0 */
     OPT_FLAG,
@@ -113,6 +114,10 @@ static const option_t options[] = {
     {"peerjs-alive-ms", "SWITCHBOARD_PEERJS_ALIVE_MS", OPT_SECONDS, OFF(peerjs_alive_ms), "60000",
      "milliseconds a PeerJS connection may go without a HEARTBEAT before it is closed "
      "(PeerServer's --alive_timeout)"},
+    {"peerjs-concurrent-limit", "SWITCHBOARD_PEERJS_CONCURRENT_LIMIT", OPT_LIMIT, OFF(peerjs_limit),
+     "0",
+     "PeerJS connections one node serves at once; past it they are refused as PeerServer refuses "
+     "(its --concurrent_limit); 0: only --max-connections"},
     {"peerjs-expire-ms", "SWITCHBOARD_PEERJS_EXPIRE_MS", OPT_DELAY, OFF(peerjs_expire_ms), "5000",
      "milliseconds a PeerJS client's message waits for a recipient that is not connected, before "
      "its sender is told EXPIRE (PeerServer's --expire_timeout)"},
@@ -237,6 +242,11 @@ static int set_option(sb_config_t *cfg, const option_t *o, const char *value, in
         *(char **)field = strdup(value);
         if (*(char **)field == NULL)
             goto bad;
+        return 0;
+    case OPT_LIMIT:
+        if (parse_bytes(value, &n) != 0 || n > (1ULL << 30))
+            goto bad;
+        *(size_t *)field = (size_t)n;
         return 0;
     case OPT_BYTES:
     case OPT_COUNT:

@@ -44,6 +44,7 @@ typedef struct {
     char *peerjs_key;          /* the key PeerJS clients must give */
     double peerjs_alive_ms;    /* a PeerJS connection without a HEARTBEAT this long is closed */
     double peerjs_expire_ms;   /* a PeerJS message waits this long for its recipient to connect */
+    size_t peerjs_limit; /* PeerJS connections one node serves at once; 0: no limit of its own */
     size_t max_rooms_per_peer;
     size_t max_room_peers;
     size_t max_message;       /* largest WebSocket message accepted, bytes */

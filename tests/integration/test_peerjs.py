@@ -35,12 +35,12 @@ class PeerServer(h.Service):
 
     name = "peerserver"
 
-    def start(self, alive_ms=ALIVE_MS):
+    def start(self, alive_ms=ALIVE_MS, args=()):
         h.check(os.path.exists(PEER_BIN), f"no {PEER_BIN}: run tests/browser/setup.sh")
         self.port = h.free_port()
         self.spawn(["node", PEER_BIN, "--host", "127.0.0.1", "--port", str(self.port),
                     "--path", PATH, "--alive_timeout", str(alive_ms), "--expire_timeout",
-                    str(EXPIRE_MS)])
+                    str(EXPIRE_MS), *args])
 
         def listening():
             h.check(self.alive(), "PeerServer exited")
@@ -52,8 +52,8 @@ class PeerServer(h.Service):
         return self
 
 
-def switchboard(t, alive_ms=ALIVE_MS):
-    return t.node(*peerjs_args(alive_ms), *NODE_ARGS, echo=False)
+def switchboard(t, alive_ms=ALIVE_MS, args=()):
+    return t.node(*peerjs_args(alive_ms), *NODE_ARGS, *args, echo=False)
 
 
 def peerjs_args(alive_ms):
@@ -122,12 +122,12 @@ async def run_script(ports, script):
     return {name: c.events for name, c in clients.items()}
 
 
-def compare(t, script, nodes=1, alive_ms=ALIVE_MS):
+def compare(t, script, nodes=1, alive_ms=ALIVE_MS, theirs_args=(), our_args=()):
     """Runs script on PeerServer and on Switchboard (nodes: 1, or 2 on a Redis) and checks that
     each client received the same."""
-    ps = t.service(PeerServer()).start(alive_ms)
+    ps = t.service(PeerServer()).start(alive_ms, theirs_args)
     if nodes == 1:
-        n = switchboard(t, alive_ms)
+        n = switchboard(t, alive_ms, our_args)
         ports = [n.port, n.port]
     else:
         redis = start_redis(t)
@@ -263,6 +263,66 @@ def test_reconnect_with_its_token(t):
     ])
 
 
+def test_concurrent_limit(t):
+    """PeerServer's --concurrent_limit and Switchboard's --peerjs-concurrent-limit: past it, a
+    new connection gets PeerServer's ERROR and a close; once one leaves, a new one is welcome."""
+    compare(t, [
+        ("open", "one", 0, Q.format("one", "t1")),
+        ("expect", "one", 1),
+        ("open", "two", 0, Q.format("two", "t2")),
+        ("expect", "two", 1),
+        ("open", "three", 0, Q.format("three", "t3")),
+        ("expect", "three", 2),
+        ("close", "one"),
+        ("quiet", 0.5),
+        ("open", "four", 0, Q.format("four", "t4")),
+        ("expect", "four", 1),
+    ], theirs_args=("--concurrent_limit", "2"), our_args=("--peerjs-concurrent-limit", "2"))
+
+
+def test_dialects_share_ids(t):
+    """One namespace of IDs for both protocols, and messages between them: a protocol-v1 peer
+    and a PeerJS peer cannot take each other's ID, and each receives the other's messages in
+    its own protocol (two nodes on one Redis)."""
+    redis = start_redis(t)
+    n1, n2 = start_nodes(t, redis, count=2, args=peerjs_args(ALIVE_MS))
+
+    async def run():
+        v1 = await websockets.connect(f"ws://127.0.0.1:{n1.port}/ws?id=v1peer",
+                                      subprotocols=[h.SUBPROTOCOL])
+        h.eq(json.loads(await v1.recv())["type"], "welcome", "the v1 peer's welcome")
+        pj = await websockets.connect(f"ws://127.0.0.1:{n2.port}{PATH}peerjs?"
+                                      + Q.format("pjpeer", "tp"))
+        h.eq(json.loads(await pj.recv()), {"type": "OPEN"}, "the PeerJS peer's OPEN")
+
+        await v1.send(dumps({"type": "offer", "to": "pjpeer", "payload": OFFER, "mid": "m1"}))
+        h.eq(json.loads(await v1.recv()), {"type": "ack", "mid": "m1"}, "ack of v1 to PeerJS")
+        h.eq(json.loads(await pj.recv()),
+             {"type": "OFFER", "src": "v1peer", "dst": "pjpeer", "payload": OFFER},
+             "a v1 offer, as PeerJS frames it")
+        await pj.send(dumps({"type": "ANSWER", "payload": ANSWER, "dst": "v1peer"}))
+        h.eq(json.loads(await v1.recv()), {"type": "answer", "from": "pjpeer", "payload": ANSWER},
+             "a PeerJS answer, as protocol v1 frames it")
+        await pj.send(dumps({"type": "LEAVE", "dst": "v1peer"}))
+        h.eq(json.loads(await v1.recv()), {"type": "bye", "from": "pjpeer"}, "LEAVE as bye")
+
+        thief = await websockets.connect(f"ws://127.0.0.1:{n1.port}/ws?id=pjpeer",
+                                         subprotocols=[h.SUBPROTOCOL])
+        got = json.loads(await thief.recv())
+        h.eq((got["type"], got["code"]), ("error", "id-taken"), "a v1 client asking pjpeer")
+        await thief.wait_closed()
+        h.eq(thief.close_code, 4001, "its close")
+        thief = await websockets.connect(f"ws://127.0.0.1:{n2.port}{PATH}peerjs?"
+                                         + Q.format("v1peer", "tx"))
+        h.eq(json.loads(await thief.recv()),
+             {"type": "ID-TAKEN", "payload": {"msg": "ID is taken"}}, "a PeerJS client asking v1peer")
+        await thief.wait_closed()
+        await v1.close()
+        await pj.close()
+
+    h.arun(run(), timeout=20)
+
+
 def http_get(port, path, headers=None, method="GET"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request(method, path, headers=headers or {})
@@ -328,6 +388,8 @@ TESTS = [
     test_peer_that_connects_late_on_another_node,
     test_silent_connection_dropped,
     test_reconnect_with_its_token,
+    test_concurrent_limit,
+    test_dialects_share_ids,
     test_http_api,
 ]
 
