@@ -2,7 +2,7 @@
 // (npm peerjs 1.5.5, its browser bundle) in two Chromium pages opens a data connection and a
 // media call (Chromium's fake camera) through Switchboard: on one node, across two nodes on one
 // Redis, and through HAProxy in front of three; then a page disconnects and reconnects with
-// PeerJS's own reconnect (its ID and token) and a new connection is set up.
+// PeerJS's own reconnect (its ID and token) and a data connection and a call are set up again.
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,6 +157,7 @@ suite.test('peerjs through HAProxy in front of three nodes, then a reconnect wit
     assertEqual(await withTimeout(again, STEP_MS, 'alice: reconnect'), 'alice', 'the ID after reconnect');
     assertEqual(await dataRoundTrip(a, 'bob', 'after reconnect'), 'echo:after reconnect', 'data after reconnect');
     assertEqual(await dataRoundTrip(b, 'alice', 'to the reconnected'), 'echo:to the reconnected', 'data to alice');
+    assertEqual(await mediaCall(b, 'alice'), 2, 'a call to the reconnected alice (its tracks)');
 });
 
 await suite.run();
