@@ -48,18 +48,7 @@ void relay_pj_refuse(sb_conn_t *c, const char *code, const char *message)
  * *too_long set when cut short; else 0. */
 static int param(const char *query, const char *name, char *out, size_t cap, int *too_long)
 {
-    size_t k = strlen(name);
-    for (const char *p = query; *p;) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n > k + 1 && strncmp(p, name, k) == 0 && p[k] == '=') {
-            *too_long = n - k - 1 >= cap;
-            snprintf(out, cap, "%.*s", (int)(n - k - 1), p + k + 1);
-            return 1;
-        }
-        p += n + (amp ? 1 : 0);
-    }
-    return 0;
+    return relay_query_param(query, name, out, cap, too_long) && out[0] != '\0';
 }
 
 int relay_pj_open(sb_relay_t *r, peer_t *peer, sb_conn_t *c)

@@ -35,9 +35,7 @@ static int random_b64url(char *out, size_t n)
 /* A random, unguessable ID: 96 bits, 16 characters. */
 static int random_id(char out[17]) { return random_b64url(out, 12); }
 
-/* Finds NAME=VALUE in a query string. Returns 1 and copies VALUE (at most cap-1 bytes, longer
- * is reported through *too_long), or 0 when there is no such parameter. */
-static int query_param(const char *query, const char *name, char *out, size_t cap, int *too_long)
+int relay_query_param(const char *query, const char *name, char *out, size_t cap, int *too_long)
 {
     size_t k = strlen(name);
     for (const char *p = query; *p;) {
@@ -379,7 +377,7 @@ void relay_on_open(void *app, sb_conn_t *c)
         /* The token names the peer (the handshake checked any ?id= against it). */
         snprintf(peer->id, sizeof(peer->id), "%s", claims->sub);
         asked = 1;
-    } else if (query_param(sb_conn_query(c), "id", peer->id, sizeof(peer->id), &too_long)) {
+    } else if (relay_query_param(sb_conn_query(c), "id", peer->id, sizeof(peer->id), &too_long)) {
         if (too_long || !sb_peer_id_valid(peer->id, strlen(peer->id))) {
             refuse(c, "bad-id", "id must be 1-64 characters of [A-Za-z0-9_.-]", CLOSE_BAD_ID);
             return;
@@ -393,8 +391,8 @@ void relay_on_open(void *app, sb_conn_t *c)
      * no token at all. */
     if (r->cfg->resume_seconds > 0 && peer->dialect == SB_DIALECT_V1) {
         if (asked &&
-            query_param(sb_conn_query(c), "resume", peer->resume, sizeof(peer->resume),
-                        &too_long) &&
+            relay_query_param(sb_conn_query(c), "resume", peer->resume, sizeof(peer->resume),
+                              &too_long) &&
             (too_long || !token_form(peer->resume)))
             peer->resume[0] = '\0';
         if (random_token(peer->token) != 0) {

@@ -150,6 +150,9 @@ void relay_send_error(sb_conn_t *c, const char *code, const char *message, const
 
 /* peers.c: IDs, sessions, connections opening and closing, and recording them again after a
  * loss. */
+/* Finds NAME=VALUE in a query string. Returns 1 and copies VALUE (at most cap-1 bytes, longer
+ * is reported through *too_long), or 0 when there is no such parameter. */
+int relay_query_param(const char *query, const char *name, char *out, size_t cap, int *too_long);
 void relay_on_open(void *app, sb_conn_t *c);
 void relay_on_close(void *app, sb_conn_t *c);
 void relay_reassert(void *relay);
