@@ -82,6 +82,7 @@ int relay_pj_open(sb_relay_t *r, peer_t *peer, sb_conn_t *c)
         return -1;
     }
     r->peerjs_peers++;
+    sb_metrics.peerjs_peers++;
     peer->counted = 1;
     /* The token is the session's for its whole life: presented to take the ID back, and kept. */
     snprintf(peer->token, sizeof(peer->token), TOKEN_PREFIX "%s", token);
@@ -93,6 +94,7 @@ void relay_pj_close(sb_relay_t *r, peer_t *peer)
 {
     if (peer->counted) {
         r->peerjs_peers--;
+        sb_metrics.peerjs_peers--;
         peer->counted = 0;
     }
 }

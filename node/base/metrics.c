@@ -210,6 +210,9 @@ void sb_metrics_render(struct evbuffer *out, int ready)
             m->tls_cert_expiry);
 
     one(out, "switchboard_peers", "gauge", "Peers connected to this node.", (double)m->peers);
+    one(out, "switchboard_peerjs_connections", "gauge",
+        "PeerJS connections of this node (its peers among them once open).",
+        (double)m->peerjs_peers);
     one(out, "switchboard_rooms", "gauge", "Rooms with members on this node.", (double)m->rooms);
     head(out, "switchboard_relays_total", "counter",
          "Offers, answers, candidates and byes sent by this node's peers, by outcome.");

@@ -92,6 +92,7 @@ typedef struct {
 
     /* app/ */
     uint64_t peers, rooms; /* now */
+    uint64_t peerjs_peers; /* PeerJS connections now (app/peerjs.c), past their checks */
     uint64_t relays[SB_RELAY_TYPES][SB_RELAY_OUTCOMES];
     uint64_t room_requests[SB_ROOM_OUTCOMES];
     uint64_t bad_requests;

@@ -94,6 +94,8 @@ int sb_peerjs_answer(const sb_config_t *cfg, const sb_http_request_t *req, struc
     const char *slash = rest.len > 0 ? memchr(rest.p, '/', rest.len) : NULL;
     sb_str_t route = slash ? (sb_str_t){slash + 1, rest.len - (size_t)(slash + 1 - rest.p)}
                            : (sb_str_t){NULL, 0};
+    if (rest.len == 0 && plen == 1)
+        return 0; /* "/" stays the node's own page: PeerJS clients never ask for it */
     if (rest.len == 0) {
         sb_http_respond(out, 200, "application/json; charset=utf-8", INFO, sizeof(INFO) - 1,
                         headers, head);

@@ -314,6 +314,23 @@ def test_oversized_message(t):
     h.arun(run(), timeout=15)
 
 
+def test_root_path(t):
+    """--peerjs-path / (PeerJS's default path): the WebSocket at /peerjs and the API at
+    /peerjs/id, while / stays the node's own page."""
+    n = t.node("--peerjs-path", "/", *NODE_ARGS, echo=False)
+    status, ctype, _, body = http_get(n.port, "/")
+    h.eq((status, ctype), (200, "text/html; charset=utf-8"), "GET / (the demo page)")
+    status, _, _, body = http_get(n.port, "/peerjs/id")
+    h.check(status == 200 and UUID.match(body.decode()), f"GET /peerjs/id: {status} {body!r}")
+
+    async def run():
+        ws = await websockets.connect(f"ws://127.0.0.1:{n.port}/peerjs?" + Q.format("r", "t"))
+        h.eq(json.loads(await ws.recv()), {"type": "OPEN"}, "OPEN at /peerjs")
+        await ws.close()
+
+    h.arun(run(), timeout=10)
+
+
 def test_concurrent_limit(t):
     """PeerServer's --concurrent_limit and Switchboard's --peerjs-concurrent-limit: past it, a
     new connection gets PeerServer's ERROR and a close; once one leaves, a new one is welcome."""
@@ -345,6 +362,10 @@ def test_dialects_share_ids(t):
         pj = await websockets.connect(f"ws://127.0.0.1:{n2.port}{PATH}peerjs?"
                                       + Q.format("pjpeer", "tp"))
         h.eq(json.loads(await pj.recv()), {"type": "OPEN"}, "the PeerJS peer's OPEN")
+        status, body = await asyncio.get_running_loop().run_in_executor(
+            None, h.get_status, n2.port, "/metrics")
+        h.check(re.search(rb"^switchboard_peerjs_connections 1$", body, re.M) is not None,
+                "n2's /metrics counts its PeerJS connection")
 
         await v1.send(dumps({"type": "offer", "to": "pjpeer", "payload": OFFER, "mid": "m1"}))
         h.eq(json.loads(await v1.recv()), {"type": "ack", "mid": "m1"}, "ack of v1 to PeerJS")
@@ -441,6 +462,7 @@ TESTS = [
     test_reconnect_with_its_token,
     test_frames_that_are_not_json,
     test_oversized_message,
+    test_root_path,
     test_concurrent_limit,
     test_dialects_share_ids,
     test_http_api,
