@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_BIN = os.path.join(HERE, "..", "browser", "node_modules", "peer", "dist", "bin", "peerjs.js")
 PATH = "/myapp/"
 ALIVE_MS = 60000  # both servers' alive timeout (PeerServer's command line default)
-EXPIRE_MS = 2000  # both servers' expire timeout: how long a message waits for its recipient
+EXPIRE_MS = 4000  # both servers' expire timeout: how long a message waits for its recipient
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
