@@ -47,7 +47,8 @@ struct sb_conn {
     struct event *proxy_ev;  /* reads the PROXY header off fd; NULL when none is expected */
     uint8_t *hdr;            /* the PROXY header's bytes so far (SB_PROXY_MAX_HEADER of room) */
     size_t hdr_len;
-    struct event *timer; /* one deadline at a time, its meaning set by the phase */
+    sb_deadline_t deadline; /* one at a time, its meaning set by the phase */
+    int reserved;           /* its slot in the env's deadlines */
     phase_t phase;
     int was_open;     /* the handler saw on_open, so it gets on_close */
     int paused;       /* sb_conn_pause: no messages to the handler, no reading */
@@ -74,8 +75,8 @@ static double now(const sb_conn_t *c) { return sb_loop_now(c->env->base); }
 
 static void arm(sb_conn_t *c, double seconds)
 {
-    struct timeval tv = sb_loop_tv(seconds < 0.001 ? 0.001 : seconds);
-    evtimer_add(c->timer, &tv);
+    sb_deadlines_set(c->env->deadlines, &c->deadline,
+                     sb_clock_mono() + (seconds < 0.001 ? 0.001 : seconds));
 }
 
 /* Runs on_read again on a later loop turn, for bytes already buffered. */
@@ -113,7 +114,7 @@ static void finish(sb_conn_t *c)
     }
     if (c->proxy_ev != NULL)
         event_del(c->proxy_ev);
-    evtimer_del(c->timer);
+    sb_deadlines_clear(c->env->deadlines, &c->deadline);
     c->env->on_end(c->env->end_ctx, c);
 }
 
@@ -548,11 +549,10 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     admit(c); /* the client's limits, now that it is known */
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+void sb_conn_deadline_passed(sb_deadline_t *d, void *ctx)
 {
-    sb_conn_t *c = arg;
-    (void)fd;
-    (void)what;
+    sb_conn_t *c = (sb_conn_t *)((char *)d - offsetof(sb_conn_t, deadline));
+    (void)ctx;
 
     switch (c->phase) {
     case PHASE_PROXY:
@@ -607,9 +607,9 @@ sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struc
     if (sb_ip_format(&c->addr, c->peer, sizeof(c->peer)) == 0)
         strcpy(c->peer, "?");
     c->last_read = now(c);
-    c->timer = evtimer_new(env->base, on_timer, c);
-    if (c->timer == NULL)
+    if (sb_deadlines_reserve(env->deadlines) != 0)
         goto fail;
+    c->reserved = 1;
     int trusted = env->limits != NULL && sb_limits_trusted(env->limits, &c->addr);
     if (trusted && cfg(c)->proxy_protocol) {
         /* The client is known once the header is read: limits are checked then. */
@@ -652,8 +652,10 @@ void sb_conn_free(sb_conn_t *c)
         bufferevent_free(c->bev);
     } else if (c->fd >= 0)
         evutil_closesocket(c->fd);
-    if (c->timer != NULL)
-        event_free(c->timer);
+    if (c->reserved) {
+        sb_deadlines_clear(c->env->deadlines, &c->deadline);
+        sb_deadlines_unreserve(c->env->deadlines);
+    }
     free(c->hdr);
     sb_ws_reader_free(&c->reader);
     free(c->query);

@@ -8,6 +8,7 @@
 #include <event2/util.h>
 
 #include "base/config.h"
+#include "base/deadlines.h"
 #include "base/flush.h"
 #include "str.h"
 #include "net/limits.h"
@@ -48,11 +49,17 @@ typedef struct {
     /* Gathers the writes of socket transports per loop turn; NULL: each bufferevent writes as
      * its socket drains. */
     sb_flush_t *flush;
+    /* The connections' timeouts (handshake, ping, pong, close), one heap for all of them, whose
+     * callback is sb_conn_deadline_passed. */
+    sb_deadlines_t *deadlines;
 } sb_conn_env_t;
 
 /* Takes ownership of fd, a freshly accepted socket, and serves it. Returns NULL (fd closed)
  * when out of memory. */
 sb_conn_t *sb_conn_new(const sb_conn_env_t *env, evutil_socket_t fd, const struct sockaddr *addr);
+
+/* The callback of the env's deadlines: a connection's timeout has come. */
+void sb_conn_deadline_passed(sb_deadline_t *d, void *ctx);
 
 /* Sends a text message on an open WebSocket. Returns 0, or -1 when the connection is not open
  * or was just dropped for having more than --max-output bytes queued. */

@@ -24,11 +24,12 @@ struct sb_server {
     const sb_config_t *cfg;
     sb_handler_t handler;
     sb_routes_t routes;
-    sb_auth_t *auth;     /* who may open a WebSocket */
-    sb_limits_t *limits; /* per-source limits */
-    sb_flush_t *flush;   /* gathers the connections' writes per loop turn */
-    sb_conn_env_t env;   /* what every connection is given */
-    char busy[256];      /* the 503 for connections over --max-connections */
+    sb_auth_t *auth;          /* who may open a WebSocket */
+    sb_limits_t *limits;      /* per-source limits */
+    sb_flush_t *flush;        /* gathers the connections' writes per loop turn */
+    sb_deadlines_t deadlines; /* the connections' timeouts */
+    sb_conn_env_t env;        /* what every connection is given */
+    char busy[256];           /* the 503 for connections over --max-connections */
     size_t busy_len;
     struct evconnlistener *listener;       /* plain: --listen, NULL for none */
     struct evconnlistener *tls_listener;   /* --tls-listen, NULL for none */
@@ -286,7 +287,10 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         return NULL;
     }
     s->flush = sb_flush_new(base, SB_PRIO_CLIENTS);
-    if (s->flush == NULL) {
+    if (s->flush == NULL ||
+        sb_deadlines_init(&s->deadlines, base, sb_conn_deadline_passed, s) != 0) {
+        sb_deadlines_free(&s->deadlines);
+        sb_flush_free(s->flush);
         sb_limits_free(s->limits);
         sb_auth_free(s->auth);
         free(s);
@@ -310,7 +314,8 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
                              .on_end = reap,
                              .end_ctx = s,
                              .limits = s->limits,
-                             .flush = s->flush};
+                             .flush = s->flush,
+                             .deadlines = &s->deadlines};
     /* Rendered once: a refused connection costs no more than a write. */
     struct evbuffer *busy = evbuffer_new();
     if (busy != NULL) {
@@ -486,8 +491,9 @@ void sb_server_free(sb_server_t *s)
         event_free(s->drain_timer);
     sb_tls_free(s->tls); /* after the connections, whose transport it is */
     sb_auth_free(s->auth);
-    sb_limits_free(s->limits); /* after the connections, which release their sources */
-    sb_flush_free(s->flush);   /* after the connections, which leave it */
+    sb_limits_free(s->limits);        /* after the connections, which release their sources */
+    sb_flush_free(s->flush);          /* after the connections, which leave it */
+    sb_deadlines_free(&s->deadlines); /* after the connections, which clear theirs */
     free(s);
 }
 

@@ -75,6 +75,7 @@ static struct {
     sb_auth_t *auth;
     sb_routes_t routes;
     sb_conn_env_t env;
+    sb_deadlines_t deadlines;
     struct event *reaper;
     client_t *dead[MAX_CLIENTS]; /* ended, freed on a later loop turn */
     size_t ndead;
@@ -249,6 +250,7 @@ static void node_up(const char *extra, ...)
     ck_assert_msg(w.auth != NULL, "auth: %s", err);
     w.routes =
         (sb_routes_t){.cfg = &w.cfg, .auth = w.auth, .ready = sb_relay_ready, .ready_ctx = w.relay};
+    ck_assert_int_eq(sb_deadlines_init(&w.deadlines, w.base, sb_conn_deadline_passed, NULL), 0);
     w.env = (sb_conn_env_t){.base = w.base,
                             .cfg = &w.cfg,
                             .transport = &fake_transport,
@@ -256,7 +258,8 @@ static void node_up(const char *extra, ...)
                             .route = sb_routes_answer,
                             .route_ctx = &w.routes,
                             .on_end = on_end,
-                            .end_ctx = NULL};
+                            .end_ctx = NULL,
+                            .deadlines = &w.deadlines};
     w.reaper = event_new(w.base, -1, 0, on_reap, NULL);
     ck_assert_ptr_nonnull(w.reaper);
 }
@@ -296,6 +299,7 @@ static void node_down(void)
     sb_relay_free(w.relay);
     sb_auth_free(w.auth);
     event_free(w.reaper);
+    sb_deadlines_free(&w.deadlines);
     event_base_free(w.base);
     sb_config_free(&w.cfg);
     memset(&w, 0, sizeof(w));
