@@ -26,6 +26,8 @@ void sb_ws_reader_free(sb_ws_reader_t *r)
     free(r->msg);
     r->msg = NULL;
     r->msg_len = r->msg_cap = 0;
+    free(r->ctl);
+    r->ctl = NULL;
 }
 
 /* Records the failure, which every later call reports again, and returns its code. */
@@ -168,6 +170,8 @@ static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
 {
     uint8_t *dst;
     if (is_control(r->frame_opcode)) {
+        if (r->ctl == NULL && (r->ctl = malloc(SB_WS_MAX_CONTROL)) == NULL)
+            return fail(r, SB_WS_ENOMEM, "out of memory");
         dst = r->ctl + r->ctl_len;
         r->ctl_len += n;
     } else {
@@ -187,6 +191,35 @@ static int take_payload(sb_ws_reader_t *r, const uint8_t *buf, size_t n)
     return 0;
 }
 
+/* A complete control frame's event, its payload p[0, n) (unmasked). Returns 0 or an SB_WS_E*
+ * code. */
+static int control_event(sb_ws_reader_t *r, const uint8_t *p, size_t n, sb_ws_event_t *ev)
+{
+    if (p == NULL) /* an empty payload, and no buffer ever needed */
+        p = (const uint8_t *)"";
+    if (r->frame_opcode != SB_WS_OP_CLOSE) {
+        ev->type = r->frame_opcode == SB_WS_OP_PING ? SB_WS_EV_PING : SB_WS_EV_PONG;
+        ev->data = p;
+        ev->len = n;
+        return 0;
+    }
+    ev->type = SB_WS_EV_CLOSE;
+    ev->close_code = SB_WS_CLOSE_NO_STATUS;
+    if (n == 1)
+        return fail(r, SB_WS_EPROTOCOL, "close frame with a 1-byte payload");
+    if (n >= 2) {
+        unsigned code = (unsigned)p[0] << 8 | p[1];
+        if (!sb_ws_close_code_valid(code))
+            return fail(r, SB_WS_EPROTOCOL, "invalid close code");
+        if (sb_utf8_valid(p + 2, n - 2) != 0)
+            return fail(r, SB_WS_EUTF8, "close reason is not valid UTF-8");
+        ev->close_code = (uint16_t)code;
+        ev->data = p + 2;
+        ev->len = n - 2;
+    }
+    return 0;
+}
+
 /* The current frame is complete: report what it finished, if anything. Returns 0 or an SB_WS_E*
  * code. */
 static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
@@ -195,26 +228,8 @@ static int end_frame(sb_ws_reader_t *r, sb_ws_event_t *ev)
     switch (r->frame_opcode) {
     case SB_WS_OP_PING:
     case SB_WS_OP_PONG:
-        ev->type = r->frame_opcode == SB_WS_OP_PING ? SB_WS_EV_PING : SB_WS_EV_PONG;
-        ev->data = r->ctl;
-        ev->len = r->ctl_len;
-        return 0;
     case SB_WS_OP_CLOSE:
-        ev->type = SB_WS_EV_CLOSE;
-        ev->close_code = SB_WS_CLOSE_NO_STATUS;
-        if (r->ctl_len == 1)
-            return fail(r, SB_WS_EPROTOCOL, "close frame with a 1-byte payload");
-        if (r->ctl_len >= 2) {
-            unsigned code = (unsigned)r->ctl[0] << 8 | r->ctl[1];
-            if (!sb_ws_close_code_valid(code))
-                return fail(r, SB_WS_EPROTOCOL, "invalid close code");
-            if (sb_utf8_valid(r->ctl + 2, r->ctl_len - 2) != 0)
-                return fail(r, SB_WS_EUTF8, "close reason is not valid UTF-8");
-            ev->close_code = (uint16_t)code;
-            ev->data = r->ctl + 2;
-            ev->len = r->ctl_len - 2;
-        }
-        return 0;
+        return control_event(r, r->ctl, r->ctl_len, ev);
     default:
         if (!r->frame_fin)
             return 0;
@@ -252,6 +267,22 @@ static int whole_frame_in_place(sb_ws_reader_t *r, uint8_t *payload, size_t used
     return (int)(used + n);
 }
 
+/* A whole control frame lying in a writable buf: unmasked and checked where it is, as
+ * take_payload and end_frame would (no buffer of the reader's needed). Returns the bytes it takes,
+ * or an SB_WS_E* code. */
+static int whole_control_in_place(sb_ws_reader_t *r, uint8_t *payload, size_t used,
+                                  sb_ws_event_t *ev)
+{
+    size_t n = (size_t)r->frame_left;
+    if (r->frame_masked)
+        sb_ws_mask(payload, n, r->frame_mask, 0);
+    r->frame_pos = n;
+    r->frame_left = 0;
+    r->in_payload = 0;
+    int rc = control_event(r, payload, n, ev);
+    return rc != 0 ? rc : (int)(used + n);
+}
+
 static int feed(sb_ws_reader_t *r, const uint8_t *buf, uint8_t *writable, size_t len,
                 sb_ws_event_t *ev)
 {
@@ -273,6 +304,8 @@ static int feed(sb_ws_reader_t *r, const uint8_t *buf, uint8_t *writable, size_t
         if (writable != NULL && r->frame_fin && !is_control(r->frame_opcode) &&
             r->frame_opcode != SB_WS_OP_CONT && len - used >= r->frame_left)
             return whole_frame_in_place(r, writable + used, used, ev);
+        if (writable != NULL && is_control(r->frame_opcode) && len - used >= r->frame_left)
+            return whole_control_in_place(r, writable + used, used, ev);
     }
 
     size_t n = len - used;

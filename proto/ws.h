@@ -82,8 +82,10 @@ typedef struct {
     size_t msg_cap;
     sb_utf8_t utf8;
 
-    /* the control frame being assembled (never fragmented) */
-    uint8_t ctl[SB_WS_MAX_CONTROL];
+    /* the control frame being assembled (never fragmented), when it arrives in pieces or through
+     * sb_ws_reader_feed: SB_WS_MAX_CONTROL bytes, allocated then and kept; a whole control frame
+     * given to sb_ws_reader_feed_in_place is read where it lies */
+    uint8_t *ctl;
     size_t ctl_len;
 
     /* private: the failure feed reported, returned again by every later call */
