@@ -124,12 +124,12 @@ void sb_ws_reader_free(sb_ws_reader_t *r);
 int sb_ws_reader_feed(sb_ws_reader_t *r, const uint8_t *buf, size_t len, sb_ws_event_t *ev,
                       const char **err);
 
-/* The same, except that a whole unfragmented text or binary frame lying in buf is unmasked in
- * buf itself and reported pointing into it (data valid while buf is, and until the next call):
- * no copy, and no buffer kept by the reader for the common case. Anything else (fragments,
- * control frames, a frame not all there yet) goes the way of sb_ws_reader_feed. Events, bytes
- * consumed and errors are the same as sb_ws_reader_feed's for the same bytes; only the bytes
- * consumed are written (and those of a frame refused for its UTF-8, which was unmasked). */
+/* The same, except that a whole unfragmented text or binary frame, or a whole control frame,
+ * lying in buf is unmasked in buf itself and reported pointing into it (data valid while buf is,
+ * and until the next call): no copy, and no buffer kept by the reader for the common case.
+ * Anything else (fragments, a frame not all there yet) goes the way of sb_ws_reader_feed. Events,
+ * bytes consumed and errors are the same as sb_ws_reader_feed's for the same bytes; only the
+ * bytes consumed are written (and those of a frame refused, which was unmasked). */
 int sb_ws_reader_feed_in_place(sb_ws_reader_t *r, uint8_t *buf, size_t len, sb_ws_event_t *ev,
                                const char **err);
 
