@@ -130,7 +130,7 @@ struct sb_relay {
     size_t held_bytes;                  /* their envelopes' bytes, at most --bus-hold-bytes */
     struct event *hold_timer;           /* works on held messages while there are any */
     pending_relay_t *kept, **kept_tail; /* acked relays kept for a resend, oldest first */
-    size_t kept_bytes;                  /* their envelopes' bytes, at most --bus-hold-bytes */
+    size_t kept_bytes;                  /* their buffers' bytes, at most --bus-hold-bytes */
     struct event *kept_timer;           /* drops kept relays whose time is up */
     struct event *peerjs_timer;         /* closes silent PeerJS connections (peerjs.c) */
     size_t peerjs_peers;                /* PeerJS connections past their checks, at most

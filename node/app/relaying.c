@@ -38,6 +38,12 @@ static char *env_alloc(sb_relay_t *r, size_t len)
     return malloc(len);
 }
 
+/* The memory an envelope of len bytes takes: its pool's block, or itself. */
+static size_t env_block(size_t len)
+{
+    return len <= ENV_SMALL ? ENV_SMALL : len <= ENV_MEDIUM ? ENV_MEDIUM : len;
+}
+
 static void env_free(sb_relay_t *r, pending_relay_t *p)
 {
     if (p->env == NULL)
@@ -136,9 +142,9 @@ static void unkeep_head(sb_relay_t *r)
     r->kept = p->kept_next;
     if (r->kept == NULL)
         r->kept_tail = &r->kept;
-    r->kept_bytes -= p->env_len;
+    r->kept_bytes -= env_block(p->env_len);
     sb_metrics.kept_relays--;
-    sb_metrics.kept_bytes -= p->env_len;
+    sb_metrics.kept_bytes -= env_block(p->env_len);
 }
 
 static void arm_kept_timer(sb_relay_t *r)
@@ -171,9 +177,9 @@ static void keep(sb_relay_t *r, pending_relay_t *p)
     p->kept_next = NULL;
     *r->kept_tail = p;
     r->kept_tail = &p->kept_next;
-    r->kept_bytes += p->env_len;
+    r->kept_bytes += env_block(p->env_len); /* what it holds, pool block and all */
     sb_metrics.kept_relays++;
-    sb_metrics.kept_bytes += p->env_len;
+    sb_metrics.kept_bytes += env_block(p->env_len);
     expire_kept(r, now);
     arm_kept_timer(r);
 }
@@ -220,9 +226,9 @@ static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, do
         *e = p->kept_next;
         if (r->kept_tail == &p->kept_next)
             r->kept_tail = e;
-        r->kept_bytes -= p->env_len;
+        r->kept_bytes -= env_block(p->env_len);
         sb_metrics.kept_relays--;
-        sb_metrics.kept_bytes -= p->env_len;
+        sb_metrics.kept_bytes -= env_block(p->env_len);
         if (acked < since) { /* it reached the peer's node, which went on to take more */
             release(r, p);
             continue;

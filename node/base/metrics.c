@@ -300,7 +300,9 @@ void sb_metrics_render(struct evbuffer *out, int ready)
     one(out, "switchboard_kept_relays", "gauge",
         "Acked relays kept to be sent again if a node or Redis loses them.",
         (double)m->kept_relays);
-    one(out, "switchboard_kept_bytes", "gauge", "Bytes of the kept relays.", (double)m->kept_bytes);
+    one(out, "switchboard_kept_bytes", "gauge",
+        "Memory the kept relays hold (their buffers, within --bus-hold-bytes).",
+        (double)m->kept_bytes);
     one(out, "switchboard_kept_evicted_total", "counter",
         "Kept relays dropped before their time because --bus-hold-bytes was reached.",
         (double)m->kept_evicted);

@@ -118,7 +118,7 @@ typedef struct {
     uint64_t held_bytes;        /* their bytes */
     uint64_t held_relays_total; /* relays that had to wait, since the start */
     uint64_t kept_relays;       /* acked relays kept to be sent again if lost (--resend-seconds) */
-    uint64_t kept_bytes;        /* their bytes */
+    uint64_t kept_bytes;        /* the memory they hold (their buffers) */
     uint64_t kept_evicted;      /* kept copies dropped early: --bus-hold-bytes was reached */
     uint64_t resent;         /* kept copies sent again after a node or Redis may have lost them */
     uint64_t resend_failed;  /* of those, copies that could not be delivered again */
