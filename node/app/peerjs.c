@@ -31,15 +31,9 @@ static void send_frame(sb_conn_t *c, const char *frame, size_t len)
 
 void relay_pj_refuse(sb_conn_t *c, const char *code, const char *message)
 {
-    char frame[SB_PJ_FRAME_MAX + 160];
-    size_t len;
-    if (strcmp(code, "id-taken") == 0) {
-        len = sb_pj_id_taken(frame);
-    } else {
-        /* PeerServer's texts need no escaping, and neither do ours. */
-        len = (size_t)snprintf(frame, sizeof(frame),
-                               "{\"type\":\"ERROR\",\"payload\":{\"msg\":\"%s\"}}", message);
-    }
+    char frame[SB_PJ_FRAME_MAX + 160]; /* our messages are short, and need no escaping */
+    size_t len =
+        strcmp(code, "id-taken") == 0 ? sb_pj_id_taken(frame) : sb_pj_error(message, frame);
     send_frame(c, frame, len);
     sb_conn_close(c, SB_WS_CLOSE_NO_STATUS, NULL); /* PeerServer's close has no code */
 }

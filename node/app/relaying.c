@@ -136,15 +136,29 @@ static int keeps(const sb_relay_t *r, const pending_relay_t *p)
            r->cfg->resume_seconds > 0 && p->env != NULL && p->mid[0] != '\0' && !p->answered;
 }
 
+/* Counts p among the kept relays (sign 1), or no longer (-1): the memory it holds, pool block
+ * and all. */
+static void count_kept(sb_relay_t *r, const pending_relay_t *p, int sign)
+{
+    size_t bytes = env_block(p->env_len);
+    if (sign > 0) {
+        r->kept_bytes += bytes;
+        sb_metrics.kept_relays++;
+        sb_metrics.kept_bytes += bytes;
+    } else {
+        r->kept_bytes -= bytes;
+        sb_metrics.kept_relays--;
+        sb_metrics.kept_bytes -= bytes;
+    }
+}
+
 static void unkeep_head(sb_relay_t *r)
 {
     pending_relay_t *p = r->kept;
     r->kept = p->kept_next;
     if (r->kept == NULL)
         r->kept_tail = &r->kept;
-    r->kept_bytes -= env_block(p->env_len);
-    sb_metrics.kept_relays--;
-    sb_metrics.kept_bytes -= env_block(p->env_len);
+    count_kept(r, p, -1);
 }
 
 static void arm_kept_timer(sb_relay_t *r)
@@ -177,9 +191,7 @@ static void keep(sb_relay_t *r, pending_relay_t *p)
     p->kept_next = NULL;
     *r->kept_tail = p;
     r->kept_tail = &p->kept_next;
-    r->kept_bytes += env_block(p->env_len); /* what it holds, pool block and all */
-    sb_metrics.kept_relays++;
-    sb_metrics.kept_bytes += env_block(p->env_len);
+    count_kept(r, p, 1);
     expire_kept(r, now);
     arm_kept_timer(r);
 }
@@ -194,7 +206,7 @@ void relay_kept_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 static int hold(pending_relay_t *p, hold_step_t step);
-static void held_published(void *arg, int receivers);
+static void publish_held(pending_relay_t *p);
 
 /* How far before the last ack to a peer, or before the last message its node received, a kept
  * message is sent again: what a node's and Redis's buffers can hold on the way to a client. */
@@ -212,12 +224,12 @@ static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, do
     double now = sb_clock_mono();
     char why[8];
     int bus_ready = now_too && r->bus->ops->ready(r->bus, why, sizeof(why));
+    int all = to == NULL && ids == NULL;
     size_t n = 0;
     pending_relay_t **e = &r->kept;
     while (*e != NULL) {
         pending_relay_t *p = *e;
         double acked = p->kept_until - r->cfg->resend_seconds;
-        int all = to == NULL && ids == NULL;
         int wanted = all || (to != NULL ? strcmp(p->to, to) == 0 : sb_map_get(ids, p->to) != NULL);
         if (!wanted || acked > until || (all && acked < since)) {
             e = &p->kept_next;
@@ -226,9 +238,7 @@ static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, do
         *e = p->kept_next;
         if (r->kept_tail == &p->kept_next)
             r->kept_tail = e;
-        r->kept_bytes -= env_block(p->env_len);
-        sb_metrics.kept_relays--;
-        sb_metrics.kept_bytes -= env_block(p->env_len);
+        count_kept(r, p, -1);
         if (acked < since) { /* it reached the peer's node, which went on to take more */
             release(r, p);
             continue;
@@ -237,14 +247,8 @@ static size_t resend_kept(sb_relay_t *r, const char *to, const sb_map_t *ids, do
         p->deadline = now + r->cfg->bus_hold_ms / 1000.0;
         p->published = 0;
         n++;
-        if (hold(p, HOLD_PUBLISH) != 0 || !bus_ready) /* nothing here calls back into the list */
-            continue;
-        char channel[SB_ENV_CHANNEL_MAX];
-        sb_str_t part = {p->env, p->env_len};
-        sb_env_peer_channel(p->to, channel);
-        p->busy = 1;
-        p->published = 1;
-        r->bus->ops->publish(r->bus, channel, &part, 1, held_published, p); /* answers later */
+        if (hold(p, HOLD_PUBLISH) == 0 && bus_ready) /* nothing here calls back into the list */
+            publish_held(p);                         /* (its answer comes later) */
     }
     return n;
 }
@@ -547,6 +551,18 @@ static void held_put(void *arg, sb_dir_put_t outcome)
     relay_peer_unref(s);
 }
 
+/* Publishes a held message (again) on its recipient's channel; held_published hears how it went. */
+static void publish_held(pending_relay_t *p)
+{
+    char channel[SB_ENV_CHANNEL_MAX];
+    sb_str_t part = {p->env, p->env_len};
+    sb_env_peer_channel(p->to, channel);
+    p->published = 1;
+    p->busy = 1;
+    p->sender->relay->bus->ops->publish(p->sender->relay->bus, channel, &part, 1, held_published,
+                                        p);
+}
+
 /* Works on the sender's held messages: for each recipient, its oldest one. */
 static void kick(peer_t *sender)
 {
@@ -578,12 +594,7 @@ again:
         if (e->step == HOLD_PUBLISH) {
             if (!bus_ready)
                 continue;
-            e->published = 1;
-            char channel[SB_ENV_CHANNEL_MAX];
-            sb_str_t part = {e->env, e->env_len};
-            sb_env_peer_channel(e->to, channel);
-            e->busy = 1;
-            r->bus->ops->publish(r->bus, channel, &part, 1, held_published, e);
+            publish_held(e);
         } else {
             e->busy = 1;
             r->dir->ops->put(r->dir, e->to, e->env, e->env_len, held_put, e);
