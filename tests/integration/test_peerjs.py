@@ -307,6 +307,12 @@ def test_oversized_message(t):
         await big.send(dumps({"type": "OFFER", "dst": "x", "payload": "a" * 5000}))
         await big.wait_closed()
         h.eq(big.close_code, 1009, "close code for a frame over --max-message")
+
+        def released():  # the node has handled the close (on a later turn than the socket's)
+            status, body = h.get_status(n.port, "/metrics")
+            h.check(re.search(rb"^switchboard_peerjs_connections 0$", body, re.M) is not None,
+                    "the closed connection still counted")
+        await asyncio.get_running_loop().run_in_executor(None, h.eventually, released, 5.0)
         again = await websockets.connect(url + Q.format("big", "other"))
         h.eq(json.loads(await again.recv()), {"type": "OPEN"}, "the ID, free again")
         await again.close()

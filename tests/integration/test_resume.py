@@ -574,6 +574,13 @@ def test_resume_on_another_node(t):
 
         rst(a.ws)
         await dropped(n1)
+
+        def unsubscribed():
+            # n1 has handled the drop once it no longer listens on a's channel: until then a
+            # message published to it would still count n1 as a receiver.
+            h.eq(redis.command("PUBSUB", "NUMSUB", "sb:peer:xa")[1], 0,
+                 "subscribers of a's channel after the drop")
+        await off_loop(h.eventually, unsubscribed, 5.0)
         members = await off_loop(hgetall, redis, f"sb:members:{r}")
         h.check("xa" in members, f"a is no longer a member of {r} in Redis while its session "
                                  f"waits: {members}")
