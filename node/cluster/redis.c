@@ -1,10 +1,10 @@
 /* One connection to Redis (RESP2) on the event loop: pipelined commands or pub/sub, reconnecting.
  *
- * The connection is a libevent bufferevent whose bytes go through hiredis's reply reader; we keep
- * the queue of callbacks ourselves. That sidesteps hiredis 0.14's async pub/sub, whose
+ * The connection is a stream (base/stream.h) whose bytes go through hiredis's reply reader; we
+ * keep the queue of callbacks ourselves. That sidesteps hiredis 0.14's async pub/sub, whose
  * UNSUBSCRIBE handling is known to misbehave, and keeps timeouts and reconnects in one place.
- * For rediss:// the bufferevent is libevent's OpenSSL one, verifying the server's certificate and
- * host name with the client context sb_redis_tls_init made. */
+ * For rediss:// the stream is over libevent's OpenSSL bufferevent, verifying the server's
+ * certificate and host name with the client context sb_redis_tls_init made. */
 #include "cluster/redis.h"
 
 #include <arpa/inet.h>
@@ -30,10 +30,10 @@
 #include <openssl/x509v3.h>
 
 #include "base/log.h"
-#include "base/flush.h"
 #include "base/loop.h"
 #include "base/pool.h"
 #include "base/resolve.h"
+#include "base/stream.h"
 #include "base/metrics.h"
 
 #define REPLY_CLASSES 5
@@ -50,9 +50,11 @@ struct sb_redis {
     const sb_redis_url_t *url;
     sb_redis_opts_t o;
     sb_redis_state_t state;
-    struct bufferevent *bev;
-    sb_flush_t *flush; /* a plain connection's writes, gathered per loop turn */
-    sb_flush_item_t flush_item;
+    sb_streams_t *streams;    /* its stream's writes go out at the end of the loop turn */
+    sb_stream_t *stream;      /* the connection, once connected */
+    struct bufferevent *tls;  /* rediss://: the TLS bufferevent while it connects */
+    struct event *connecting; /* redis://: waits for the socket to connect */
+    evutil_socket_t fd;       /* redis://: the socket while it connects, else -1 */
     redisReader *reader;
     pending_t *head, *tail; /* replies arrive in the order commands were sent */
     int handshake_left;     /* AUTH/SELECT/SETNAME replies still due before READY */
@@ -269,6 +271,22 @@ static void fail_pending(sb_redis_t *r)
         answer_oldest(r, NULL);
 }
 
+/* Closes the socket, whatever stage it is at. */
+static void close_link(sb_redis_t *r)
+{
+    sb_stream_free(r->stream);
+    r->stream = NULL;
+    if (r->tls != NULL)
+        bufferevent_free(r->tls);
+    r->tls = NULL;
+    if (r->connecting != NULL)
+        event_free(r->connecting);
+    r->connecting = NULL;
+    if (r->fd >= 0)
+        evutil_closesocket(r->fd);
+    r->fd = -1;
+}
+
 /* Closes the connection, fails what was pending, and schedules the next attempt. */
 static void drop(sb_redis_t *r, const char *why)
 {
@@ -286,11 +304,7 @@ static void drop(sb_redis_t *r, const char *why)
         r->metrics->connected = 0;
         r->metrics->reconnects++;
     }
-    if (r->bev) {
-        sb_flush_detach(&r->flush_item);
-        bufferevent_free(r->bev);
-        r->bev = NULL;
-    }
+    close_link(r);
     if (r->reader) {
         redisReaderFree(r->reader);
         r->reader = NULL;
@@ -348,6 +362,44 @@ static size_t resp_count(char *out, char tag, size_t n)
     return len;
 }
 
+/* Parts of a command on their way into the stream. */
+#define CHUNK_PARTS 48
+typedef struct {
+    sb_redis_t *r;
+    sb_str_t parts[CHUNK_PARTS];
+    char counts[CHUNK_PARTS][24]; /* count lines written for this chunk */
+    size_t n, ncounts;
+    int written; /* a chunk went into the stream already */
+    int failed;
+} chunk_t;
+
+static int chunk_write(chunk_t *k)
+{
+    if (!k->failed && k->n > 0) {
+        if (sb_stream_write(k->r->stream, k->parts, k->n) != 0)
+            k->failed = 1;
+        else
+            k->written = 1;
+    }
+    k->n = k->ncounts = 0;
+    return k->failed ? -1 : 0;
+}
+
+static void add_part(chunk_t *k, const char *p, size_t len)
+{
+    if (k->n == CHUNK_PARTS)
+        chunk_write(k);
+    k->parts[k->n++] = (sb_str_t){p, len};
+}
+
+static void add_count(chunk_t *k, char tag, size_t n)
+{
+    if (k->n == CHUNK_PARTS)
+        chunk_write(k);
+    char *line = k->counts[k->ncounts++];
+    k->parts[k->n++] = (sb_str_t){line, resp_count(line, tag, n)};
+}
+
 /* Writes a command as RESP straight into the output buffer (no copy of it is made first): argc
  * arguments, and one more made of nlast parts when last is not NULL. Pushes its callback unless
  * it is a pub/sub confirmation. */
@@ -355,33 +407,33 @@ static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t
                         const sb_str_t *last, size_t nlast, int expect_reply, sb_redis_reply_fn cb,
                         void *arg)
 {
-    struct evbuffer *out = bufferevent_get_output(r->bev);
-    char line[32];
+    /* The command goes out as parts (a count line, then each argument's length line, bytes and
+     * CRLF), CHUNK_PARTS at a time; a chunk that cannot be queued after another was leaves the
+     * connection with half a command, so it is dropped. */
+    pending_t *p = expect_reply ? sb_pool_get(&r->pending_pool) : NULL;
+    if (expect_reply && p == NULL)
+        return -1;
+    chunk_t k = {.r = r};
     size_t last_len = 0;
     for (size_t i = 0; i < nlast; i++)
         last_len += last[i].len;
-    size_t total = resp_count(line, '*', (size_t)argc + (last != NULL));
-    for (int i = 0; i < argc; i++)
-        total += resp_count(line, '$', lens[i]) + lens[i] + 2;
-    if (last != NULL)
-        total += resp_count(line, '$', last_len) + last_len + 2;
-    pending_t *p = expect_reply ? sb_pool_get(&r->pending_pool) : NULL;
-    /* Room for all of it first, so that the appends below cannot fail half-way. */
-    if ((expect_reply && p == NULL) || evbuffer_expand(out, total) != 0) {
-        sb_pool_put(&r->pending_pool, p);
-        return -1;
-    }
-    evbuffer_add(out, line, resp_count(line, '*', (size_t)argc + (last != NULL)));
+    add_count(&k, '*', (size_t)argc + (last != NULL));
     for (int i = 0; i < argc; i++) {
-        evbuffer_add(out, line, resp_count(line, '$', lens[i]));
-        evbuffer_add(out, argv[i], lens[i]);
-        evbuffer_add(out, "\r\n", 2);
+        add_count(&k, '$', lens[i]);
+        add_part(&k, argv[i], lens[i]);
+        add_part(&k, "\r\n", 2);
     }
     if (last != NULL) {
-        evbuffer_add(out, line, resp_count(line, '$', last_len));
+        add_count(&k, '$', last_len);
         for (size_t i = 0; i < nlast; i++)
-            evbuffer_add(out, last[i].p, last[i].len);
-        evbuffer_add(out, "\r\n", 2);
+            add_part(&k, last[i].p, last[i].len);
+        add_part(&k, "\r\n", 2);
+    }
+    if (chunk_write(&k) != 0) {
+        sb_pool_put(&r->pending_pool, p);
+        if (k.written)
+            drop(r, "out of memory queueing a command");
+        return -1;
     }
     if (expect_reply)
         push(r, cb, arg, p);
@@ -549,20 +601,17 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
     answer_oldest(r, reply);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(void *arg)
 {
     sb_redis_t *r = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len;
+    const char *data = sb_stream_data(r->stream, &len);
 
-    while (evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec vec;
-        evbuffer_peek(in, -1, NULL, &vec, 1);
-        if (redisReaderFeed(r->reader, vec.iov_base, vec.iov_len) != REDIS_OK) {
-            drop(r, "could not buffer a reply");
-            return;
-        }
-        evbuffer_drain(in, vec.iov_len);
+    if (len > 0 && redisReaderFeed(r->reader, data, len) != REDIS_OK) {
+        drop(r, "could not buffer a reply");
+        return;
     }
+    sb_stream_consume(r->stream, len);
 
     r->dispatching = 1;
     while (r->drop_why[0] == '\0') {
@@ -586,56 +635,97 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
-/* The output has drained after the bufferevent wrote a remainder itself: back to the flusher. */
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_end(void *arg, int err)
 {
     sb_redis_t *r = arg;
-    (void)bev;
-    sb_flush_drained(&r->flush_item);
+    char why[256];
+    if (err == 0)
+        snprintf(why, sizeof(why), "Redis closed the connection");
+    else
+        snprintf(why, sizeof(why), "connection error: %s", evutil_socket_error_to_string(err));
+    drop(r, why);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* Connected: the stream reads and writes from now on, and the handshake goes first. */
+static void connected(sb_redis_t *r, evutil_socket_t fd)
 {
-    sb_redis_t *r = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
-        int one = 1;
-        setsockopt(bufferevent_getfd(r->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        /* Connected: from now on a plain connection's commands of one turn go out together at
-         * its end (while connecting, the bufferevent needs its write event to see the connect). */
-        if (!r->url->tls && r->flush != NULL)
-            sb_flush_attach(r->flush, &r->flush_item, r->bev);
-        const char *argv[3];
-        size_t lens[3];
-        char name[128], db[16];
-        r->handshake_left = 0;
-        if (r->url->password[0]) {
-            int argc = 0;
-            argv[argc] = "AUTH", lens[argc++] = 4;
-            if (r->url->user[0])
-                argv[argc] = r->url->user, lens[argc] = strlen(r->url->user), argc++;
-            argv[argc] = r->url->password, lens[argc] = strlen(r->url->password), argc++;
-            send_command(r, argc, argv, lens, NULL, 0, 1, on_handshake, r);
-            r->handshake_left++;
-        }
-        if (r->url->db != 0) {
-            snprintf(db, sizeof(db), "%d", r->url->db);
-            argv[0] = "SELECT", lens[0] = 6, argv[1] = db, lens[1] = strlen(db);
-            send_command(r, 2, argv, lens, NULL, 0, 1, on_handshake, r);
-            r->handshake_left++;
-        }
-        /* A name an operator recognises in CLIENT LIST (and tests can CLIENT KILL). */
-        snprintf(name, sizeof(name), "switchboard-%s-%s", r->o.node_id, r->o.name);
-        argv[0] = "CLIENT", lens[0] = 6, argv[1] = "SETNAME", lens[1] = 7;
-        argv[2] = name, lens[2] = strlen(name);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sb_stream_setcb(r->stream, on_read, NULL, on_end, r);
+    sb_stream_reading(r->stream, 1);
+    const char *argv[3];
+    size_t lens[3];
+    char name[128], db[16];
+    r->handshake_left = 0;
+    if (r->url->password[0]) {
+        int argc = 0;
+        argv[argc] = "AUTH", lens[argc++] = 4;
+        if (r->url->user[0])
+            argv[argc] = r->url->user, lens[argc] = strlen(r->url->user), argc++;
+        argv[argc] = r->url->password, lens[argc] = strlen(r->url->password), argc++;
+        send_command(r, argc, argv, lens, NULL, 0, 1, on_handshake, r);
+        r->handshake_left++;
+    }
+    if (r->url->db != 0) {
+        snprintf(db, sizeof(db), "%d", r->url->db);
+        argv[0] = "SELECT", lens[0] = 6, argv[1] = db, lens[1] = strlen(db);
+        send_command(r, 2, argv, lens, NULL, 0, 1, on_handshake, r);
+        r->handshake_left++;
+    }
+    /* A name an operator recognises in CLIENT LIST (and tests can CLIENT KILL). */
+    snprintf(name, sizeof(name), "switchboard-%s-%s", r->o.node_id, r->o.name);
+    argv[0] = "CLIENT", lens[0] = 6, argv[1] = "SETNAME", lens[1] = 7;
+    argv[2] = name, lens[2] = strlen(name);
+    send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
+    r->handshake_left++;
+    for (size_t i = 0; i < r->o.nscripts; i++) {
+        argv[0] = "SCRIPT", lens[0] = 6, argv[1] = "LOAD", lens[1] = 4;
+        argv[2] = r->o.scripts[i].body, lens[2] = strlen(r->o.scripts[i].body);
         send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
         r->handshake_left++;
-        for (size_t i = 0; i < r->o.nscripts; i++) {
-            argv[0] = "SCRIPT", lens[0] = 6, argv[1] = "LOAD", lens[1] = 4;
-            argv[2] = r->o.scripts[i].body, lens[2] = strlen(r->o.scripts[i].body);
-            send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
-            r->handshake_left++;
+    }
+}
+
+/* redis://: the socket's connect has finished, one way or the other. */
+static void on_connect(evutil_socket_t fd, short what, void *arg)
+{
+    sb_redis_t *r = arg;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    (void)what;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EINTR)
+        return; /* not yet (a spurious wake-up): it is still armed */
+    event_free(r->connecting);
+    r->connecting = NULL;
+    if (err != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "connection error: %s", evutil_socket_error_to_string(err));
+        drop(r, why);
+        return;
+    }
+    r->fd = -1;
+    r->stream = sb_stream_socket_new(r->streams, fd); /* owns fd */
+    if (r->stream == NULL) {
+        drop(r, "out of memory");
+        return;
+    }
+    connected(r, fd);
+}
+
+/* rediss://: the TLS bufferevent has connected (the certificate checked), or failed. */
+static void on_tls_event(struct bufferevent *bev, short what, void *arg)
+{
+    sb_redis_t *r = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        r->tls = NULL;
+        r->stream = sb_stream_bev_new(bev, NULL); /* owns bev */
+        if (r->stream == NULL) {
+            drop(r, "out of memory");
+            return;
         }
+        connected(r, bufferevent_getfd(bev));
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -643,8 +733,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         int err = EVUTIL_SOCKET_ERROR();
         if (what & BEV_EVENT_EOF)
             snprintf(why, sizeof(why), "Redis closed the connection");
-        else if (r->url->tls && tls_why(bufferevent_openssl_get_ssl(bev),
-                                        bufferevent_get_openssl_error(bev), why, sizeof(why)))
+        else if (tls_why(bufferevent_openssl_get_ssl(bev), bufferevent_get_openssl_error(bev), why,
+                         sizeof(why)))
             ; /* why says it */
         else
             snprintf(why, sizeof(why), "connection error: %s",
@@ -680,6 +770,43 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     evtimer_add(r->watchdog, &tv);
 }
 
+/* Starts connecting to addr: a socket of our own (redis://), or a TLS bufferevent (rediss://). */
+static void start_connect(sb_redis_t *r, const struct sockaddr *addr, socklen_t len)
+{
+    if (r->url->tls) {
+        /* Connected (BEV_EVENT_CONNECTED) once the TLS handshake, certificate checked, is done. */
+        SSL *ssl = tls_client(r->url);
+        r->tls = ssl ? bufferevent_openssl_socket_new(r->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (r->tls == NULL) {
+            drop(r, "out of memory");
+            return;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(r->tls, 1);
+        bufferevent_priority_set(r->tls, r->o.priority);
+        bufferevent_setcb(r->tls, NULL, NULL, on_tls_event, r);
+        bufferevent_enable(r->tls, EV_READ | EV_WRITE);
+        if (bufferevent_socket_connect(r->tls, addr, (int)len) != 0)
+            drop(r, "cannot connect");
+        return;
+    }
+    evutil_socket_t fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (connect(fd, addr, len) != 0 && errno != EINPROGRESS)) {
+        char why[256];
+        snprintf(why, sizeof(why), "cannot connect: %s", evutil_socket_error_to_string(errno));
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        drop(r, why);
+        return;
+    }
+    r->fd = fd;
+    r->connecting = event_new(r->base, fd, EV_WRITE | EV_PERSIST, on_connect, r);
+    if (r->connecting == NULL || event_priority_set(r->connecting, r->o.priority) != 0 ||
+        event_add(r->connecting, NULL) != 0)
+        drop(r, "out of memory");
+}
+
 /* The host name's addresses: connect to the first. */
 static void on_resolved(void *arg, const struct addrinfo *res, const char *err)
 {
@@ -689,8 +816,8 @@ static void on_resolved(void *arg, const struct addrinfo *res, const char *err)
     if (res == NULL) {
         snprintf(why, sizeof(why), "cannot resolve %s: %s", r->url->host, err);
         drop(r, why);
-    } else if (bufferevent_socket_connect(r->bev, res->ai_addr, (int)res->ai_addrlen) != 0) {
-        drop(r, "cannot connect");
+    } else {
+        start_connect(r, res->ai_addr, res->ai_addrlen);
     }
 }
 
@@ -698,27 +825,12 @@ static void connect_now(sb_redis_t *r)
 {
     r->reader = redisReaderCreateWithFunctions(&reply_functions);
     if (r->reader != NULL)
-        r->reader->privdata = r; /* each reply's task carries it: its pools */
-    if (r->url->tls) {
-        /* Connected (BEV_EVENT_CONNECTED) once the TLS handshake, certificate checked, is done. */
-        SSL *ssl = tls_client(r->url);
-        r->bev = ssl ? bufferevent_openssl_socket_new(r->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                      BEV_OPT_CLOSE_ON_FREE)
-                     : NULL;
-        if (r->bev != NULL)
-            bufferevent_openssl_set_allow_dirty_shutdown(r->bev, 1);
-    } else {
-        r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (r->reader == NULL || r->bev == NULL) {
-        r->state = SB_REDIS_CONNECTING; /* so drop() cleans up and retries */
+        r->reader->privdata = r;    /* each reply's task carries it: its pools */
+    r->state = SB_REDIS_CONNECTING; /* so that drop() cleans up and retries */
+    if (r->reader == NULL) {
         drop(r, "out of memory");
         return;
     }
-    r->state = SB_REDIS_CONNECTING;
-    bufferevent_priority_set(r->bev, r->o.priority);
-    bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
-    bufferevent_enable(r->bev, EV_READ | EV_WRITE);
     struct timeval tv = sb_loop_tv(r->o.connect_timeout);
     evtimer_add(r->timer, &tv);
     /* An address is connected to at once; a name is looked up first, off the loop. */
@@ -729,13 +841,11 @@ static void connect_now(sb_redis_t *r)
     if (inet_pton(AF_INET, r->url->host, &sa.in.sin_addr) == 1) {
         sa.in.sin_family = AF_INET;
         sa.in.sin_port = htons((uint16_t)r->url->port);
-        if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&sa.in, sizeof(sa.in)) != 0)
-            drop(r, "cannot connect");
+        start_connect(r, (struct sockaddr *)&sa.in, sizeof(sa.in));
     } else if (inet_pton(AF_INET6, r->url->host, &sa.in6.sin6_addr) == 1) {
         sa.in6.sin6_family = AF_INET6;
         sa.in6.sin6_port = htons((uint16_t)r->url->port);
-        if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&sa.in6, sizeof(sa.in6)) != 0)
-            drop(r, "cannot connect");
+        start_connect(r, (struct sockaddr *)&sa.in6, sizeof(sa.in6));
     } else if ((r->resolving = sb_resolve_start(r->base, r->url->host, r->url->port, on_resolved,
                                                 r)) == NULL) {
         drop(r, "cannot start looking up the host name");
@@ -755,11 +865,12 @@ sb_redis_t *sb_redis_new(struct event_base *base, const sb_redis_url_t *url,
     r->state = SB_REDIS_CLOSED;
     r->timer = evtimer_new(base, on_timer, r);
     r->watchdog = evtimer_new(base, on_watchdog, r);
-    r->flush = sb_flush_new(base, opts->priority);
+    r->fd = -1;
+    r->streams = sb_streams_new(base, opts->priority);
     r->pending_pool = (sb_pool_t)SB_POOL_INIT(sizeof(pending_t), 1024);
     for (size_t i = 0; i < REPLY_CLASSES; i++)
         r->reply_pools[i] = (sb_pool_t)SB_POOL_INIT(reply_class_size[i], REPLY_KEEP);
-    if (r->timer == NULL || r->watchdog == NULL || r->flush == NULL ||
+    if (r->timer == NULL || r->watchdog == NULL || r->streams == NULL ||
         event_priority_set(r->timer, opts->priority) ||
         event_priority_set(r->watchdog, opts->priority)) {
         sb_redis_free(r);
@@ -781,20 +892,16 @@ void sb_redis_free(sb_redis_t *r)
     r->o.on_state = NULL; /* no callbacks from here on but the pending commands' */
     if (r->resolving)
         sb_resolve_cancel(r->resolving);
-    if (r->bev) {
-        sb_flush_detach(&r->flush_item);
-        bufferevent_free(r->bev);
-    }
+    close_link(r);
     if (r->reader)
         redisReaderFree(r->reader);
-    r->bev = NULL;
     r->state = SB_REDIS_CLOSED;
     fail_pending(r);
     if (r->timer)
         event_free(r->timer);
     if (r->watchdog)
         event_free(r->watchdog);
-    sb_flush_free(r->flush);
+    sb_streams_free(r->streams);
     sb_pool_drain(&r->pending_pool);
     for (size_t i = 0; i < REPLY_CLASSES; i++)
         sb_pool_drain(&r->reply_pools[i]);

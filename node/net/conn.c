@@ -8,12 +8,10 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "base/log.h"
 #include "base/loop.h"
-#include "base/flush.h"
 #include "base/metrics.h"
 #include "http.h"
 #include "net/auth.h"
@@ -41,11 +39,10 @@ typedef enum {
 struct sb_conn {
     const sb_conn_env_t *env;
     uint64_t id;
-    struct bufferevent *bev; /* NULL until the transport starts (after PHASE_PROXY) */
-    sb_flush_item_t flush;   /* its writes, gathered per loop turn (TCP with a flusher) */
-    evutil_socket_t fd;      /* the socket while no transport holds it, else -1 */
-    struct event *proxy_ev;  /* reads the PROXY header off fd; NULL when none is expected */
-    uint8_t *hdr;            /* the PROXY header's bytes so far (SB_PROXY_MAX_HEADER of room) */
+    sb_stream_t *stream;    /* NULL until the transport starts (after PHASE_PROXY) */
+    evutil_socket_t fd;     /* the socket while no transport holds it, else -1 */
+    struct event *proxy_ev; /* reads the PROXY header off fd; NULL when none is expected */
+    uint8_t *hdr;           /* the PROXY header's bytes so far (SB_PROXY_MAX_HEADER of room) */
     size_t hdr_len;
     sb_deadline_t deadline; /* one at a time, its meaning set by the phase */
     int reserved;           /* its slot in the env's deadlines */
@@ -79,12 +76,6 @@ static void arm(sb_conn_t *c, double seconds)
                      sb_clock_mono() + (seconds < 0.001 ? 0.001 : seconds));
 }
 
-/* Runs on_read again on a later loop turn, for bytes already buffered. */
-static void read_later(sb_conn_t *c)
-{
-    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
 static const sb_config_t *cfg(const sb_conn_t *c) { return c->env->cfg; }
 
 /* Tells the handler, once, that an open WebSocket has ended. */
@@ -107,10 +98,9 @@ static void finish(sb_conn_t *c)
     if (c->phase == PHASE_DEAD)
         return;
     c->phase = PHASE_DEAD;
-    if (c->bev != NULL) {
-        sb_flush_detach(&c->flush);
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    if (c->stream != NULL) {
+        sb_stream_reading(c->stream, 0);
+        sb_stream_setcb(c->stream, NULL, NULL, NULL, NULL);
     }
     if (c->proxy_ev != NULL)
         event_del(c->proxy_ev);
@@ -121,10 +111,10 @@ static void finish(sb_conn_t *c)
 /* Ends the sending direction once nothing is left to send, once. */
 static void close_write_when_flushed(sb_conn_t *c)
 {
-    if (c->write_closed || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+    if (c->write_closed || sb_stream_pending(c->stream) > 0)
         return;
     c->write_closed = 1;
-    c->env->transport->close_write(c->env->transport, c->bev);
+    sb_stream_close_write(c->stream);
 }
 
 /* Half-closes once everything queued is written, then waits briefly for the peer's EOF: closing
@@ -132,7 +122,6 @@ static void close_write_when_flushed(sb_conn_t *c)
 static void linger(sb_conn_t *c)
 {
     c->phase = PHASE_LINGER;
-    c->flush.want_drained = 1;
     arm(c, cfg(c)->close_timeout);
     close_write_when_flushed(c);
 }
@@ -142,20 +131,17 @@ static void linger(sb_conn_t *c)
 static int send_frame_parts(sb_conn_t *c, int opcode, const sb_str_t *parts, size_t n)
 {
     uint8_t head[SB_WS_MAX_HEADER];
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    sb_str_t frame[1 + SB_CONN_MAX_PARTS];
     size_t len = 0;
-    for (size_t i = 0; i < n; i++)
+    if (n > SB_CONN_MAX_PARTS)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
         len += parts[i].len;
-    size_t hlen = sb_ws_write_header(head, 1, opcode, len, NULL);
-    /* Room for the whole frame first: it is queued whole or not at all. */
-    int rc = evbuffer_expand(out, hlen + len);
-    if (rc == 0) {
-        evbuffer_add(out, head, hlen);
-        for (size_t i = 0; i < n; i++)
-            if (parts[i].len > 0)
-                evbuffer_add(out, parts[i].p, parts[i].len);
+        frame[1 + i] = parts[i];
     }
-    if (rc != 0 || evbuffer_get_length(out) > cfg(c)->max_output) {
+    frame[0] = (sb_str_t){(const char *)head, sb_ws_write_header(head, 1, opcode, len, NULL)};
+    int rc = sb_stream_write(c->stream, frame, 1 + n); /* whole or not at all */
+    if (rc != 0 || sb_stream_pending(c->stream) > cfg(c)->max_output) {
         if (c->phase == PHASE_OPEN)
             c->why = SB_CLOSED_SLOW_READER;
         sb_log_client(SB_LOG_INFO, c->id, c->peer,
@@ -204,8 +190,8 @@ void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
     c->phase = PHASE_CLOSING;
     arm(c, cfg(c)->close_timeout);
     if (c->paused) { /* the peer's close frame must still be read */
-        bufferevent_enable(c->bev, EV_READ);
-        read_later(c);
+        sb_stream_reading(c->stream, 1);
+        sb_stream_read_later(c->stream);
     }
 }
 
@@ -214,7 +200,7 @@ void sb_conn_pause(sb_conn_t *c)
     if (c->paused || c->phase != PHASE_OPEN)
         return;
     c->paused = 1;
-    bufferevent_disable(c->bev, EV_READ);
+    sb_stream_reading(c->stream, 0);
 }
 
 void sb_conn_resume(sb_conn_t *c)
@@ -224,8 +210,8 @@ void sb_conn_resume(sb_conn_t *c)
     c->paused = 0;
     if (c->phase != PHASE_OPEN)
         return;
-    bufferevent_enable(c->bev, EV_READ);
-    read_later(c);
+    sb_stream_reading(c->stream, 1);
+    sb_stream_read_later(c->stream);
 }
 
 /* A protocol violation fails the connection (RFC 6455 7.1.7): a close frame saying why, then the
@@ -286,30 +272,23 @@ static void on_ws_event(sb_conn_t *c, const sb_ws_event_t *ev)
 /* Feeds the reader what is buffered, one event at a time, READ_BATCH messages at most. */
 static void read_ws(sb_conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     int batch = READ_BATCH;
 
     while (c->phase == PHASE_CLOSING || (c->phase == PHASE_OPEN && !c->paused)) {
-        size_t avail = evbuffer_get_length(in);
+        size_t avail;
+        char *buf = sb_stream_data(c->stream, &avail);
         if (avail == 0)
             return;
         if (batch == 0) {
-            read_later(c);
+            sb_stream_read_later(c->stream);
             return;
         }
-        struct evbuffer_iovec vec;
-        evbuffer_peek(in, -1, NULL, &vec, 1);
         sb_ws_event_t ev;
         const char *why = NULL;
         /* A whole frame in the buffer is unmasked where it lies and handed over from there. */
-        int n = sb_ws_reader_feed_in_place(&c->reader, vec.iov_base, vec.iov_len, &ev, &why);
-        if (n == 0 && ev.type == SB_WS_EV_NONE) {
-            /* A frame header split across buffer chunks: join it, or wait for the rest. */
-            if (vec.iov_len >= avail || vec.iov_len >= SB_WS_MAX_HEADER)
-                return;
-            evbuffer_pullup(in, avail < SB_WS_MAX_HEADER ? (ssize_t)avail : SB_WS_MAX_HEADER);
-            continue;
-        }
+        int n = sb_ws_reader_feed_in_place(&c->reader, (uint8_t *)buf, avail, &ev, &why);
+        if (n == 0 && ev.type == SB_WS_EV_NONE)
+            return; /* a frame header not all there yet */
         if (n < 0) {
             fail_ws(c, n, why);
             continue;
@@ -317,7 +296,7 @@ static void read_ws(sb_conn_t *c)
         if (ev.type == SB_WS_EV_TEXT)
             batch--;
         on_ws_event(c, &ev);
-        evbuffer_drain(in, (size_t)n); /* after: the event's data may lie in it */
+        sb_stream_consume(c->stream, (size_t)n); /* after: the event's data may lie in it */
     }
 }
 
@@ -338,8 +317,10 @@ static void open_ws(sb_conn_t *c)
 /* Answers a request head that could not be read, then ends the connection. */
 static void refuse(sb_conn_t *c, int status, const char *why)
 {
+    struct evbuffer *out = sb_streams_scratch(c->env->streams);
     sb_metrics_http_error(status);
-    sb_http_error(bufferevent_get_output(c->bev), status, why, NULL, 0);
+    sb_http_error(out, status, why, NULL, 0);
+    sb_stream_write_evbuffer(c->stream, out);
     linger(c);
 }
 
@@ -361,18 +342,19 @@ static int admit(sb_conn_t *c)
                  source, cfg(c)->source_handshakes);
     snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
     sb_log_client(SB_LOG_INFO, c->id, c->peer, "refused 429: %s", why);
+    struct evbuffer *out = sb_streams_scratch(c->env->streams);
     sb_metrics_http_error(429);
-    sb_http_error(bufferevent_get_output(c->bev), 429, why, extra, 0);
+    sb_http_error(out, 429, why, extra, 0);
+    sb_stream_write_evbuffer(c->stream, out);
     linger(c);
     return -1;
 }
 
 static void read_http(sb_conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t avail = evbuffer_get_length(in);
+    size_t avail;
+    const char *buf = sb_stream_data(c->stream, &avail);
     size_t look = avail < MAX_HEAD ? avail : MAX_HEAD;
-    const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)look);
     sb_http_request_t req;
     const char *err = NULL;
 
@@ -395,8 +377,14 @@ static void read_http(sb_conn_t *c)
             return;
     }
     sb_route_conn_t rc = {.id = c->id, .remote = c->peer, .claims = NULL};
-    if (c->env->route(c->env->route_ctx, &req, bufferevent_get_output(c->bev), &rc) !=
-        SB_ROUTE_UPGRADE) {
+    struct evbuffer *out = sb_streams_scratch(c->env->streams);
+    sb_route_t route = c->env->route(c->env->route_ctx, &req, out, &rc);
+    if (sb_stream_write_evbuffer(c->stream, out) != 0) {
+        sb_auth_claims_free(rc.claims);
+        finish(c);
+        return;
+    }
+    if (route != SB_ROUTE_UPGRADE) {
         sb_auth_claims_free(rc.claims);
         linger(c);
         return;
@@ -408,18 +396,18 @@ static void read_http(sb_conn_t *c)
         finish(c);
         return;
     }
-    evbuffer_drain(in, (size_t)n);
+    sb_stream_consume(c->stream, (size_t)n);
     open_ws(c);
     read_ws(c); /* frames sent right behind the request head */
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(void *arg)
 {
     sb_conn_t *c = arg;
-    (void)bev;
+    size_t len;
     c->last_read = now(c);
     switch (c->phase) {
-    case PHASE_PROXY: /* no bufferevent yet */
+    case PHASE_PROXY: /* no stream yet */
         break;
     case PHASE_HTTP:
         read_http(c);
@@ -430,45 +418,40 @@ static void on_read(struct bufferevent *bev, void *arg)
         break;
     case PHASE_LINGER:
     case PHASE_DEAD:
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        sb_stream_data(c->stream, &len);
+        sb_stream_consume(c->stream, len);
         break;
     }
 }
 
-/* Called when the output buffer has drained. */
-static void on_write(struct bufferevent *bev, void *arg)
+/* Everything queued has been written. */
+static void on_drained(void *arg)
 {
     sb_conn_t *c = arg;
-    (void)bev;
-    sb_flush_drained(&c->flush); /* the flusher writes from here on */
     if (c->phase == PHASE_LINGER)
         close_write_when_flushed(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The peer closed its end, or the socket failed. */
+static void on_end(void *arg, int err)
 {
     sb_conn_t *c = arg;
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (c->phase == PHASE_OPEN)
-            sb_log_conn(SB_LOG_DEBUG, c->id, c->peer, "dropped without a close frame (1006)");
-        finish(c);
-    }
+    (void)err;
+    if (c->phase == PHASE_OPEN)
+        sb_log_conn(SB_LOG_DEBUG, c->id, c->peer, "dropped without a close frame (1006)");
+    finish(c);
 }
 
 /* Hands the socket to the transport, which reads and writes it from now on. Returns 0, or -1
  * when out of memory (the socket closed). */
 static int open_transport(sb_conn_t *c, evutil_socket_t fd)
 {
-    c->bev = c->env->transport->open(c->env->transport, c->env->base, fd); /* owns fd */
-    if (c->bev == NULL)
+    c->stream = c->env->transport->open(c->env->transport, c->env->streams, fd); /* owns fd */
+    if (c->stream == NULL)
         return -1;
     c->phase = PHASE_HTTP;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    /* A plain socket's writes wait for the end of the turn, and go out together. */
-    if (c->env->flush != NULL && c->env->transport->socket_bev)
-        sb_flush_attach(c->env->flush, &c->flush, c->bev);
+    sb_stream_setcb(c->stream, on_read, on_drained, on_end, c);
+    sb_stream_reading(c->stream, 1);
     return 0;
 }
 
@@ -647,10 +630,9 @@ void sb_conn_free(sb_conn_t *c)
     end_ws(c);
     if (c->proxy_ev != NULL)
         event_free(c->proxy_ev); /* before its socket is closed */
-    if (c->bev != NULL) {
-        sb_flush_detach(&c->flush);
-        bufferevent_free(c->bev);
-    } else if (c->fd >= 0)
+    if (c->stream != NULL)
+        sb_stream_free(c->stream);
+    else if (c->fd >= 0)
         evutil_closesocket(c->fd);
     if (c->reserved) {
         sb_deadlines_clear(c->env->deadlines, &c->deadline);

@@ -9,7 +9,6 @@
 
 #include "base/config.h"
 #include "base/deadlines.h"
-#include "base/flush.h"
 #include "str.h"
 #include "net/limits.h"
 #include "net/routes.h"
@@ -46,9 +45,8 @@ typedef struct {
     /* The per-source limits, checked at accept; when the socket is a trusted proxy's, once its
      * PROXY header is read (--proxy-protocol) or else its request head; NULL for none. */
     sb_limits_t *limits;
-    /* Gathers the writes of socket transports per loop turn; NULL: each bufferevent writes as
-     * its socket drains. */
-    sb_flush_t *flush;
+    /* What the connections' streams share (their writes are gathered per loop turn). */
+    sb_streams_t *streams;
     /* The connections' timeouts (handshake, ping, pong, close), one heap for all of them, whose
      * callback is sb_conn_deadline_passed. */
     sb_deadlines_t *deadlines;
@@ -65,8 +63,11 @@ void sb_conn_deadline_passed(sb_deadline_t *d, void *ctx);
  * or was just dropped for having more than --max-output bytes queued. */
 int sb_conn_send_text(sb_conn_t *c, const char *data, size_t len);
 
-/* The same for a message made of n parts, one after another, written into the connection's
- * buffer as they are (no copy is joined first). */
+/* The most parts sb_conn_send_parts takes. */
+#define SB_CONN_MAX_PARTS 15
+
+/* The same for a message made of n parts (at most SB_CONN_MAX_PARTS), one after another,
+ * written into the connection's buffer as they are (no copy is joined first). */
 int sb_conn_send_parts(sb_conn_t *c, const sb_str_t *parts, size_t n);
 
 /* Starts the closing handshake with code and a short reason (NULL for none); the connection

@@ -26,7 +26,7 @@ struct sb_server {
     sb_routes_t routes;
     sb_auth_t *auth;          /* who may open a WebSocket */
     sb_limits_t *limits;      /* per-source limits */
-    sb_flush_t *flush;        /* gathers the connections' writes per loop turn */
+    sb_streams_t *streams;    /* what the connections' streams share */
     sb_deadlines_t deadlines; /* the connections' timeouts */
     sb_conn_env_t env;        /* what every connection is given */
     char busy[256];           /* the 503 for connections over --max-connections */
@@ -286,11 +286,11 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
         free(s);
         return NULL;
     }
-    s->flush = sb_flush_new(base, SB_PRIO_CLIENTS);
-    if (s->flush == NULL ||
+    s->streams = sb_streams_new(base, SB_PRIO_CLIENTS);
+    if (s->streams == NULL ||
         sb_deadlines_init(&s->deadlines, base, sb_conn_deadline_passed, s) != 0) {
         sb_deadlines_free(&s->deadlines);
-        sb_flush_free(s->flush);
+        sb_streams_free(s->streams);
         sb_limits_free(s->limits);
         sb_auth_free(s->auth);
         free(s);
@@ -314,7 +314,7 @@ sb_server_t *sb_server_new(struct event_base *base, const sb_config_t *cfg,
                              .on_end = reap,
                              .end_ctx = s,
                              .limits = s->limits,
-                             .flush = s->flush,
+                             .streams = s->streams,
                              .deadlines = &s->deadlines};
     /* Rendered once: a refused connection costs no more than a write. */
     struct evbuffer *busy = evbuffer_new();
@@ -492,7 +492,7 @@ void sb_server_free(sb_server_t *s)
     sb_tls_free(s->tls); /* after the connections, whose transport it is */
     sb_auth_free(s->auth);
     sb_limits_free(s->limits);        /* after the connections, which release their sources */
-    sb_flush_free(s->flush);          /* after the connections, which leave it */
+    sb_streams_free(s->streams);      /* after the connections, which use it */
     sb_deadlines_free(&s->deadlines); /* after the connections, which clear theirs */
     free(s);
 }

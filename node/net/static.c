@@ -94,13 +94,17 @@ int sb_static_answer(const char *root, const sb_http_request_t *req, struct evbu
                         "X-Content-Type-Options: nosniff\r\n" SECURITY_HEADERS
                         "Connection: close\r\n\r\n",
                         content_type(real), (long long)st.st_size);
-    if (head || st.st_size == 0)
-        close(fd);
-    else if (evbuffer_add_file(out, fd, 0, st.st_size) != 0) { /* takes fd on success */
-        close(fd);
-        return -1; /* the headers went out: the short body tells the client */
+    /* Read here rather than sent from the file: the connection's stream writes from memory. */
+    off_t left = head ? 0 : st.st_size;
+    while (left > 0) {
+        char chunk[16384];
+        ssize_t n = read(fd, chunk, left < (off_t)sizeof(chunk) ? (size_t)left : sizeof(chunk));
+        if (n <= 0 || evbuffer_add(out, chunk, (size_t)n) != 0)
+            break; /* the headers went out: the short body tells the client */
+        left -= n;
     }
-    return 0;
+    close(fd);
+    return left == 0 ? 0 : -1;
 missing:
     sb_metrics_http_error(404);
     sb_http_error(out, 404, "no such file", NULL, head);

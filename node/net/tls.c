@@ -215,8 +215,9 @@ fail:
     return NULL;
 }
 
-static struct bufferevent *tls_open(const sb_transport_t *tr, struct event_base *base,
-                                    evutil_socket_t fd)
+static void tls_close_write(struct bufferevent *bev);
+
+static sb_stream_t *tls_open(const sb_transport_t *tr, sb_streams_t *streams, evutil_socket_t fd)
 {
     sb_tls_t *t = tr->ctx;
     int one = 1;
@@ -241,19 +242,19 @@ static struct bufferevent *tls_open(const sb_transport_t *tr, struct event_base 
     }
     SSL_set_ex_data(ssl, handshake_index, h); /* freed with the SSL from here on */
     struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        sb_streams_base(streams), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     /* On failure libevent may already have freed the SSL and closed fd, or not: a leak on this
      * out-of-memory path beats freeing or closing twice. */
-    if (bev != NULL)
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
+    if (bev == NULL)
+        return NULL;
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return sb_stream_bev_new(bev, tls_close_write);
 }
 
 /* close_notify, then the TCP half-close: the client reads every byte, then a clean end. */
-static void tls_close_write(const sb_transport_t *tr, struct bufferevent *bev)
+static void tls_close_write(struct bufferevent *bev)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    (void)tr;
     if (ssl != NULL && SSL_is_init_finished(ssl))
         SSL_shutdown(ssl); /* writes close_notify; the client's comes back as the end of input */
     ERR_clear_error();
@@ -285,7 +286,7 @@ sb_tls_t *sb_tls_new(const char *cert, const char *key, char *err, size_t errlen
     }
     t->cert = cert;
     t->key = key;
-    t->transport = (sb_transport_t){"tls", tls_open, tls_close_write, tls_refuse, t, 0};
+    t->transport = (sb_transport_t){"tls", tls_open, tls_refuse, t};
     t->ctx = load(cert, key, err, errlen);
     if (t->ctx == NULL) {
         free(t);

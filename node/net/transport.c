@@ -7,23 +7,13 @@
 
 #include "base/log.h"
 
-static struct bufferevent *tcp_open(const sb_transport_t *t, struct event_base *base,
-                                    evutil_socket_t fd)
+static sb_stream_t *tcp_open(const sb_transport_t *t, sb_streams_t *streams, evutil_socket_t fd)
 {
     (void)t;
     int one = 1;
     /* Signaling messages are small and latency matters more than packet count. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL)
-        evutil_closesocket(fd);
-    return bev;
-}
-
-static void tcp_close_write(const sb_transport_t *t, struct bufferevent *bev)
-{
-    (void)t;
-    shutdown(bufferevent_getfd(bev), SHUT_WR);
+    return sb_stream_socket_new(streams, fd);
 }
 
 static void tcp_refuse(const sb_transport_t *t, evutil_socket_t fd, const char *answer, size_t len)
@@ -35,4 +25,4 @@ static void tcp_refuse(const sb_transport_t *t, evutil_socket_t fd, const char *
     evutil_closesocket(fd);
 }
 
-const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_close_write, tcp_refuse, NULL, 1};
+const sb_transport_t sb_transport_tcp = {"tcp", tcp_open, tcp_refuse, NULL};

@@ -14,7 +14,7 @@ BELOW = {"base": set(), "net": {"base"}, "cluster": {"base"}, "app": {"base", "n
 # Source files that implement a module whose header has another name.
 PARTS = {"app/peers": "app/relay", "app/rooms": "app/relay", "app/relaying": "app/relay",
          "app/relay_int": "app/relay", "cluster/bus_memory": "cluster/bus",
-         "cluster/dir_memory": "cluster/dir"}
+         "cluster/dir_memory": "cluster/dir", "base/stream_bev": "base/stream"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

@@ -76,6 +76,7 @@ static struct {
     sb_routes_t routes;
     sb_conn_env_t env;
     sb_deadlines_t deadlines;
+    sb_streams_t *streams;
     struct event *reaper;
     client_t *dead[MAX_CLIENTS]; /* ended, freed on a later loop turn */
     size_t ndead;
@@ -105,10 +106,12 @@ static client_t *client_of_conn(const sb_conn_t *c)
     return NULL;
 }
 
+static void fake_close_write(struct bufferevent *bev);
+
 /* The client being connected is w.opening. */
-static struct bufferevent *fake_open(const sb_transport_t *t, struct event_base *base,
-                                     evutil_socket_t fd)
+static sb_stream_t *fake_open(const sb_transport_t *t, sb_streams_t *streams, evutil_socket_t fd)
 {
+    struct event_base *base = sb_streams_base(streams);
     struct bufferevent *pair[2];
     client_t *c = w.opening;
 
@@ -123,15 +126,14 @@ static struct bufferevent *fake_open(const sb_transport_t *t, struct event_base 
     bufferevent_setcb(c->end, client_on_read, NULL, client_on_event, c);
     bufferevent_enable(c->end, EV_READ | EV_WRITE);
     w.opens++;
-    return pair[0];
+    return sb_stream_bev_new(pair[0], fake_close_write);
 }
 
 /* TCP's half-close: the client reads EOF after what was queued (conn.c calls this once, when
  * its output is empty). An EOF event on a later turn is what a socket gives; a flush with
  * BEV_FINISHED would run the server end's write callback inside this call instead. */
-static void fake_close_write(const sb_transport_t *t, struct bufferevent *bev)
+static void fake_close_write(struct bufferevent *bev)
 {
-    (void)t;
     client_t *c = client_of_server_end(bev);
     REQUIRE(c != NULL, "close_write on an unknown bufferevent");
     REQUIRE(evbuffer_get_length(bufferevent_get_output(bev)) == 0,
@@ -152,9 +154,8 @@ static void fake_refuse(const sb_transport_t *t, evutil_socket_t fd, const char 
     ck_abort_msg("refuse is the server's, never a connection's");
 }
 
-/* Its bufferevents are pairs, not sockets: they write as they always do (no flusher). */
-static const sb_transport_t fake_transport = {"fake",      fake_open, fake_close_write,
-                                              fake_refuse, NULL,      0};
+/* Streams over bufferevent pairs, not sockets: they write as a bufferevent always does. */
+static const sb_transport_t fake_transport = {"fake", fake_open, fake_refuse, NULL};
 
 /* One turn of the loop: it runs until no callback is ready (EVLOOP_NONBLOCK never waits). */
 static void turn(void) { event_base_loop(w.base, EVLOOP_NONBLOCK); }
@@ -251,6 +252,8 @@ static void node_up(const char *extra, ...)
     w.routes =
         (sb_routes_t){.cfg = &w.cfg, .auth = w.auth, .ready = sb_relay_ready, .ready_ctx = w.relay};
     ck_assert_int_eq(sb_deadlines_init(&w.deadlines, w.base, sb_conn_deadline_passed, NULL), 0);
+    w.streams = sb_streams_new(w.base, SB_PRIO_CLIENTS);
+    ck_assert_ptr_nonnull(w.streams);
     w.env = (sb_conn_env_t){.base = w.base,
                             .cfg = &w.cfg,
                             .transport = &fake_transport,
@@ -259,6 +262,7 @@ static void node_up(const char *extra, ...)
                             .route_ctx = &w.routes,
                             .on_end = on_end,
                             .end_ctx = NULL,
+                            .streams = w.streams,
                             .deadlines = &w.deadlines};
     w.reaper = event_new(w.base, -1, 0, on_reap, NULL);
     ck_assert_ptr_nonnull(w.reaper);
@@ -300,6 +304,7 @@ static void node_down(void)
     sb_auth_free(w.auth);
     event_free(w.reaper);
     sb_deadlines_free(&w.deadlines);
+    sb_streams_free(w.streams);
     event_base_free(w.base);
     sb_config_free(&w.cfg);
     memset(&w, 0, sizeof(w));
