@@ -160,7 +160,7 @@ static void subscribed(void *arg, int ok)
         /* A resumed peer catches up first: what its last connection's node may have lost is
          * sent again, and delivered in order with what was held for it. */
         int catchup = peer->resumed && relay_catchup_wanted(r);
-        peer->catching_up = catchup;
+        peer->catching_up = catchup != 0;
         send_greeting(peer);
         if (catchup)
             relay_catchup_start(peer);

@@ -38,7 +38,7 @@ void relay_flow(peer_t *p)
     int stop = p->join != NULL || p->leaving || p->relays >= RELAY_WINDOW;
     if (stop == p->paused || p->closed)
         return;
-    p->paused = stop;
+    p->paused = stop != 0;
     if (stop)
         sb_conn_pause(p->conn);
     else

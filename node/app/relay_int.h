@@ -42,31 +42,21 @@ struct peer {
     sb_relay_t *relay;
     sb_conn_t *conn;
     sb_dialect_t dialect; /* the client protocol it speaks: v1, or PeerJS's (peerjs.c) */
-    double heard;         /* PeerJS: when its last HEARTBEAT came (monotonic) */
-    int counted;          /* PeerJS: counted in the relay's peerjs_peers */
     int refs;
-    int closed;     /* its connection has ended */
-    int registered; /* holds its ID (welcome sent) and its bus channel */
+    double heard; /* PeerJS: when its last HEARTBEAT came (monotonic) */
     char id[SB_ID_MAX + 1];
     room_t **rooms; /* rooms joined on this node, at most max_rooms_per_peer */
     size_t nrooms;
     struct pending_join *join; /* a join waiting for the directory: its room's events wait too */
-    int leaving;               /* a leave waiting for the directory */
     size_t relays;             /* relays waiting for the bus */
-    int paused;                /* not read: see RELAY_WINDOW */
-    int rated;                 /* the buckets below are set (on its first message) */
     sb_bucket_t rate_messages, rate_bytes;
     unsigned refused_in_a_row; /* messages refused rate-limited since the last one let through */
 
     /* Its session (peers.c). */
     char token[RESUME_TOKEN_LEN + 1];  /* its resume token, "" when sessions are off */
     char resume[RESUME_TOKEN_LEN + 1]; /* the token it came with, "" for none */
-    int claimed;                       /* the directory gave it its ID */
-    int resumed;                       /* this connection took its session back */
-    int replaced;                      /* its session was taken by another connection */
     char **greeting;                   /* what follows the welcome of a resume: joined, held */
     size_t *greeting_lens, ngreeting, greeting_cap;
-    int catching_up;             /* its messages wait in greeting for the nodes (catchup.c) */
     int marks_due, marks_seen;   /* the nodes asked (-1: not known yet) and those that answered */
     struct event *catchup_timer; /* the end of the wait at the latest */
     struct event *retry;         /* a claim waiting for the directory (--bus-hold-ms) */
@@ -75,10 +65,22 @@ struct peer {
     /* Its messages waiting for the bus or a resuming peer (relaying.c). */
     uint64_t seq;          /* relays sent so far */
     pending_relay_t *held; /* oldest first */
-    int holding;           /* on the relay's list of holders */
     peer_t *hold_prev, *hold_next;
-    int kicking, rekick;
     size_t inbound; /* relays to it from this node on their way through the bus */
+
+    /* Flags, one bit each. */
+    unsigned counted : 1;     /* PeerJS: counted in the relay's peerjs_peers */
+    unsigned closed : 1;      /* its connection has ended */
+    unsigned registered : 1;  /* holds its ID (welcome sent) and its bus channel */
+    unsigned leaving : 1;     /* a leave waiting for the directory */
+    unsigned paused : 1;      /* not read: see RELAY_WINDOW */
+    unsigned rated : 1;       /* the rate buckets are set (on its first message) */
+    unsigned claimed : 1;     /* the directory gave it its ID */
+    unsigned resumed : 1;     /* this connection took its session back */
+    unsigned replaced : 1;    /* its session was taken by another connection */
+    unsigned catching_up : 1; /* its messages wait in greeting for the nodes (catchup.c) */
+    unsigned holding : 1;     /* on the relay's list of holders */
+    unsigned kicking : 1, rekick : 1;
 };
 
 /* What a held message is to do next. */

@@ -8,6 +8,7 @@
 #include "base/stream.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,10 +18,11 @@
 
 #include "base/pool.h"
 
-#define READ_SIZE 65536   /* the shared buffer: the most one read takes */
-#define BLOCK 16384       /* a stream's own buffer, from the pool; larger ones from malloc */
-#define KEEP_BLOCKS 64    /* free blocks the pool keeps */
-#define READ_AHEAD 262144 /* unconsumed bytes at which a stream stops reading until consumed */
+#define READ_SIZE 65536    /* the shared buffer: the most one read takes */
+#define BLOCK 16384        /* a stream's own buffer, from the pool; larger ones from malloc */
+#define KEEP_BLOCKS 64     /* free blocks the pool keeps */
+#define READ_AHEAD 262144  /* unconsumed bytes at which a stream stops reading until consumed */
+#define BUF_MAX (1u << 30) /* the largest buffer a stream has: writes beyond fail */
 
 /* READ_SIZE bytes where every socket read lands first, shared by every sb_streams_t (one thread
  * runs the loop, and a read is handed over before the next one is made). */
@@ -36,24 +38,28 @@ struct sb_streams {
     struct evbuffer *scratch;
 };
 
+/* Bytes p[off, off + len) of a buffer of cap bytes (p is NULL when it has none). */
+typedef struct {
+    char *p;
+    uint32_t off, len, cap;
+} buf_t;
+
 typedef struct sock {
     sb_stream_t s; /* first: a sock_t is its sb_stream_t */
     sb_streams_t *ss;
     struct event ev; /* reads and, while the kernel does not take everything, writes */
     evutil_socket_t fd;
-    short events;           /* what ev waits for now */
-    unsigned want_read : 1; /* the owner's choice (reading) */
-    unsigned writing : 1;   /* the kernel did not take everything: ev waits to write the rest */
-    unsigned queued : 1;    /* in ss's list for the turn's end */
-    unsigned later : 1;     /* read_later: ev was made active to hand over buffered bytes */
-    unsigned dead : 1;      /* ended: on_end ran, nothing more is read or written */
-    unsigned shared : 1;    /* in points into rbuf (only during on_read) */
-    unsigned freed : 1;     /* the owner freed it inside a callback: freed once that returns */
-    unsigned busy;          /* callbacks of the owner running now */
-    char *in;               /* read and not consumed: in[in_off, in_off + in_len) */
-    size_t in_off, in_len, in_cap;
-    char *out; /* queued: out[out_off, out_off + out_len) */
-    size_t out_off, out_len, out_cap;
+    short events;             /* what ev waits for now */
+    unsigned want_read : 1;   /* the owner's choice (reading) */
+    unsigned writing : 1;     /* the kernel did not take everything: ev waits to write the rest */
+    unsigned queued : 1;      /* in ss's list for the turn's end */
+    unsigned later : 1;       /* read_later: ev was made active to hand over buffered bytes */
+    unsigned dead : 1;        /* ended: on_end ran, nothing more is read or written */
+    unsigned shared : 1;      /* in points into rbuf (only during on_read) */
+    unsigned freed : 1;       /* the owner freed it inside a callback: freed once that returns */
+    unsigned busy;            /* callbacks of the owner running now */
+    buf_t in;                 /* read and not consumed */
+    buf_t out;                /* queued */
     struct sock *prev, *next; /* in ss's list */
 } sock_t;
 
@@ -62,8 +68,8 @@ static const sb_stream_ops_t sock_ops;
 /* --- buffers --- */
 
 /* A buffer of at least need bytes: a block from the pool, or from malloc when larger (rounded up
- * to a power of two). NULL when out of memory. */
-static char *buf_get(sb_streams_t *ss, size_t need, size_t *cap)
+ * to a power of two). NULL when out of memory or over BUF_MAX. */
+static char *buf_get(sb_streams_t *ss, size_t need, uint32_t *cap)
 {
     if (need <= BLOCK) {
         *cap = BLOCK;
@@ -72,42 +78,45 @@ static char *buf_get(sb_streams_t *ss, size_t need, size_t *cap)
     size_t c = BLOCK;
     while (c < need)
         c *= 2;
-    *cap = c;
+    if (c > BUF_MAX)
+        return NULL;
+    *cap = (uint32_t)c;
     return malloc(c);
 }
 
-static void buf_put(sb_streams_t *ss, char *b, size_t cap)
+/* Gives b's memory back (to the pool when it is a block); b is then empty. */
+static void buf_release(sb_streams_t *ss, buf_t *b)
 {
-    if (b == NULL)
-        return;
-    if (cap == BLOCK)
-        sb_pool_put(&ss->blocks, b);
-    else
-        free(b);
+    if (b->p != NULL) {
+        if (b->cap == BLOCK)
+            sb_pool_put(&ss->blocks, b->p);
+        else
+            free(b->p);
+    }
+    *b = (buf_t){0};
 }
 
-/* Makes room for more bytes after the len at *b + *off: moves them to the front, or into a
- * buffer twice the size. Returns 0, or -1 when out of memory (nothing changed). */
-static int buf_room(sb_streams_t *ss, char **b, size_t *off, size_t len, size_t *cap, size_t more)
+/* Makes room for more bytes after b's: moves them to the front, or into a buffer twice the size.
+ * Returns 0, or -1 when out of memory (b unchanged). */
+static int buf_room(sb_streams_t *ss, buf_t *b, size_t more)
 {
-    if (*b != NULL && *off + len + more <= *cap)
+    if (b->p != NULL && b->off + b->len + more <= b->cap)
         return 0;
-    if (*b != NULL && len + more <= *cap) {
-        memmove(*b, *b + *off, len);
-        *off = 0;
+    if (b->p != NULL && b->len + more <= b->cap) {
+        memmove(b->p, b->p + b->off, b->len);
+        b->off = 0;
         return 0;
     }
-    size_t ncap;
-    size_t need = len + more > 2 * *cap ? len + more : 2 * *cap;
+    uint32_t ncap;
+    size_t need = b->len + more > 2 * (size_t)b->cap ? b->len + more : 2 * (size_t)b->cap;
     char *nb = buf_get(ss, need, &ncap);
     if (nb == NULL)
         return -1;
-    if (len > 0)
-        memcpy(nb, *b + *off, len);
-    buf_put(ss, *b, *cap);
-    *b = nb;
-    *off = 0;
-    *cap = ncap;
+    if (b->len > 0)
+        memcpy(nb, b->p + b->off, b->len);
+    uint32_t len = b->len;
+    buf_release(ss, b);
+    *b = (buf_t){nb, 0, len, ncap};
     return 0;
 }
 
@@ -120,7 +129,7 @@ static void update_events(sock_t *k)
 {
     short want = 0;
     if (!k->dead) {
-        if (k->want_read && k->in_len < READ_AHEAD)
+        if (k->want_read && k->in.len < READ_AHEAD)
             want |= EV_READ;
         if (k->writing)
             want |= EV_WRITE;
@@ -188,27 +197,19 @@ static int end(sock_t *k, int err)
 static int keep_rest(sock_t *k)
 {
     if (!k->shared) {
-        if (k->in_len == 0 && k->in != NULL) {
-            buf_put(k->ss, k->in, k->in_cap);
-            k->in = NULL;
-            k->in_off = k->in_cap = 0;
-        }
+        if (k->in.len == 0)
+            buf_release(k->ss, &k->in);
         return 0;
     }
     k->shared = 0;
-    if (k->in_len == 0) {
-        k->in = NULL;
-        k->in_off = k->in_cap = 0;
+    buf_t rest = k->in;
+    k->in = (buf_t){0};
+    if (rest.len == 0)
         return 0;
-    }
-    const char *rest = k->in + k->in_off;
-    k->in = buf_get(k->ss, k->in_len, &k->in_cap);
-    k->in_off = 0;
-    if (k->in == NULL) {
-        k->in_len = k->in_cap = 0;
+    if (buf_room(k->ss, &k->in, rest.len) != 0)
         return end(k, ENOMEM);
-    }
-    memcpy(k->in, rest, k->in_len);
+    memcpy(k->in.p, rest.p + rest.off, rest.len);
+    k->in.len = rest.len;
     return 0;
 }
 
@@ -227,25 +228,21 @@ static void read_socket(sock_t *k)
 {
     sb_streams_t *ss = k->ss;
     ssize_t n;
-    if (k->in_len == 0) {
+    if (k->in.len == 0) {
         n = recv(k->fd, rbuf, READ_SIZE, 0);
         if (n > 0) {
-            if (k->in != NULL) /* an empty own buffer left by read_later's path */
-                buf_put(ss, k->in, k->in_cap);
-            k->in = rbuf;
-            k->in_off = 0;
-            k->in_cap = READ_SIZE;
-            k->in_len = (size_t)n;
+            buf_release(ss, &k->in); /* an empty own buffer, if any */
+            k->in = (buf_t){rbuf, 0, (uint32_t)n, READ_SIZE};
             k->shared = 1;
         }
     } else {
-        if (buf_room(ss, &k->in, &k->in_off, k->in_len, &k->in_cap, BLOCK / 4) != 0) {
+        if (buf_room(ss, &k->in, BLOCK / 4) != 0) {
             end(k, ENOMEM);
             return;
         }
-        n = recv(k->fd, k->in + k->in_off + k->in_len, k->in_cap - k->in_off - k->in_len, 0);
+        n = recv(k->fd, k->in.p + k->in.off + k->in.len, k->in.cap - k->in.off - k->in.len, 0);
         if (n > 0)
-            k->in_len += (size_t)n;
+            k->in.len += (uint32_t)n;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
@@ -262,11 +259,11 @@ static void read_socket(sock_t *k)
  * leave. */
 static int write_out(sock_t *k)
 {
-    while (k->out_len > 0) {
-        ssize_t n = send(k->fd, k->out + k->out_off, k->out_len, MSG_NOSIGNAL);
+    while (k->out.len > 0) {
+        ssize_t n = send(k->fd, k->out.p + k->out.off, k->out.len, MSG_NOSIGNAL);
         if (n > 0) {
-            k->out_off += (size_t)n;
-            k->out_len -= (size_t)n;
+            k->out.off += (uint32_t)n;
+            k->out.len -= (uint32_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -277,9 +274,7 @@ static int write_out(sock_t *k)
             return end(k, n < 0 ? errno : EIO);
         }
     }
-    buf_put(k->ss, k->out, k->out_cap);
-    k->out = NULL;
-    k->out_off = k->out_cap = 0;
+    buf_release(k->ss, &k->out);
     if (k->writing) {
         k->writing = 0;
         update_events(k);
@@ -326,19 +321,19 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 static char *sock_data(sb_stream_t *s, size_t *len)
 {
     sock_t *k = (sock_t *)s;
-    *len = k->in_len;
-    return k->in_len > 0 ? k->in + k->in_off : NULL;
+    *len = k->in.len;
+    return k->in.len > 0 ? k->in.p + k->in.off : NULL;
 }
 
 static void sock_consume(sb_stream_t *s, size_t n)
 {
     sock_t *k = (sock_t *)s;
-    if (n > k->in_len)
-        n = k->in_len;
-    k->in_off += n;
-    k->in_len -= n;
-    if (k->in_len == 0)
-        k->in_off = 0;
+    if (n > k->in.len)
+        n = k->in.len;
+    k->in.off += (uint32_t)n;
+    k->in.len -= (uint32_t)n;
+    if (k->in.len == 0)
+        k->in.off = 0;
 }
 
 static int sock_write(sb_stream_t *s, const sb_str_t *parts, size_t n)
@@ -349,15 +344,15 @@ static int sock_write(sb_stream_t *s, const sb_str_t *parts, size_t n)
         len += parts[i].len;
     if (k->dead || len == 0)
         return 0;
-    if (buf_room(k->ss, &k->out, &k->out_off, k->out_len, &k->out_cap, len) != 0)
+    if (len > BUF_MAX - k->out.len || buf_room(k->ss, &k->out, len) != 0)
         return -1;
-    char *p = k->out + k->out_off + k->out_len;
+    char *p = k->out.p + k->out.off + k->out.len;
     for (size_t i = 0; i < n; i++) {
         if (parts[i].len > 0)
             memcpy(p, parts[i].p, parts[i].len);
         p += parts[i].len;
     }
-    k->out_len += len;
+    k->out.len += (uint32_t)len;
     if (!k->writing && !k->queued) {
         sb_streams_t *ss = k->ss;
         /* The first of a turn makes the flush active: it runs after the callbacks already due
@@ -373,7 +368,7 @@ static int sock_write(sb_stream_t *s, const sb_str_t *parts, size_t n)
     return 0;
 }
 
-static size_t sock_pending(const sb_stream_t *s) { return ((const sock_t *)s)->out_len; }
+static size_t sock_pending(const sb_stream_t *s) { return ((const sock_t *)s)->out.len; }
 
 static void sock_reading(sb_stream_t *s, int on)
 {
@@ -399,8 +394,8 @@ static void destroy(sock_t *k)
     event_del(&k->ev);
     evutil_closesocket(k->fd);
     if (!k->shared)
-        buf_put(k->ss, k->in, k->in_cap);
-    buf_put(k->ss, k->out, k->out_cap);
+        buf_release(k->ss, &k->in);
+    buf_release(k->ss, &k->out);
     free(k);
 }
 

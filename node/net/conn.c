@@ -45,12 +45,14 @@ struct sb_conn {
     uint8_t *hdr;           /* the PROXY header's bytes so far (SB_PROXY_MAX_HEADER of room) */
     size_t hdr_len;
     sb_deadline_t deadline; /* one at a time, its meaning set by the phase */
-    int reserved;           /* its slot in the env's deadlines */
     phase_t phase;
-    int was_open;     /* the handler saw on_open, so it gets on_close */
-    int paused;       /* sb_conn_pause: no messages to the handler, no reading */
-    int write_closed; /* the transport's close_write has run */
-    sb_closed_t why;  /* why an open WebSocket is ending, for the metrics */
+    sb_closed_t why;           /* why an open WebSocket is ending, for the metrics */
+    unsigned reserved : 1;     /* its slot in the env's deadlines */
+    unsigned was_open : 1;     /* the handler saw on_open, so it gets on_close */
+    unsigned paused : 1;       /* sb_conn_pause: no messages to the handler, no reading */
+    unsigned write_closed : 1; /* the stream's close_write has run */
+    unsigned via_proxy : 1;    /* the socket is a trusted proxy's without --proxy-protocol: its
+                                  client is checked from the head's X-Forwarded-For */
     sb_ws_reader_t reader;
     double last_read; /* event-loop time of the last bytes received */
     double ping_sent; /* when the outstanding ping was sent, 0 when none */
@@ -58,10 +60,8 @@ struct sb_conn {
     sb_token_claims_t *claims; /* the token's, when tokens are on */
     sb_dialect_t dialect;      /* the client protocol it upgraded to */
     void *data;
-    char peer[64];
+    char peer[48];       /* the client's address as text (INET6_ADDRSTRLEN and a little) */
     sb_ip_t addr;        /* the socket's address */
-    int via_proxy;       /* the socket is a trusted proxy's without --proxy-protocol: its client is
-                            checked from the head's X-Forwarded-For */
     sb_source_t *source; /* counted against the per-source limits, released when freed */
     sb_conn_t *prev, *next;
 };
@@ -391,8 +391,8 @@ static void read_http(sb_conn_t *c)
     }
     c->claims = rc.claims;
     c->dialect = rc.dialect;
-    c->query = strndup(req.query.p, req.query.len);
-    if (c->query == NULL) {
+    c->query = req.query.len > 0 ? strndup(req.query.p, req.query.len) : NULL;
+    if (req.query.len > 0 && c->query == NULL) {
         finish(c);
         return;
     }
