@@ -1,12 +1,16 @@
 /* The cluster bus over Redis pub/sub: one channel per peer, PUBLISH counts receivers.
  *
  * Two connections: PUBLISH, and a subscriber. Every
- * subscribed channel is remembered and subscribed again after a reconnect. The node checks its
+ * subscribed channel is remembered and subscribed again after a reconnect. A channel this node
+ * has just left is remembered too until Redis confirms the UNSUBSCRIBE: a PUBLISH to it
+ * meanwhile may have counted this node's own subscription, which no longer delivers, so it is
+ * not taken for a receiver (the count may fall one short, never one over). The node checks its
  * own pub/sub path all the time: it publishes to a channel of its own every second and expects
  * the message back; a subscriber that stops delivering (dropped by Redis without a clean error,
  * an output-buffer limit, a failover) is reconnected. */
 #include "cluster/bus_redis.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,7 @@ typedef struct {
     struct event_base *evbase;
     sb_redis_t *pub, *sub;
     sb_map_t *channels; /* channel -> channel_t, for every channel this node wants */
+    sb_map_t *leaving;  /* channel -> UNSUBSCRIBEs of it not confirmed yet (a count) */
     char check_channel[96];
     struct event *check_timer;
     double sub_up_since;   /* when the subscriber became ready, 0 while it is not */
@@ -134,6 +139,17 @@ static void send_check(redis_bus_t *b)
     sb_redis_command(b->pub, 3, argv, lens, NULL, NULL);
 }
 
+static void forget_leaving(redis_bus_t *b)
+{
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (sb_map_next(b->leaving, &cursor, &key, &value)) {
+        sb_map_remove(b->leaving, key);
+        cursor = 0;
+    }
+}
+
 static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
 {
     redis_bus_t *b = ctx;
@@ -153,6 +169,7 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
             b->sub_down_since = 0;
         } else {
             fail_waiting(b);
+            forget_leaving(b); /* a lost connection has no subscriptions left */
             if (b->sub_down_since == 0)
                 b->sub_down_since = t;
         }
@@ -229,6 +246,20 @@ static void on_subscribed(void *ctx, const char *channel, size_t chlen)
     }
 }
 
+/* Redis confirmed an UNSUBSCRIBE: that subscription counts no more. */
+static void on_unsubscribed(void *ctx, const char *channel, size_t chlen)
+{
+    redis_bus_t *b = ctx;
+    char name[160];
+    if (!channel_name(name, sizeof(name), channel, chlen))
+        return;
+    uintptr_t n = (uintptr_t)sb_map_get(b->leaving, name);
+    if (n > 1)
+        sb_map_put(b->leaving, name, (void *)(n - 1));
+    else if (n == 1)
+        sb_map_remove(b->leaving, name);
+}
+
 static int subscribe(sb_bus_t *base, const char *channel, void *sub, sb_bus_subscribed_fn done,
                      void *arg)
 {
@@ -260,8 +291,12 @@ static void unsubscribe(sb_bus_t *base, const char *channel)
     channel_t *ch = sb_map_remove(b->channels, channel);
     if (ch == NULL)
         return;
-    if (sb_redis_state(b->sub) == SB_REDIS_READY)
+    if (sb_redis_state(b->sub) == SB_REDIS_READY) {
+        uintptr_t n = (uintptr_t)sb_map_get(b->leaving, channel);
+        /* Out of memory: not remembered, and a publish meanwhile may count it, as before. */
+        sb_map_put(b->leaving, channel, (void *)(n + 1));
         subscribe_cmd(b, "UNSUBSCRIBE", &channel, 1);
+    }
     if (ch->done != NULL)
         ch->done(ch->arg, 0);
     free(ch);
@@ -271,6 +306,7 @@ typedef struct {
     redis_bus_t *bus;
     sb_bus_done_fn done;
     void *arg;
+    int own_stale; /* this node was leaving the channel: its subscription may have counted */
 } publish_t;
 
 static void on_published(void *arg, const sb_redis_reply_t *reply)
@@ -282,6 +318,8 @@ static void on_published(void *arg, const sb_redis_reply_t *reply)
         receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
     else
         sb_metrics.publish_failures++;
+    if (p->own_stale && receivers > 0)
+        receivers--;
     sb_bus_done_fn done = p->done;
     void *done_arg = p->arg;
     sb_pool_put(&b->publishes, p);
@@ -303,6 +341,8 @@ static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, 
         p->bus = b;
         p->done = done;
         p->arg = arg;
+        p->own_stale =
+            sb_map_get(b->leaving, channel) != NULL && sb_map_get(b->channels, channel) == NULL;
     }
     if (sb_redis_publish(b->pub, channel, parts, nparts, p ? on_published : NULL, p) != 0) {
         sb_metrics.publish_failures++;
@@ -334,6 +374,7 @@ static void bus_free(sb_bus_t *base)
     while (sb_map_next(b->channels, &cursor, &key, &value))
         free(value);
     sb_map_free(b->channels);
+    sb_map_free(b->leaving);
     sb_pool_drain(&b->publishes); /* after the publisher, whose failed publishes give theirs back */
     free(b);
 }
@@ -359,6 +400,7 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
                          .on_state = on_state,
                          .on_message = on_message,
                          .on_subscribed = on_subscribed,
+                         .on_unsubscribed = on_unsubscribed,
                          .ctx = b};
     o.name = "pub";
     b->pub = sb_redis_new(base, url, &o);
@@ -366,9 +408,11 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     o.pubsub = 1;
     b->sub = sb_redis_new(base, url, &o);
     b->channels = sb_map_new();
+    b->leaving = sb_map_new();
     b->check_timer = event_new(base, -1, EV_PERSIST, on_check, b);
     struct timeval tv = {(time_t)CHECK_INTERVAL, 0};
-    if (!b->pub || !b->sub || !b->channels || !b->check_timer || event_add(b->check_timer, &tv)) {
+    if (!b->pub || !b->sub || !b->channels || !b->leaving || !b->check_timer ||
+        event_add(b->check_timer, &tv)) {
         bus_free(&b->base);
         return NULL;
     }

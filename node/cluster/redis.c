@@ -589,6 +589,11 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
             const sb_redis_reply_t *ch = reply->element[1];
             if (r->o.on_subscribed && ch->type == SB_REDIS_STRING)
                 r->o.on_subscribed(r->o.ctx, ch->str, ch->len);
+        } else if (reply->type == SB_REDIS_ARRAY && reply->elements == 3 &&
+                   is_str(reply->element[0], "unsubscribe")) {
+            const sb_redis_reply_t *ch = reply->element[1];
+            if (r->o.on_unsubscribed && ch->type == SB_REDIS_STRING)
+                r->o.on_unsubscribed(r->o.ctx, ch->str, ch->len);
         } else if (reply->type == SB_REDIS_ERROR) {
             sb_log(SB_LOG_WARN, "redis %s: %.*s", r->o.name, (int)reply->len, reply->str);
         }

@@ -73,6 +73,9 @@ typedef struct {
     sb_redis_message_fn on_message;
     /* Redis confirmed a SUBSCRIBE of channel: from now on its messages come (pub/sub only). */
     void (*on_subscribed)(void *ctx, const char *channel, size_t chlen);
+    /* Redis confirmed an UNSUBSCRIBE of channel: no more of its messages come, and a PUBLISH
+     * to it no longer counts this connection (pub/sub only). */
+    void (*on_unsubscribed)(void *ctx, const char *channel, size_t chlen);
     void *ctx;
 } sb_redis_opts_t;
 

@@ -21,7 +21,9 @@ import base64
 import os
 import re
 import signal
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -695,6 +697,124 @@ async def receive_distinct(p, n, seen):
         seen.add(m.get("mid"))
         got.append(m)
     return got, copies
+
+
+class UnsubscribeHold:
+    """A TCP relay between a node and Redis that, while holding, keeps back what a connection
+    sends from its first UNSUBSCRIBE on, until released: Redis then takes the node's
+    UNSUBSCRIBE after a PUBLISH the node sent later, as it may whenever the two cross on their
+    two connections. Runs on threads; stopped with the test."""
+
+    name = "unsubscribe-hold"
+    log_path = None
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.holding = False
+        self.held = {}  # destination socket -> chunks kept back, in order
+        self.lock = threading.Lock()
+        self.socks = []
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                return
+            upstream.settimeout(None)
+            self.socks += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, to_redis):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with self.lock:
+                if to_redis and (dst in self.held or (self.holding and b"UNSUBSCRIBE" in data)):
+                    self.held.setdefault(dst, []).append(data)
+                    continue
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def has_held(self):
+        with self.lock:
+            return bool(self.held)
+
+    def release(self):
+        with self.lock:
+            self.holding = False
+            for dst, chunks in self.held.items():
+                try:
+                    for data in chunks:
+                        dst.sendall(data)
+                except OSError:  # the connection is gone (the test is ending)
+                    pass
+            self.held.clear()
+
+    def stop(self):
+        self.release()
+        self.server.close()
+        for s in self.socks:
+            s.close()
+
+    kill = stop
+
+    def log_tail(self, lines=60):
+        return f"--- {self.name}: relayed port {self.port} to {self.target} ---"
+
+
+def test_own_subscription_being_dropped_is_no_receiver(t):
+    """A peer's connection ends and its node unsubscribes its channel, but Redis takes the
+    UNSUBSCRIBE late (held back on its way). A message to the peer sent meanwhile from the same
+    node is not acked on the strength of that subscription, which no longer delivers: it is
+    queued for the session, and arrives once on resume."""
+    redis = start_redis(t)
+    hold = UnsubscribeHold(redis.port)
+    t.services.append(hold)
+    (n1,) = start_nodes(t, redis, count=1, url=hold.url())
+
+    async def run():
+        a = await open_session(n1.port, id="own-a", name="a", node="n1")
+        b = await open_session(n1.port, id="own-b", name="b", node="n1")
+        hold.holding = True
+        rst(a.ws)
+        await dropped(n1)
+        await off_loop(h.eventually, lambda: h.check(hold.has_held(), "the UNSUBSCRIBE held"),
+                       5.0)
+        h.eq(redis.command("PUBSUB", "NUMSUB", "sb:peer:own-a")[1], 1,
+             "subscribers of a's channel that Redis counts while the UNSUBSCRIBE is held")
+        await b.send({"type": "candidate", "to": "own-a", "payload": {"seq": 0}, "mid": "m0"})
+        await b.expect({"type": "queued", "mid": "m0"},
+                       "answer to a message for a while its node leaves its channel")
+        hold.release()
+        a2 = await open_session(n1.port, id="own-a", token=a.token, name="a (resumed)",
+                                node="n1", resumed=True)
+        await a2.expect(held("own-b", 0, "m0"), "the queued message, on resume")
+        await a2.silence("the message once")
+        await close_all(a2, b)
+
+    h.arun(run())
 
 
 def test_acked_then_lost_with_their_node(t):
@@ -1380,6 +1500,7 @@ TESTS = [
     test_mailbox_byte_bound,
     test_sessions_off,
     test_resume_on_another_node,
+    test_own_subscription_being_dropped_is_no_receiver,
     test_acked_then_lost_with_their_node,
     test_sent_again_before_the_mailbox,
     test_node_killed_clients_resume,
