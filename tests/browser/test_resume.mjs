@@ -197,10 +197,14 @@ class Relay {
             client.destroy();
             upstream.destroy();
         };
-        for (const s of [client, upstream]) {
-            s.on('error', end);
-            s.on('close', end);
-        }
+        for (const s of [client, upstream]) s.on('error', end);
+        client.on('close', end);
+        // The node closed: what it sent last (a close frame) still reaches the page, as it
+        // would over a network, instead of being dropped with the socket.
+        upstream.on('close', () => {
+            this.pairs.delete(pair);
+            client.end();
+        });
     }
 
     // Resets every connection, both ways.
