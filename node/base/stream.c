@@ -1,4 +1,4 @@
-/* A client connection's bytes over a plain socket: reads into one shared buffer, writes per turn.
+/* A connection's bytes over a plain socket: reads into one shared buffer, writes once per turn.
  *
  * An idle connection holds no buffer at all. A read lands in the buffer every stream shares and
  * is handed to the owner from there; only bytes it leaves (a frame not all there yet) are copied

@@ -1,4 +1,4 @@
-/* A client connection's bytes: what was read and not consumed yet, and what waits to be written.
+/* A connection's bytes (a client's or Redis's): what was read and not consumed, what waits to go.
  */
 #ifndef SB_STREAM_H
 #define SB_STREAM_H

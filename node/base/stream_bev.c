@@ -1,4 +1,4 @@
-/* A client connection's bytes through a bufferevent: for what only one does here (TLS). */
+/* A connection's bytes through a bufferevent: for what only one does here (TLS). */
 #include <errno.h>
 #include <stdlib.h>
 
