@@ -540,6 +540,38 @@ int sb_redis_eval(sb_redis_t *r, const sb_redis_script_t *s, int nkeys, const ch
     return 0;
 }
 
+static int is_str(const sb_redis_reply_t *e, const char *s)
+{
+    size_t n = strlen(s);
+    return e->type == SB_REDIS_STRING && e->len == n && memcmp(e->str, s, n) == 0;
+}
+
+static void handshake_done(sb_redis_t *r);
+
+/* ROLE's answer: a replica cannot take the directory's writes (and what is published there
+ * reaches only its own subscribers), so the connection waits for the address to lead to a
+ * master again, as it does after a failover behind a name that follows the master. A server
+ * that refuses ROLE (an ACL without it) is taken as it is. */
+static void on_role(void *arg, const sb_redis_reply_t *reply)
+{
+    sb_redis_t *r = arg;
+    if (reply != NULL && reply->type == SB_REDIS_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == SB_REDIS_STRING && !is_str(reply->element[0], "master")) {
+        char why[320];
+        snprintf(why, sizeof(why), "Redis at %s:%d is a %.*s, not a master", r->url->host,
+                 r->url->port, (int)(reply->element[0]->len < 16 ? reply->element[0]->len : 16),
+                 reply->element[0]->str);
+        drop(r, why);
+        return;
+    }
+    if (reply == NULL)
+        return; /* the connection dropped; drop() already handled it */
+    if (reply->type == SB_REDIS_ERROR)
+        sb_log(SB_LOG_DEBUG, "redis %s: ROLE refused (%.*s): its role is not checked", r->o.name,
+               (int)reply->len, reply->str);
+    handshake_done(r);
+}
+
 static void on_handshake(void *arg, const sb_redis_reply_t *reply)
 {
     sb_redis_t *r = arg;
@@ -553,6 +585,12 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply)
         drop(r, why);
         return;
     }
+    handshake_done(r);
+}
+
+/* One more step of the handshake answered well: the last one makes the connection ready. */
+static void handshake_done(sb_redis_t *r)
+{
     if (--r->handshake_left > 0)
         return;
     r->state = SB_REDIS_READY;
@@ -567,12 +605,6 @@ static void on_handshake(void *arg, const sb_redis_reply_t *reply)
     r->ever_up = 1;
     if (r->o.on_state)
         r->o.on_state(r->o.ctx, r, 1, "connected");
-}
-
-static int is_str(const sb_redis_reply_t *e, const char *s)
-{
-    size_t n = strlen(s);
-    return e->type == SB_REDIS_STRING && e->len == n && memcmp(e->str, s, n) == 0;
 }
 
 static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
@@ -604,6 +636,10 @@ static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
         return;
     }
     answer_oldest(r, reply);
+    /* A write refused because this server became a replica (a failover): its callback heard the
+     * error; the connection starts again and waits for a master (on_role). */
+    if (reply->type == SB_REDIS_ERROR && reply->len >= 8 && memcmp(reply->str, "READONLY", 8) == 0)
+        drop(r, "Redis became a replica (READONLY)");
 }
 
 static void on_read(void *arg)
@@ -682,6 +718,9 @@ static void connected(sb_redis_t *r, evutil_socket_t fd)
     argv[0] = "CLIENT", lens[0] = 6, argv[1] = "SETNAME", lens[1] = 7;
     argv[2] = name, lens[2] = strlen(name);
     send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
+    r->handshake_left++;
+    argv[0] = "ROLE", lens[0] = 4;
+    send_command(r, 1, argv, lens, NULL, 0, 1, on_role, r);
     r->handshake_left++;
     for (size_t i = 0; i < r->o.nscripts; i++) {
         argv[0] = "SCRIPT", lens[0] = 6, argv[1] = "LOAD", lens[1] = 4;

@@ -1506,6 +1506,49 @@ def start_args(url, node_id="starter"):
     return ["--listen", f"{h.HOST}:0", "--redis", url, "--node-id", node_id] + NODE_ARGS
 
 
+def test_replica_is_not_used(t):
+    """A node whose address leads to a replica (a failover under way behind a name that follows
+    the master, or the wrong server) does not use it: it says why and stays unready, and is
+    ready once that server is promoted. When the server is demoted under running nodes (their
+    writes answered READONLY) they are unready until it is a master again, and then relay
+    across nodes as before, their records made again on the emptied server."""
+    master = start_redis(t)
+    server = start_redis(t, "--replicaof", h.HOST, str(master.port))
+    n1 = cluster_node(t, server.url(), "n1")
+
+    def said_why():
+        h.check("not a master" in n1.log(), "n1 says why it does not use the replica")
+    h.eventually(said_why, 5.0)
+    h.check(readyz(n1) != 200, "n1 ready on a replica")
+    h.eq(server.command("REPLICAOF", "NO", "ONE"), "OK", "REPLICAOF NO ONE")
+    h.wait_status(n1.port, "/readyz", 200, 10.0)
+    n2 = cluster_node(t, server.url(), "n2")
+    h.wait_status(n2.port, "/readyz", 200, 5.0)
+
+    async def run():
+        a = await open_peer(n1.port, id="rep-a", name="a", node="n1")
+        b = await open_peer(n2.port, id="rep-b", name="b", node="n2")
+        await relay_ok(a, b, "before the demotion")
+
+        await off_loop(server.command, "REPLICAOF", h.HOST, str(master.port))
+        for n in (n1, n2):
+            await off_loop(h.eventually, lambda: h.check(readyz(n) != 200, f"{n.name} ready "
+                                                         "on a demoted server"), 5.0)
+        await off_loop(server.command, "REPLICAOF", "NO", "ONE")
+        for n in (n1, n2):
+            await off_loop(h.wait_status, n.port, "/readyz", 200, 10.0)
+        # The server is empty now (it copied its empty master): the nodes record their peers
+        # again, as after a restart, and relay as before.
+        await off_loop(h.eventually, lambda: h.eq(
+            {k.decode() for k in server.command("KEYS", "sb:id:*")}, {"sb:id:rep-a", "sb:id:rep-b"},
+            "the peers' IDs recorded again"), 10.0)
+        await relay_ok(a, b, "after the promotion")
+        await relay_ok(b, a, "after the promotion, back")
+        await close_all(a, b)
+
+    h.arun(run(), timeout=60)
+
+
 def test_unreachable_redis_is_fatal(t):
     port = h.free_port()
     status, out, secs = run_to_exit(t.binary, start_args(f"redis://{h.HOST}:{port}"))
@@ -1565,6 +1608,7 @@ def test_redis_auth(t):
 
 
 TESTS = [
+    test_replica_is_not_used,
     test_unreachable_redis_is_fatal,
     test_redis_auth,
     test_relay_across_nodes,
