@@ -184,6 +184,8 @@ void sb_conn_close(sb_conn_t *c, uint16_t code, const char *reason)
     }
     if (c->phase != PHASE_OPEN)
         return;
+    sb_log_conn(SB_LOG_DEBUG, c->id, c->peer, "closing with %u%s%s", code, reason ? ": " : "",
+                reason ? reason : "");
     if (send_frame(c, SB_WS_OP_CLOSE, payload, sb_ws_close_payload(payload, code, reason)) != 0)
         return;
     c->why = code == SB_WS_CLOSE_GOING_AWAY ? SB_CLOSED_SHUTDOWN : SB_CLOSED_REFUSED;

@@ -197,14 +197,17 @@ class Relay {
             client.destroy();
             upstream.destroy();
         };
-        for (const s of [client, upstream]) s.on('error', end);
+        client.on('error', end);
         client.on('close', end);
-        // The node closed: what it sent last (a close frame) still reaches the page, as it
-        // would over a network, instead of being dropped with the socket.
-        upstream.on('close', () => {
+        // The node closed (or reset) its end: what it sent last (a close frame) still reaches
+        // the page, instead of being dropped with the socket, so that a failure shows the
+        // node's close code. A network drop is cut(), which resets both ends.
+        const upstreamEnded = () => {
             this.pairs.delete(pair);
             client.end();
-        });
+        };
+        upstream.on('error', upstreamEnded);
+        upstream.on('close', upstreamEnded);
     }
 
     // Resets every connection, both ways.
