@@ -77,15 +77,23 @@ sb_map_t *sb_map_new(void)
     return m;
 }
 
-void sb_map_free(sb_map_t *m)
+void sb_map_clear(sb_map_t *m)
 {
-    if (m == NULL)
-        return;
-    for (size_t i = 0; i < m->nbuckets; i++)
+    for (size_t i = 0; i < m->nbuckets; i++) {
         for (entry_t *e = m->buckets[i], *next; e; e = next) {
             next = e->next;
             free(e);
         }
+        m->buckets[i] = NULL;
+    }
+    m->size = 0;
+}
+
+void sb_map_free(sb_map_t *m)
+{
+    if (m == NULL)
+        return;
+    sb_map_clear(m);
     free(m->buckets);
     free(m);
 }

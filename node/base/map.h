@@ -12,6 +12,9 @@ sb_map_t *sb_map_new(void);
 /* Frees the map and its copies of the keys; values belong to the caller. */
 void sb_map_free(sb_map_t *m);
 
+/* Removes every key (values belong to the caller); the map keeps its table. */
+void sb_map_clear(sb_map_t *m);
+
 void *sb_map_get(const sb_map_t *m, const char *key);
 
 /* Sets key to value (copying the key). Returns 0, or -1 when out of memory. */

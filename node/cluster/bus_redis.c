@@ -139,17 +139,6 @@ static void send_check(redis_bus_t *b)
     sb_redis_command(b->pub, 3, argv, lens, NULL, NULL);
 }
 
-static void forget_leaving(redis_bus_t *b)
-{
-    size_t cursor = 0;
-    const char *key;
-    void *value;
-    while (sb_map_next(b->leaving, &cursor, &key, &value)) {
-        sb_map_remove(b->leaving, key);
-        cursor = 0;
-    }
-}
-
 static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
 {
     redis_bus_t *b = ctx;
@@ -169,7 +158,7 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
             b->sub_down_since = 0;
         } else {
             fail_waiting(b);
-            forget_leaving(b); /* a lost connection has no subscriptions left */
+            sb_map_clear(b->leaving); /* a lost connection has no subscriptions left */
             if (b->sub_down_since == 0)
                 b->sub_down_since = t;
         }
@@ -341,8 +330,9 @@ static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, 
         p->bus = b;
         p->done = done;
         p->arg = arg;
-        p->own_stale =
-            sb_map_get(b->leaving, channel) != NULL && sb_map_get(b->channels, channel) == NULL;
+        /* Almost always nothing is being left: no lookup then. */
+        p->own_stale = sb_map_size(b->leaving) > 0 && sb_map_get(b->leaving, channel) != NULL &&
+                       sb_map_get(b->channels, channel) == NULL;
     }
     if (sb_redis_publish(b->pub, channel, parts, nparts, p ? on_published : NULL, p) != 0) {
         sb_metrics.publish_failures++;

@@ -116,6 +116,31 @@ START_TEST(test_overwrite)
 }
 END_TEST
 
+/* Clearing removes every key (the table stays) and the map is usable again. */
+START_TEST(test_clear)
+{
+    sb_map_t *m = map_new();
+    char key[16];
+    int a;
+
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(sb_map_put(m, key, &a), 0);
+    }
+    sb_map_clear(m);
+    ck_assert_uint_eq(sb_map_size(m), 0);
+    ck_assert_ptr_null(sb_map_get(m, "k7"));
+    size_t cursor = 0;
+    const char *k;
+    void *v;
+    ck_assert_int_eq(sb_map_next(m, &cursor, &k, &v), 0);
+    ck_assert_int_eq(sb_map_put(m, "k7", &a), 0);
+    ck_assert_ptr_eq(sb_map_get(m, "k7"), &a);
+    ck_assert_uint_eq(sb_map_size(m), 1);
+    sb_map_free(m);
+}
+END_TEST
+
 /* The map keeps its own copy of each key: the caller's buffer may change or go away. */
 START_TEST(test_key_is_copied)
 {
@@ -393,6 +418,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_put_get_remove);
     tcase_add_test(tc, test_overwrite);
+    tcase_add_test(tc, test_clear);
     tcase_add_test(tc, test_key_is_copied);
     tcase_add_test(tc, test_two_maps_independent);
     suite_add_tcase(s, tc);
