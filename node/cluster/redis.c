@@ -555,7 +555,9 @@ static void handshake_done(sb_redis_t *r);
 static void on_role(void *arg, const sb_redis_reply_t *reply)
 {
     sb_redis_t *r = arg;
-    if (reply != NULL && reply->type == SB_REDIS_ARRAY && reply->elements > 0 &&
+    if (reply == NULL)
+        return; /* the connection dropped; drop() already handled it */
+    if (reply->type == SB_REDIS_ARRAY && reply->elements > 0 &&
         reply->element[0]->type == SB_REDIS_STRING && !is_str(reply->element[0], "master")) {
         char why[320];
         snprintf(why, sizeof(why), "Redis at %s:%d is a %.*s, not a master", r->url->host,
@@ -564,8 +566,6 @@ static void on_role(void *arg, const sb_redis_reply_t *reply)
         drop(r, why);
         return;
     }
-    if (reply == NULL)
-        return; /* the connection dropped; drop() already handled it */
     if (reply->type == SB_REDIS_ERROR)
         sb_log(SB_LOG_DEBUG, "redis %s: ROLE refused (%.*s): its role is not checked", r->o.name,
                (int)reply->len, reply->str);
