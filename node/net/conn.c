@@ -316,15 +316,18 @@ static void open_ws(sb_conn_t *c)
         h->on_open(h->app, c);
 }
 
-/* Answers a request head that could not be read, then ends the connection. */
-static void refuse(sb_conn_t *c, int status, const char *why)
+/* Answers status (with extra header lines, or NULL), counted, then ends the connection. */
+static void refuse_with(sb_conn_t *c, int status, const char *why, const char *extra)
 {
     struct evbuffer *out = sb_streams_scratch(c->env->streams);
     sb_metrics_http_error(status);
-    sb_http_error(out, status, why, NULL, 0);
+    sb_http_error(out, status, why, extra, 0);
     sb_stream_write_evbuffer(c->stream, out);
     linger(c);
 }
+
+/* Answers a request head that could not be read, then ends the connection. */
+static void refuse(sb_conn_t *c, int status, const char *why) { refuse_with(c, status, why, NULL); }
 
 /* Counts the connection against its source's limits (c->addr); over one, answers 429 and ends
  * it. Returns 0 when admitted, -1 when refused. */
@@ -344,11 +347,7 @@ static int admit(sb_conn_t *c)
                  source, cfg(c)->source_handshakes);
     snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
     sb_log_client(SB_LOG_INFO, c->id, c->peer, "refused 429: %s", why);
-    struct evbuffer *out = sb_streams_scratch(c->env->streams);
-    sb_metrics_http_error(429);
-    sb_http_error(out, 429, why, extra, 0);
-    sb_stream_write_evbuffer(c->stream, out);
-    linger(c);
+    refuse_with(c, 429, why, extra);
     return -1;
 }
 
