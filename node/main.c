@@ -16,8 +16,10 @@
 #include "base/loop.h"
 #include "base/metrics.h"
 #include "cluster/bus.h"
+#include "cluster/bus_rcluster.h"
 #include "cluster/bus_redis.h"
 #include "cluster/dir.h"
+#include "cluster/dir_rcluster.h"
 #include "cluster/dir_redis.h"
 #include "cluster/redis.h"
 #include "net/healthcheck.h"
@@ -110,6 +112,23 @@ static void fit_fd_limit(sb_config_t *cfg)
     }
 }
 
+/* A clear answer at start beats a node that never becomes ready: one Redis must answer PING; of
+ * a cluster, one of the seeds (the others are found from its slot map). */
+static int probe_redis(const sb_redis_url_t *url, char *err, size_t errlen)
+{
+    if (!url->cluster)
+        return sb_redis_probe(url, 3, err, errlen);
+    static sb_redis_url_t seed;
+    seed = *url;
+    for (int i = 0; i < url->nseeds; i++) {
+        snprintf(seed.host, sizeof(seed.host), "%s", url->seeds[i].host);
+        seed.port = url->seeds[i].port;
+        if (sb_redis_probe(&seed, 3, err, errlen) == 0)
+            return 0;
+    }
+    return -1; /* err says why the last seed failed */
+}
+
 int main(int argc, char **argv)
 {
     sb_config_t cfg;
@@ -175,23 +194,21 @@ int main(int argc, char **argv)
                 sb_log(SB_LOG_ERROR, "bad Redis URL: %s (want " SB_REDIS_URL_FORM ")", why);
                 goto out;
             }
-            /* The URL form is understood (proto/redis_url.h), the cluster mode is not built yet:
-             * a clear refusal rather than a single-Redis node on the first seed. */
-            if (redis_url.cluster) {
-                sb_log(SB_LOG_ERROR, "Redis Cluster URLs are not supported by this version yet: "
-                                     "give a single Redis, redis[s]://host:port");
-                goto out;
-            }
             if (redis_url.tls && sb_redis_tls_init(cfg.redis_ca, err, sizeof(err)) != 0) {
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }
-            if (sb_redis_probe(&redis_url, 3, err, sizeof(err)) != 0) {
+            if (probe_redis(&redis_url, err, sizeof(err)) != 0) {
                 sb_log(SB_LOG_ERROR, "%s", err);
                 goto out;
             }
-            bus = sb_bus_redis_new(base, &redis_url, cfg.node_id);
-            dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl, &sessions);
+            if (redis_url.cluster) {
+                bus = sb_bus_rcluster_new(base, &redis_url, cfg.node_id);
+                dir = sb_dir_rcluster_new(base, &redis_url, cfg.node_id, cfg.node_ttl, &sessions);
+            } else {
+                bus = sb_bus_redis_new(base, &redis_url, cfg.node_id);
+                dir = sb_dir_redis_new(base, &redis_url, cfg.node_id, cfg.node_ttl, &sessions);
+            }
         } else {
             bus = sb_bus_memory_new();
             dir = sb_dir_memory_new(base, &sessions);

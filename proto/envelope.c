@@ -234,11 +234,17 @@ size_t sb_env_write_head(const sb_env_t *env, char *out)
     return (size_t)(p - out);
 }
 
-size_t sb_env_peer_channel(const char *id, char *out)
+size_t sb_env_peer_channel(const char *id, int sharded, char *out)
 {
     size_t n = strlen(id);
     if (n > SB_ID_MAX)
         n = SB_ID_MAX;
+    if (sharded) {
+        memcpy(out, "sb:{", 4);
+        memcpy(out + 4, id, n);
+        memcpy(out + 4 + n, "}:ch", 5);
+        return n + 8;
+    }
     memcpy(out, SB_ENV_PEER_CHANNEL, sizeof(SB_ENV_PEER_CHANNEL) - 1);
     memcpy(out + sizeof(SB_ENV_PEER_CHANNEL) - 1, id, n);
     out[sizeof(SB_ENV_PEER_CHANNEL) - 1 + n] = '\0';

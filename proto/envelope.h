@@ -104,13 +104,14 @@ int sb_env_is_relay(sb_env_kind_t kind);
 #define SB_ENV_REPLACED_LUA "sb1 replaced %s %s %s  0 "
 
 /* Each peer's bus channel is this prefix and its ID; the node that holds the peer subscribes it.
- * Redis scripts paste the prefix in as a Lua string literal. */
+ * Redis scripts paste the prefix in as a Lua string literal. On a Redis Cluster the channel is
+ * "sb:{<id>}:ch" instead: its hash tag puts it in the slot of the peer's keys (sb:{<id>}:...). */
 #define SB_ENV_PEER_CHANNEL "sb:peer:"
 #define SB_ENV_CHANNEL_MAX (sizeof(SB_ENV_PEER_CHANNEL) + SB_ID_MAX)
 
-/* Writes the channel of peer id (a valid ID) into out (SB_ENV_CHANNEL_MAX bytes), NUL-terminated;
- * returns its length. */
-size_t sb_env_peer_channel(const char *id, char *out);
+/* Writes the channel of peer id (a valid ID) into out (SB_ENV_CHANNEL_MAX bytes), NUL-terminated:
+ * "sb:peer:<id>", or "sb:{<id>}:ch" when sharded (Redis Cluster); returns its length. */
+size_t sb_env_peer_channel(const char *id, int sharded, char *out);
 
 /* A resend request, published on SB_ENV_RESEND_CHANNEL, which every node subscribes to:
  *

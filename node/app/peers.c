@@ -176,7 +176,7 @@ static void subscribed(void *arg, int ok)
             forget(r, peer);
         if (sb_map_get(r->peers, peer->id) == NULL) {
             char channel[SB_ENV_CHANNEL_MAX];
-            sb_env_peer_channel(peer->id, channel);
+            sb_env_peer_channel(peer->id, r->bus->sharded, channel);
             r->bus->ops->unsubscribe(r->bus, channel);
             if (peer->resumed)
                 r->dir->ops->detach(r->dir, peer->id); /* its session goes on without it */
@@ -197,7 +197,7 @@ static void subscribed(void *arg, int ok)
 static void register_peer(sb_relay_t *r, peer_t *peer)
 {
     char channel[SB_ENV_CHANNEL_MAX];
-    sb_env_peer_channel(peer->id, channel);
+    sb_env_peer_channel(peer->id, r->bus->sharded, channel);
     if (r->bus->ops->subscribe(r->bus, channel, peer, subscribed, relay_peer_ref(peer)) != 0) {
         relay_peer_unref(peer);
         r->dir->ops->release(r->dir, peer->id);
@@ -454,7 +454,7 @@ void relay_on_close(void *app, sb_conn_t *c)
     if (peer->registered) {
         char channel[SB_ENV_CHANNEL_MAX];
         int keep = r->cfg->resume_seconds > 0 && sb_conn_ended_by_accident(c);
-        sb_env_peer_channel(peer->id, channel);
+        sb_env_peer_channel(peer->id, r->bus->sharded, channel);
         if (peer->replaced) {
             /* Its session lives on in another connection, which has the channel if it is here. */
         } else if (keep) {

@@ -318,7 +318,7 @@ static void resend_request(sb_relay_t *r, const char *msg, size_t len)
             sb_env_t env = {
                 .kind = SB_ENV_RESENT, .sent_us = sb_clock_wall_us(), .from = id, .to = id};
             sb_str_t part = {mark, sb_env_write(&env, mark)};
-            sb_env_peer_channel(one, channel);
+            sb_env_peer_channel(one, r->bus->sharded, channel);
             r->bus->ops->publish(r->bus, channel, &part, 1, NULL, NULL);
         }
     } else if (r->kept != NULL) {
@@ -556,7 +556,7 @@ static void publish_held(pending_relay_t *p)
 {
     char channel[SB_ENV_CHANNEL_MAX];
     sb_str_t part = {p->env, p->env_len};
-    sb_env_peer_channel(p->to, channel);
+    sb_env_peer_channel(p->to, p->sender->relay->bus->sharded, channel);
     p->published = 1;
     p->busy = 1;
     p->sender->relay->bus->ops->publish(p->sender->relay->bus, channel, &part, 1, held_published,
@@ -796,7 +796,7 @@ void relay_message(sb_relay_t *r, peer_t *sender, const sb_msg_t *m)
          * peer on another node: the bus and the directory decide. */
         char channel[SB_ENV_CHANNEL_MAX];
         sb_str_t part = {p->env, p->env_len};
-        sb_env_peer_channel(m->to, channel);
+        sb_env_peer_channel(m->to, r->bus->sharded, channel);
         if (local != NULL) {
             p->via = relay_peer_ref(local);
             local->inbound++;

@@ -52,6 +52,7 @@ struct sb_bus {
     sb_bus_renewed_fn renewed;
     void *ctx;
     int remote;
+    int sharded; /* 1 on Redis Cluster: a peer's channel carries its hash tag (proto/envelope.h) */
 };
 
 /* The embedded in-process bus of a single node: delivery happens within publish. */

@@ -321,6 +321,8 @@ static void drop(sb_redis_t *r, const char *why)
     fail_pending(r);
     if (was_ready && r->o.on_state)
         r->o.on_state(r->o.ctx, r, 0, why);
+    else if (!was_ready && r->o.on_failed)
+        r->o.on_failed(r->o.ctx, r, why);
 }
 
 void sb_redis_reset(sb_redis_t *r, const char *why)
@@ -443,8 +445,8 @@ static int send_command(sb_redis_t *r, int argc, const char **argv, const size_t
 int sb_redis_publish(sb_redis_t *r, const char *channel, const sb_str_t *parts, size_t nparts,
                      sb_redis_reply_fn cb, void *arg)
 {
-    const char *argv[2] = {"PUBLISH", channel};
-    size_t lens[2] = {7, strlen(channel)};
+    const char *argv[2] = {r->o.sharded ? "SPUBLISH" : "PUBLISH", channel};
+    size_t lens[2] = {strlen(argv[0]), strlen(channel)};
     if (r->state != SB_REDIS_READY || r->o.pubsub)
         return -1;
     return send_command(r, 2, argv, lens, parts, nparts, 1, cb, arg);
@@ -499,10 +501,10 @@ static void on_eval(void *arg, const sb_redis_reply_t *reply)
 /* Sends EVALSHA, or EVAL once Redis said it does not have the script. */
 static int send_eval(eval_t *e)
 {
-    const char *argv[16];
-    size_t lens[16];
+    const char *argv[24];
+    size_t lens[24];
     char numkeys[8];
-    if (e->nargs + 3 > 16)
+    if (e->nargs + 3 > 24)
         return -1;
     snprintf(numkeys, sizeof(numkeys), "%d", e->nkeys);
     argv[0] = e->evaled ? "EVAL" : "EVALSHA";
@@ -609,25 +611,29 @@ static void handshake_done(sb_redis_t *r)
 
 static void dispatch(sb_redis_t *r, sb_redis_reply_t *reply)
 {
-    /* On a subscriber, once subscribed, everything is a push: messages and confirmations. */
+    /* On a subscriber, once subscribed, everything is a push: messages and confirmations, of
+     * plain pub/sub or of sharded pub/sub ("smessage", "ssubscribe", "sunsubscribe": Redis
+     * pushes the last also when a channel's slot moves to another master). */
     if (r->o.pubsub && r->head == NULL) {
-        if (reply->type == SB_REDIS_ARRAY && reply->elements == 3 &&
-            is_str(reply->element[0], "message")) {
-            const sb_redis_reply_t *ch = reply->element[1], *msg = reply->element[2];
-            if (r->o.on_message && ch->type == SB_REDIS_STRING && msg->type == SB_REDIS_STRING)
+        const sb_redis_reply_t *kind = NULL, *ch = NULL, *msg = NULL;
+        if (reply->type == SB_REDIS_ARRAY && reply->elements == 3) {
+            kind = reply->element[0], ch = reply->element[1], msg = reply->element[2];
+            if (ch->type != SB_REDIS_STRING)
+                kind = NULL;
+        }
+        if (kind && (is_str(kind, "message") || is_str(kind, "smessage"))) {
+            if (r->o.on_message && msg->type == SB_REDIS_STRING)
                 r->o.on_message(r->o.ctx, ch->str, ch->len, msg->str, msg->len);
-        } else if (reply->type == SB_REDIS_ARRAY && reply->elements == 3 &&
-                   is_str(reply->element[0], "subscribe")) {
-            const sb_redis_reply_t *ch = reply->element[1];
-            if (r->o.on_subscribed && ch->type == SB_REDIS_STRING)
+        } else if (kind && (is_str(kind, "subscribe") || is_str(kind, "ssubscribe"))) {
+            if (r->o.on_subscribed)
                 r->o.on_subscribed(r->o.ctx, ch->str, ch->len);
-        } else if (reply->type == SB_REDIS_ARRAY && reply->elements == 3 &&
-                   is_str(reply->element[0], "unsubscribe")) {
-            const sb_redis_reply_t *ch = reply->element[1];
-            if (r->o.on_unsubscribed && ch->type == SB_REDIS_STRING)
+        } else if (kind && (is_str(kind, "unsubscribe") || is_str(kind, "sunsubscribe"))) {
+            if (r->o.on_unsubscribed)
                 r->o.on_unsubscribed(r->o.ctx, ch->str, ch->len);
         } else if (reply->type == SB_REDIS_ERROR) {
             sb_log(SB_LOG_WARN, "redis %s: %.*s", r->o.name, (int)reply->len, reply->str);
+            if (r->o.on_push_error)
+                r->o.on_push_error(r->o.ctx, r, reply->str, reply->len);
         }
         return;
     }
@@ -719,9 +725,11 @@ static void connected(sb_redis_t *r, evutil_socket_t fd)
     argv[2] = name, lens[2] = strlen(name);
     send_command(r, 3, argv, lens, NULL, 0, 1, on_handshake, r);
     r->handshake_left++;
-    argv[0] = "ROLE", lens[0] = 4;
-    send_command(r, 1, argv, lens, NULL, 0, 1, on_role, r);
-    r->handshake_left++;
+    if (!r->o.any_role) {
+        argv[0] = "ROLE", lens[0] = 4;
+        send_command(r, 1, argv, lens, NULL, 0, 1, on_role, r);
+        r->handshake_left++;
+    }
     for (size_t i = 0; i < r->o.nscripts; i++) {
         argv[0] = "SCRIPT", lens[0] = 6, argv[1] = "LOAD", lens[1] = 4;
         argv[2] = r->o.scripts[i].body, lens[2] = strlen(r->o.scripts[i].body);
@@ -953,6 +961,8 @@ void sb_redis_free(sb_redis_t *r)
 }
 
 sb_redis_state_t sb_redis_state(const sb_redis_t *r) { return r->state; }
+
+const sb_redis_url_t *sb_redis_url(const sb_redis_t *r) { return r->url; }
 
 size_t sb_redis_in_flight(const sb_redis_t *r) { return r->in_flight; }
 

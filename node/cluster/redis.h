@@ -41,7 +41,7 @@ typedef struct sb_redis sb_redis_t;
  * have run). The reply is valid only during the call. */
 typedef void (*sb_redis_reply_fn)(void *arg, const sb_redis_reply_t *reply);
 
-/* A pub/sub message; valid only during the call. */
+/* A pub/sub message (of SUBSCRIBE or of SSUBSCRIBE); valid only during the call. */
 typedef void (*sb_redis_message_fn)(void *ctx, const char *channel, size_t chlen, const char *msg,
                                     size_t len);
 
@@ -58,9 +58,11 @@ typedef struct {
 void sb_redis_script_init(sb_redis_script_t *s);
 
 typedef struct {
-    const char *name;       /* for logs and CLIENT SETNAME: "pub", "sub", "dir", "upkeep" */
-    const char *node_id;    /* for CLIENT SETNAME */
-    int pubsub;             /* 1: a subscriber connection; messages go to on_message */
+    const char *name;    /* for logs and CLIENT SETNAME: "pub", "sub", "dir", "upkeep" */
+    const char *node_id; /* for CLIENT SETNAME */
+    int pubsub;          /* 1: a subscriber connection; messages go to on_message */
+    int sharded;         /* 1: sb_redis_publish sends SPUBLISH (Redis Cluster's sharded pub/sub) */
+    int any_role;        /* 1: a replica is used too (no ROLE check): for reading a slot map */
     double connect_timeout; /* seconds for TCP connect plus AUTH/SELECT */
     double command_timeout; /* seconds the oldest reply may be late before reconnecting */
     double backoff_cap;     /* largest reconnect delay, seconds */
@@ -76,6 +78,11 @@ typedef struct {
     /* Redis confirmed an UNSUBSCRIBE of channel: no more of its messages come, and a PUBLISH
      * to it no longer counts this connection (pub/sub only). */
     void (*on_unsubscribed)(void *ctx, const char *channel, size_t chlen);
+    /* An error pushed on a subscriber (a SUBSCRIBE refused: with MOVED, its slot is elsewhere). */
+    void (*on_push_error)(void *ctx, sb_redis_t *r, const char *err, size_t len);
+    /* A connect attempt failed before the connection was ever ready (on_state hears only of
+     * connections that were ready). May be NULL. */
+    void (*on_failed)(void *ctx, sb_redis_t *r, const char *why);
     void *ctx;
 } sb_redis_opts_t;
 
@@ -104,9 +111,9 @@ size_t sb_redis_in_flight(const sb_redis_t *r);
 int sb_redis_command(sb_redis_t *r, int argc, const char **argv, const size_t *lens,
                      sb_redis_reply_fn cb, void *arg);
 
-/* PUBLISH channel message, the message being the concatenation of nparts parts, written into the
- * connection's buffer as they are (no copy is joined first). As sb_redis_command otherwise: cb
- * gets the number of receivers as an integer reply, or NULL. */
+/* PUBLISH (SPUBLISH when opts.sharded) channel message, the message being the concatenation of
+ * nparts parts, written into the connection's buffer as they are (no copy is joined first). As
+ * sb_redis_command otherwise: cb gets the number of receivers as an integer reply, or NULL. */
 int sb_redis_publish(sb_redis_t *r, const char *channel, const sb_str_t *parts, size_t nparts,
                      sb_redis_reply_fn cb, void *arg);
 
@@ -116,6 +123,9 @@ int sb_redis_publish(sb_redis_t *r, const char *channel, const sb_str_t *parts, 
  * the connection is not ready or out of memory (cb is then not called). */
 int sb_redis_eval(sb_redis_t *r, const sb_redis_script_t *s, int nkeys, const char *const *args,
                   int nargs, sb_redis_reply_fn cb, void *arg);
+
+/* The address the connection is for (host and port of its URL). */
+const sb_redis_url_t *sb_redis_url(const sb_redis_t *r);
 
 /* Makes the TLS client context every rediss:// connection (and sb_redis_probe) uses, once per
  * process, before the first: TLS 1.2 or later, the server's certificate verified against the
