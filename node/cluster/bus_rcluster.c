@@ -220,10 +220,12 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
             k->slot = -1; /* subscribed again below */
             update_check(b, i);
             place_all(b);
-            if (k->down_since > 0 && b->base.renewed) {
+            /* What was lost at a break was published after the last message received. */
+            if (b->base.renewed) {
                 double from = b->last_heard > 0 && b->last_heard < k->down_since ? b->last_heard
                                                                                  : k->down_since;
-                b->base.renewed(b->base.ctx, t - from, t - k->down_since);
+                b->base.renewed(b->base.ctx, k->down_since > 0 ? t - from : 0,
+                                k->down_since > 0 ? t - k->down_since : 0);
             }
             k->down_since = 0;
         } else {

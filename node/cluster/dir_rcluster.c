@@ -439,6 +439,17 @@ static void claim_free(claim_t *c)
 
 static int send_claim(claim_t *c);
 
+/* Whether a node whose liveness key was found missing is dead: only when this node's connection
+ * (of role) to that key's master has been up longer than the key lives. A master that has just
+ * taken over after a failover lacks the refreshes its nodes failed to write meanwhile, and a node
+ * that could not write its key is not dead for that. */
+static int missing_means_dead(const cdir_t *d, const char *node, int role)
+{
+    char key[KEY_MAX];
+    node_key(key, node, "alive");
+    return sb_rcluster_up_for(d->rc, slot_of(key), role) > d->ttl + 1;
+}
+
 /* Asks whether holder is alive (an EXISTS of its liveness key, in its own slot). */
 static int ask_alive(cdir_t *d, const char *holder, sb_redis_reply_fn cb, void *arg)
 {
@@ -457,7 +468,8 @@ static void on_claim_alive(void *arg, const sb_redis_reply_t *reply)
         claim_free(c);
         return;
     }
-    snprintf(c->alive, sizeof(c->alive), "%d", reply->integer ? 1 : 0);
+    int dead = reply->integer == 0 && missing_means_dead(c->dir, c->holder, DIR);
+    snprintf(c->alive, sizeof(c->alive), "%d", dead ? 0 : 1);
     if (send_claim(c) != 0) {
         c->done(c->arg, SB_DIR_UNAVAILABLE, NULL);
         claim_free(c);
@@ -768,7 +780,8 @@ static void on_put_alive(void *arg, const sb_redis_reply_t *reply)
         put_answer(p, SB_DIR_PUT_UNAVAILABLE);
         return;
     }
-    snprintf(p->alive, sizeof(p->alive), "%d", reply->integer ? 1 : 0);
+    int dead = reply->integer == 0 && missing_means_dead(p->dir, p->holder, DIR);
+    snprintf(p->alive, sizeof(p->alive), "%d", dead ? 0 : 1);
     if (send_put(p) != 0)
         put_answer(p, SB_DIR_PUT_UNAVAILABLE);
 }
@@ -985,7 +998,10 @@ static void on_registered(void *arg, const sb_redis_reply_t *reply)
     if (!d->registered)
         sb_log(SB_LOG_INFO, "cluster: node %s registered", d->node);
     d->registered = 1;
-    if ((reply->integer == 1 || d->reassert) && d->base.lost) {
+    if (reply->integer == 1)
+        d->reassert = 1;
+    /* Recording its peers again takes every shard: once they are all reachable. */
+    if (d->reassert && ready(d) && d->base.lost) {
         d->reassert = 0;
         d->base.lost(d->base.ctx); /* Redis did not know us: record our peers and rooms again */
     }
@@ -1047,7 +1063,8 @@ static void on_node_alive(void *arg, const sb_redis_reply_t *reply)
     dead_t *x = arg;
     cdir_t *d = x->dir;
     d->sweeping--;
-    if (reply != NULL && reply->type == SB_REDIS_INTEGER && reply->integer == 0) {
+    if (reply != NULL && reply->type == SB_REDIS_INTEGER && reply->integer == 0 &&
+        missing_means_dead(d, x->node, UPKEEP)) {
         char ids[KEY_MAX];
         node_key(ids, x->node, "ids");
         const char *argv[2] = {"SMEMBERS", ids};
@@ -1153,21 +1170,20 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     char key[KEY_MAX], ttl[24], lease[24];
     (void)fd;
     (void)what;
-    if (!ready(d)) {
-        d->registered = 0;
-        return;
-    }
-    if (d->registered) {
-        replay_releases(d);
-        replay_leaves(d);
-    }
+    /* Liveness first, whenever its own master is reachable: a failover of another shard must
+     * not make this node look dead to the others. */
     node_key(key, d->node, "alive");
     snprintf(ttl, sizeof(ttl), "%ld", (long)(d->ttl * 1000));
     const char *argv[5] = {"SET", key, "1", "PX", ttl};
     if (cmd(d, UPKEEP, 5, argv, on_alive, d) != 0)
         d->registered = 0;
+    /* What follows touches every shard. */
+    if (!ready(d) || !d->registered)
+        return;
+    replay_releases(d);
+    replay_leaves(d);
     /* One sweep at a time: the last one's steps may still be on their way. */
-    if (d->registered && d->sweeping == 0) {
+    if (d->sweeping == 0) {
         snprintf(lease, sizeof(lease), "%ld", (long)(d->ttl * 1000));
         const char *args[] = {"sb:{sb}:sweeper", d->node, lease};
         if (eval(d, UPKEEP, S_LEASE, NULL, 1, args, 3, on_lease, d) == 0)
@@ -1188,7 +1204,7 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
     cdir_t *d = ctx;
     (void)r;
     (void)why;
-    if (up && ready(d))
+    if (up)
         on_tick(-1, 0, d);
     else if (!up)
         d->registered = 0;

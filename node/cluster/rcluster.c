@@ -43,9 +43,10 @@ struct master {
     sb_redis_url_t url; /* this master's host and port; the cluster URL's credentials and TLS */
     sb_redis_t *conn[SB_RCLUSTER_ROLES_MAX];
     link_t link[SB_RCLUSTER_ROLES_MAX];
-    req_t *parked[SB_RCLUSTER_ROLES_MAX]; /* redirected here, waiting for the connection */
-    int slots;                            /* how many slots it serves in the current map */
-    int first_slot;                       /* one of them, or -1 */
+    req_t *parked[SB_RCLUSTER_ROLES_MAX];   /* redirected here, waiting for the connection */
+    double up_since[SB_RCLUSTER_ROLES_MAX]; /* when each connection became ready, 0 while not */
+    int slots;                              /* how many slots it serves in the current map */
+    int first_slot;                         /* one of them, or -1 */
 };
 
 enum { K_COMMAND, K_PUBLISH, K_EVAL };
@@ -279,6 +280,7 @@ static void on_link_state(void *ctx, sb_redis_t *r, int up, const char *why)
 {
     link_t *l = ctx;
     const sb_redis_opts_t *o = &l->c->o.roles[l->role];
+    l->m->up_since[l->role] = up ? now(l->c) : 0;
     if (up)
         send_parked(l->m, l->role);
     else
@@ -687,6 +689,15 @@ int sb_rcluster_ready(const sb_rcluster_t *c, char *why, size_t len)
             }
     }
     return 1;
+}
+
+double sb_rcluster_up_for(const sb_rcluster_t *c, unsigned slot, int role)
+{
+    int i = sb_rcluster_master_of(c, slot);
+    const master_t *m = i >= 0 ? c->masters[i] : NULL;
+    if (m == NULL || role < 0 || (size_t)role >= c->o.nroles || m->up_since[role] == 0)
+        return 0;
+    return now(c) - m->up_since[role];
 }
 
 size_t sb_rcluster_in_flight(const sb_rcluster_t *c, int role)

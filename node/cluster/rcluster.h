@@ -79,6 +79,11 @@ int sb_rcluster_eval(sb_rcluster_t *c, int role, unsigned slot, const sb_redis_s
                      int nkeys, const char *const *args, int nargs, sb_redis_reply_fn cb,
                      void *arg);
 
+/* How long (seconds) the connection of role to the master of slot has been ready: 0 when it is
+ * not (or no master serves slot). A fresh connection to a master that has just taken over after
+ * a failover says so: what others failed to write there meanwhile is not there yet. */
+double sb_rcluster_up_for(const sb_rcluster_t *c, unsigned slot, int role);
+
 /* Commands of role sent and not answered yet, over every master. */
 size_t sb_rcluster_in_flight(const sb_rcluster_t *c, int role);
 

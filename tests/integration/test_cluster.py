@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check_error, same_json, strict_loads  # noqa: E402
 
+import redis_cluster as rc  # noqa: E402
 from client import (  # noqa: E402
     QUIET,
     ConnectionClosed,
@@ -33,6 +34,11 @@ from client import (  # noqa: E402
     requests_in_one_write,
     rst,
 )
+
+# The suites run on one Redis, or, with SB_REDIS=cluster, on a Redis Cluster of three masters with
+# a replica each (redis_cluster.py), where the directory's keys carry hash tags
+# (node/cluster/dir_rcluster.c).
+CLUSTER = os.environ.get("SB_REDIS") == "cluster"
 
 NODE_ARGS = ["--ice-servers", "[]", "--log-level", "info"]
 RELAY_TYPES = ("offer", "answer", "candidate", "bye")
@@ -203,7 +209,56 @@ async def inbox_relay_ok(src, dst, what):
 # The cluster
 
 
+def key(kind, name=""):
+    """The directory's key (or a peer's channel) of kind for name, as the mode names it."""
+    if CLUSTER:
+        return {"id": f"sb:{{{name}}}:owner", "resume": f"sb:{{{name}}}:resume",
+                "rooms": f"sb:{{{name}}}:rooms", "mbox": f"sb:{{{name}}}:mbox",
+                "channel": f"sb:{{{name}}}:ch", "members": f"sb:{{r:{name}}}:members",
+                "alive": f"sb:{{n:{name}}}:alive", "ids": f"sb:{{n:{name}}}:ids",
+                "nodes": "sb:{sb}:nodes"}[kind]
+    return {"id": f"sb:id:{name}", "resume": f"sb:resume:{name}", "rooms": f"sb:rooms:{name}",
+            "mbox": f"sb:mbox:{name}", "channel": f"sb:peer:{name}",
+            "members": f"sb:members:{name}", "alive": f"sb:alive:{name}",
+            "ids": f"sb:node:{name}:ids", "nodes": "sb:nodes"}[kind]
+
+
+class ClusterRedis(rc.RedisCluster):
+    """The Redis Cluster a suite runs on with SB_REDIS=cluster, answering command() as one Redis
+    would for what the tests ask: a key's command goes to its slot's master, PUBSUB NUMSUB and
+    CHANNELS ask the masters of shard channels, INFO, KEYS and CLIENT KILL or LIST go to every
+    master (their answers joined)."""
+
+    def url(self, user=None, password=None):
+        cred = f"{user or ''}:{password}@" if password is not None else ""
+        return "redis+cluster://" + cred + ",".join(f"{h.HOST}:{m.port}" for m in self.masters())
+
+    def command(self, *args, timeout=5.0):
+        verb = args[0].upper()
+        sub = args[1].upper() if len(args) > 1 else ""
+        if verb == "PUBSUB" and sub == "NUMSUB":
+            return self.key_owner(args[2]).command("PUBSUB", "SHARDNUMSUB", args[2])
+        if verb == "PUBSUB" and sub == "CHANNELS":
+            return [c for m in self.masters() for c in m.command("PUBSUB", "SHARDCHANNELS", args[2])]
+        if verb == "KEYS":
+            return [k for m in self.masters() for k in m.command(*args, timeout=timeout)]
+        if verb == "CLIENT" and sub == "KILL":
+            return sum(m.command(*args, timeout=timeout) for m in self.masters())
+        if verb == "INFO" or (verb == "CLIENT" and sub == "LIST"):
+            return b"\n".join(m.command(*args, timeout=timeout) for m in self.masters())
+        if verb in ("CLIENT", "ACL"):  # to every node, replicas too; the first answer
+            return [n.command(*args, timeout=timeout) for n in self.nodes if n.alive()][0]
+        return self.key_owner(args[1]).command(*args, timeout=timeout)
+
+
 def start_redis(t, *args, password=None, user=None):
+    """One Redis, or (SB_REDIS=cluster) a Redis Cluster whose slots stay served while another
+    shard fails over (cluster-require-full-coverage no, as README advises)."""
+    if CLUSTER:
+        return t.service(ClusterRedis(
+            password=password, keep_logs=True,
+            args=("--repl-diskless-sync-delay", "0", "--cluster-require-full-coverage", "no")
+            + args)).start()
     return t.service(h.RedisServer(args, password=password, user=user)).start()
 
 
@@ -239,17 +294,18 @@ def check_directory(redis, nodes, peers, rooms, what):
     """Redis holds exactly what the cluster should know: peers {id: node name} (every peer ID
     the nodes hold) and rooms {room: {peer: node name}}; every node registered and alive."""
     names = [n.name for n in nodes]
-    h.eq(smembers(redis, "sb:nodes"), set(names), f"{what}: sb:nodes")
+    h.eq(smembers(redis, key("nodes")), set(names), f"{what}: {key('nodes')}")
     for name in names:
-        h.eq(redis.command("EXISTS", f"sb:alive:{name}"), 1, f"{what}: sb:alive:{name} exists")
-        h.eq(smembers(redis, f"sb:node:{name}:ids"),
-             {p for p, n in peers.items() if n == name}, f"{what}: sb:node:{name}:ids")
+        h.eq(redis.command("EXISTS", key("alive", name)), 1, f"{what}: {key('alive', name)}")
+        h.eq(smembers(redis, key("ids", name)), {p for p, n in peers.items() if n == name},
+             f"{what}: {key('ids', name)}")
     for peer, name in peers.items():
-        h.eq(redis.command("GET", f"sb:id:{peer}"), name.encode(), f"{what}: sb:id:{peer}")
-        h.eq(smembers(redis, f"sb:rooms:{peer}"),
-             {r for r, members in rooms.items() if peer in members}, f"{what}: sb:rooms:{peer}")
+        h.eq(redis.command("GET", key("id", peer)), name.encode(), f"{what}: {key('id', peer)}")
+        h.eq(smembers(redis, key("rooms", peer)),
+             {r for r, members in rooms.items() if peer in members},
+             f"{what}: {key('rooms', peer)}")
     for room, members in rooms.items():
-        h.eq(hgetall(redis, f"sb:members:{room}"), members, f"{what}: sb:members:{room}")
+        h.eq(hgetall(redis, key("members", room)), members, f"{what}: {key('members', room)}")
 
 
 async def wait_gone(redis, key, what, secs=2.0):
@@ -310,7 +366,7 @@ def test_relay_across_nodes(t):
         c = await open_peer(n3.port, name="c", node="n3")
         # A welcome means the peer's channel is subscribed: Redis says so already.
         for p in (a, b, c):
-            numsub = await off_loop(redis.command, "PUBSUB", "NUMSUB", f"sb:peer:{p.id}")
+            numsub = await off_loop(redis.command, "PUBSUB", "NUMSUB", key("channel", p.id))
             h.eq(numsub[1], 1, f"{p.name}: subscribers of its channel when welcomed")
         payloads = {
             "offer": {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"},
@@ -404,7 +460,7 @@ def test_ids_across_nodes(t):
     async def run():
         name = "shared-id_1.x"
         holder = await open_peer(n1.port, id=name, node="n1")
-        h.eq(redis.command("GET", f"sb:id:{name}"), b"n1", "sb:id after a claim")
+        h.eq(redis.command("GET", key("id", name)), b"n1", "the ID's holder after a claim")
         for n in (n2, n3, n2):
             await expect_refused(n.port, f"?id={name}", "id-taken", 4001,
                                  f"?id={name} on {n.name} while n1 holds it")
@@ -413,7 +469,7 @@ def test_ids_across_nodes(t):
         await holder.silence("the holder is not told of the refused attempts")
         await relay_ok(c, holder, "to the holder after the refused attempts")
         await relay_ok(holder, c, "from the holder")
-        h.eq(redis.command("GET", f"sb:id:{name}"), b"n1", "sb:id after the refused attempts")
+        h.eq(redis.command("GET", key("id", name)), b"n1", "its holder after the refused attempts")
 
         # Once the holder has gone, the ID can be had on another node.
         await holder.close()
@@ -424,7 +480,7 @@ def test_ids_across_nodes(t):
         rst(p2.ws)
         p3, secs2 = await reclaim(n3.port, name, "the ID on n3 after a TCP reset on n2")
         await relay_ok(p3, c, "the ID's holder on the sender's node")
-        h.eq(redis.command("GET", f"sb:id:{name}"), b"n3", "sb:id after the moves")
+        h.eq(redis.command("GET", key("id", name)), b"n3", "its holder after the moves")
         await close_all(c, p3)
         return secs, secs2
 
@@ -509,7 +565,7 @@ def test_rooms_across_nodes(t):
         # The last members go: the room is gone everywhere. (Waiting for Redis to agree first:
         # a join racing the disconnects is test_join_racing_a_disconnect_converges.)
         await close_all(a, e)
-        await wait_gone(redis, f"sb:members:{room}", "the room of members that disconnected")
+        await wait_gone(redis, key("members", room), "the room of members that disconnected")
         await b.send({"type": "join", "room": room})
         await b.expect({"type": "joined", "room": room, "peers": []}, "join of an emptied room")
         await b.close()
@@ -544,8 +600,8 @@ def test_join_racing_a_disconnect_converges(t):
         # also publishes peer-left to the members it leaves behind), so if y was listed, its
         # peer-left is on its way by then. Then y's view must come right: no fixed time from
         # the join (pub/sub may deliver later than the joined answer came).
-        await wait_gone(redis, f"sb:id:x{i}", f"round {i}")
-        h.eq(hgetall(redis, f"sb:members:{room}"), {y.id: "n2"}, f"round {i}: members in Redis")
+        await wait_gone(redis, key("id", f"x{i}"), f"round {i}")
+        h.eq(hgetall(redis, key("members", room)), {y.id: "n2"}, f"round {i}: members in Redis")
         deadline = time.monotonic() + 3.0
         while view and time.monotonic() < deadline:
             try:
@@ -613,14 +669,14 @@ def test_leave_right_after_join_takes_effect_in_order(t):
     same_json(got, [{"type": "joined", "room": "order", "peers": [], "mid": 1},
                     {"type": "left", "room": "order", "mid": 2}], "join then leave")
     # left is answered as the leave goes to Redis, not after: Redis agrees soon after.
-    h.eventually(lambda: h.eq(hgetall(redis, "sb:members:order"), {},
+    h.eventually(lambda: h.eq(hgetall(redis, key("members", "order")), {},
                               "members after join, leave"), 5.0)
     conn2, got = requests_in_one_write(n1.port, "back", [join(1), leave(2), join(3)])
     same_json(got, [{"type": "joined", "room": "order", "peers": [], "mid": 1},
                     {"type": "left", "room": "order", "mid": 2},
                     {"type": "joined", "room": "order", "peers": [], "mid": 3}],
               "join, leave, join")
-    h.eq(hgetall(redis, "sb:members:order"), {"back": "n1"}, "members after join, leave, join")
+    h.eq(hgetall(redis, key("members", "order")), {"back": "n1"}, "members after join, leave, join")
 
     async def run():
         other = await open_peer(n2.port, name="other", node="n2")
@@ -679,7 +735,7 @@ def test_room_limit_across_nodes(t):
         h.check("mid" not in got, f"mid in an error for a join without one: {got}")
         await a.silence("members hear nothing of a refused join")
         await b.silence("members hear nothing of a refused join")
-        h.eq(hgetall(redis, "sb:members:full"), {a.id: "n1", b.id: "n2"}, "members of a full room")
+        h.eq(hgetall(redis, key("members", "full")), {a.id: "n1", b.id: "n2"}, "members of a full room")
         await b.send({"type": "join", "room": "full", "mid": "re"})
         await b.expect({"type": "joined", "room": "full", "peers": [a.id], "mid": "re"},
                        "a member rejoining a full room")
@@ -697,7 +753,7 @@ def test_room_limit_across_nodes(t):
             await p.expect_error("room-full", f"{p.name}: full again", room="full")
         await a.silence("nothing more")
         await c.silence("nothing more")
-        h.eq(hgetall(redis, "sb:members:full"), {a.id: "n1", c.id: "n3"}, "members at the end")
+        h.eq(hgetall(redis, key("members", "full")), {a.id: "n1", c.id: "n3"}, "members at the end")
         await close_all(a, b, c, d)
 
     h.arun(run(), timeout=20)
@@ -1015,7 +1071,7 @@ def test_room_changes_during_outage_reach_other_nodes(t):
             except asyncio.TimeoutError:
                 pass
         want_members = {"b": "n2"} if left else {"a": "n1", "b": "n2"}
-        h.eq(hgetall(redis, f"sb:members:{room}"), want_members, "members in Redis")
+        h.eq(hgetall(redis, key("members", room)), want_members, "members in Redis")
         h.check(all(w in seen for w in want),
                 f"b (on n2) after Redis came back: expected {want} (its room view), got {seen}")
         await close_all(a, b)
@@ -1041,7 +1097,8 @@ def test_pubsub_connections_killed(t):
         await b.expect({"type": "peer-joined", "room": room, "peer": c.id}, "peer-joined")
         await relay_ok(a, b, "before the kill")
         killed = await off_loop(redis.command, "CLIENT", "KILL", "TYPE", "pubsub")
-        h.eq(killed, 3, "subscriber connections killed (one per node)")
+        per_node = 3 if CLUSTER else 1  # a subscriber per master
+        h.eq(killed, 3 * per_node, f"subscriber connections killed ({per_node} per node)")
         t0 = time.monotonic()
         # Every relay is answered meanwhile; once the nodes have subscribed again, they work.
         i, refusals = 0, {}
@@ -1068,7 +1125,8 @@ def test_pubsub_connections_killed(t):
         ready_after = time.monotonic() - t0
         names = sorted(re.findall(r"name=(\S+)", await off_loop(
             lambda: redis.command("CLIENT", "LIST", "TYPE", "pubsub").decode())))
-        h.eq(names, [f"switchboard-{n}-sub" for n in ("n1", "n2", "n3")], "subscribers again")
+        h.eq(names, sorted([f"switchboard-{n}-sub" for n in ("n1", "n2", "n3")] * per_node),
+             "subscribers again")
         await all_pairs_relay([a, b, c], "after the subscribers came back")
         # Room channels were subscribed again too.
         d = await open_peer(n3.port, name="d")
@@ -1142,9 +1200,9 @@ def test_node_killed(t):
         # Redis no longer knows the dead node, its peers or its members.
         check_directory(redis, (n1, n2), {"a": "n1", "b": "n2", "k3": "n1"},
                         {"r": {"a": "n1", "b": "n2"}, "r2": {"a": "n1"}}, "after the sweep")
-        for key in ("sb:alive:n3", "sb:node:n3:ids", "sb:rooms:k1", "sb:id:k1",
-                    "sb:id:k2"):
-            h.eq(redis.command("EXISTS", key), 0, f"{key} exists after the sweep")
+        for k in (key("alive", "n3"), key("ids", "n3"), key("rooms", "k1"), key("id", "k1"),
+                  key("id", "k2")):
+            h.eq(redis.command("EXISTS", k), 0, f"{k} exists after the sweep")
         await a.send({"type": "offer", "to": "k1", "mid": "dead"})
         await a.expect_error("peer-unavailable", "to a peer of the dead node", to="k1", mid="dead")
         await relay_ok(b, k3new, "to the dead node's ID, now on n1")
@@ -1257,8 +1315,8 @@ def test_id_takeover_race_after_outage(t):
                 "; n2 refused the racer" if new is None else
                 "; n2 had granted it, then closed it with id-taken" if holder is old else
                 "; n1 closed the old holder with id-taken") + f" ({tries} tries)")
-            h.eq(redis.command("GET", f"sb:id:{x}"), (b"n1" if holder is old else b"n2"),
-                 f"{x}: sb:id")
+            h.eq(redis.command("GET", key("id", x)), (b"n1" if holder is old else b"n2"),
+                 f"{x}: its holder")
             mid = f"to-{x}"
             await s.send({"type": "offer", "to": x, "payload": "who?", "mid": mid})
             await s.expect({"type": "ack", "mid": mid}, f"ack for the message to {x}")
@@ -1330,8 +1388,12 @@ class RawPeer:
 
 
 def commandstats(redis):
+    """{command: calls} of INFO commandstats (added up over the masters of a cluster)."""
     text = redis.command("INFO", "commandstats").decode()
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\S+?):calls=(\d+)", text)}
+    out = {}
+    for m in re.finditer(r"cmdstat_(\S+?):calls=(\d+)", text):
+        out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
 
 
 # What nodes send themselves; every other command counted is run inside their Lua scripts.
@@ -1377,10 +1439,10 @@ def test_quiet_cluster_3000_peers(t):
 
         await asyncio.gather(*(joined(i) for i in range(3 * rooms)))
         for n in nodes:
-            h.eq(redis.command("SCARD", f"sb:node:{n.name}:ids"), total // 3,
+            h.eq(redis.command("SCARD", key("ids", n.name)), total // 3,
                  f"peer IDs {n.name} holds in Redis")
         for r in (0, rooms - 1):
-            h.eq(redis.command("HLEN", f"sb:members:quiet-{r}"), 3, f"members of quiet-{r}")
+            h.eq(redis.command("HLEN", key("members", f"quiet-{r}")), 3, f"members of quiet-{r}")
 
         await asyncio.sleep(1.0)
         before, t1 = commandstats(redis), time.monotonic()
@@ -1403,8 +1465,8 @@ def test_quiet_cluster_3000_peers(t):
             p.writer.close()
         t3 = time.monotonic()
         while True:
-            left = sum(redis.command("SCARD", f"sb:node:{n.name}:ids") for n in nodes)
-            if left == 0 and redis.command("EXISTS", "sb:members:quiet-0") == 0:
+            left = sum(redis.command("SCARD", key("ids", n.name)) for n in nodes)
+            if left == 0 and redis.command("EXISTS", key("members", "quiet-0")) == 0:
                 break
             h.check(time.monotonic() - t3 < 10, f"{left} peer IDs still held 10 s after "
                                                  "their clients closed")
@@ -1427,7 +1489,7 @@ def test_quiet_cluster_3000_peers(t):
 
 def peer_channels(redis):
     """The peer channels some node is subscribed to, as Redis sees them."""
-    return {c.decode() for c in redis.command("PUBSUB", "CHANNELS", "sb:peer:*")}
+    return {c.decode() for c in redis.command("PUBSUB", "CHANNELS", key("channel", "*"))}
 
 
 def test_subscription_churn(t):
@@ -1470,7 +1532,7 @@ def test_subscription_churn(t):
         h.eq(len(seen), waves * per_wave, "distinct churned peer IDs")
         # New peers after the churn are subscribed, and reachable from another node.
         fresh = [await RawPeer().open(nodes[i % 3].port) for i in range(30)]
-        want = {f"sb:peer:{p.id}" for p in stable + fresh}
+        want = {key("channel", p.id) for p in stable + fresh}
         deadline = time.monotonic() + 10
         while not want <= peer_channels(redis) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -1484,11 +1546,11 @@ def test_subscription_churn(t):
             same_json(await sender.next_of("ack", "ack"), {"type": "ack", "mid": f"f{i}"}, "ack")
         for p in fresh:
             p.writer.close()
-        want = {f"sb:peer:{p.id}" for p in stable}
+        want = {key("channel", p.id) for p in stable}
 
         def settled():  # unsubscribes and ID releases travel on different connections
             h.eq(peer_channels(redis), want, "peer channels subscribed after the churn")
-            h.eq(sum(redis.command("SCARD", f"sb:node:{n.name}:ids") for n in nodes), 3,
+            h.eq(sum(redis.command("SCARD", key("ids", n.name)) for n in nodes), 3,
                  "peer IDs held after the churn")
 
         await eventually(settled, 10.0, interval=0.1)
@@ -1551,7 +1613,8 @@ def test_replica_is_not_used(t):
 
 def test_unreachable_redis_is_fatal(t):
     port = h.free_port()
-    status, out, secs = run_to_exit(t.binary, start_args(f"redis://{h.HOST}:{port}"))
+    scheme = "redis+cluster" if CLUSTER else "redis"
+    status, out, secs = run_to_exit(t.binary, start_args(f"{scheme}://{h.HOST}:{port}"))
     h.check(status not in (0, None), f"exit status {status} with nothing listening at the Redis "
                                      f"address; output:\n{out}")
     h.check(f"{h.HOST}:{port}" in out, f"the error does not name {h.HOST}:{port}:\n{out}")
@@ -1564,13 +1627,14 @@ def test_redis_auth(t):
     redis = start_redis(t, "--requirepass", password, password=password)
     h.eq(redis.command("ACL", "SETUSER", user, "on", f">{user_pw}", "~sb:*", "&sb:*", "+@all"),
          "OK", "ACL SETUSER")
-    base = f"{h.HOST}:{redis.port}"
+    base = f"{h.HOST}:{redis.masters()[0].port if CLUSTER else redis.port}"
     wrong = "n0t-the-Pw"
+    scheme = "redis+cluster" if CLUSTER else "redis"
     refused = [
-        (f"redis://{base}", "no password"),
-        (f"redis://:{wrong}@{base}", "a wrong password"),
-        (f"redis://{user}:{wrong}@{base}", "an ACL user with a wrong password"),
-        (f"redis://nobody:{user_pw}@{base}", "an unknown ACL user"),
+        (f"{scheme}://{base}", "no password"),
+        (f"{scheme}://:{wrong}@{base}", "a wrong password"),
+        (f"{scheme}://{user}:{wrong}@{base}", "an ACL user with a wrong password"),
+        (f"{scheme}://nobody:{user_pw}@{base}", "an unknown ACL user"),
     ]
     for url, what in refused:
         status, out, secs = run_to_exit(t.binary, start_args(url))
@@ -1599,9 +1663,10 @@ def test_redis_auth(t):
 
     h.arun(run())
     clients = redis.command("CLIENT", "LIST").decode()
-    # Its four connections: pub, sub, dir and upkeep.
-    h.eq(sorted(re.findall(r"name=switchboard-n2-\S+ .*?user=(\S+)", clients)), [user] * 4,
-         f"the ACL user's node connects as {user}")
+    # Its four connections, pub, sub, dir and upkeep (to each master of a cluster, with the two
+    # that read the slot map, to a seed).
+    h.eq(sorted(re.findall(r"name=switchboard-n2-\S+ .*?user=(\S+)", clients)),
+         [user] * (4 * 3 + 2 if CLUSTER else 4), f"the ACL user's node connects as {user}")
     for n in (n1, n2):
         h.check(password not in n.log() and user_pw not in n.log(),
                 f"{n.name}: a password in the node log\n" + n.log_tail())
@@ -1629,5 +1694,79 @@ TESTS = [
     test_subscription_churn,
 ]
 
+# ---------------------------------------------------------------------------------------------
+# Redis Cluster only
+
+
+def spread_ids(redis, prefix, count):
+    """count peer IDs (prefix and a number) whose keys fall on the masters of the cluster in
+    turn, so that each master holds as many."""
+    masters = [m.port for m in redis.masters()]
+    picked, by_master, i = [], {p: 0 for p in masters}, 0
+    while len(picked) < count:
+        name = f"{prefix}{i}"
+        i += 1
+        owner = redis.key_owner(key("channel", name)).port
+        if by_master[owner] < (count + len(masters) - 1) // len(masters):
+            by_master[owner] += 1
+            picked.append(name)
+    return picked
+
+
+def test_shards_share_the_traffic(t):
+    """Redis Cluster: 30 peers on three nodes, their IDs spread over the three shards, each send
+    the next 10 messages across nodes. Each peer's channel is subscribed once, at the master of
+    its slot (PUBSUB SHARDNUMSUB); every master carries its share of the SPUBLISH traffic, and no
+    node uses plain PUBLISH, which a cluster would broadcast to every master."""
+    redis = start_redis(t)
+    nodes = start_nodes(t, redis)
+    ids = spread_ids(redis, "sp", 30)
+    rounds = 10
+
+    async def run():
+        peers = [await open_peer(nodes[k % 3].port, id=name, name=name)
+                 for k, name in enumerate(ids)]
+        for p in peers:
+            owner = redis.key_owner(key("channel", p.id))
+            numsub = await off_loop(owner.command, "PUBSUB", "SHARDNUMSUB", key("channel", p.id))
+            h.eq(numsub[1], 1, f"{p.name}: subscribers of its channel at its slot's master")
+        before = {m.port: await off_loop(commandstats, m) for m in redis.masters()}
+        for r in range(rounds):
+            for k, p in enumerate(peers):
+                q = peers[(k + 1) % len(peers)]
+                await p.send({"type": "candidate", "to": q.id, "payload": r, "mid": f"{r}"})
+            for k, p in enumerate(peers):
+                q = peers[(k - 1) % len(peers)]
+                await p.expect_set([{"type": "candidate", "from": q.id, "payload": r,
+                                     "mid": f"{r}"}, {"type": "ack", "mid": f"{r}"}],
+                                   f"round {r}: from {q.name}, and its own ack")
+        per_master = {}
+        for m in redis.masters():
+            after = await off_loop(commandstats, m)
+            per_master[m.port] = {c: after.get(c, 0) - before[m.port].get(c, 0)
+                                  for c in ("spublish", "publish")}
+        await close_all(*peers)
+        return per_master
+
+    per_master = h.arun(run(), timeout=40)
+    total = rounds * len(ids)
+    for port, calls in per_master.items():
+        h.eq(calls["publish"], 0, f"plain PUBLISH calls on the master at {port}")
+        # A third of the messages is on each master's channels (self-checks come on top).
+        h.check(calls["spublish"] >= total // 3, f"SPUBLISH calls on the master at {port}: "
+                                                 f"{calls['spublish']} for {total} messages")
+    note(f"SPUBLISH calls per master for {total} messages: "
+         f"{ {p: c['spublish'] for p, c in per_master.items()} }")
+
+
+# What only one Redis has: a replica behind its URL, and an outage of all of it (on a cluster, a
+# master failing over is the counterpart, in CLUSTER_TESTS).
+SINGLE_ONLY = (test_replica_is_not_used, test_redis_restart_during_traffic,
+               test_room_changes_during_outage_reach_other_nodes,
+               test_id_takeover_race_after_outage)
+CLUSTER_TESTS = [test_shards_share_the_traffic]
+
 if __name__ == "__main__":
+    if CLUSTER:
+        TESTS = [t for t in TESTS if t not in SINGLE_ONLY] + CLUSTER_TESTS
     h.main(TESTS, test_timeout=70.0, echo=False)

@@ -42,18 +42,22 @@ from client import (  # noqa: E402
     rst,
 )
 from test_cluster import (  # noqa: E402
+    CLUSTER,
     HAPROXY_CONFIG,
     NODE_ARGS,
     NODE_TTL,
     RELAY_TYPES,
     hgetall,
+    key,
     note,
     off_loop,
     smembers,
     sorted_peers,
+    spread_ids,
     start_nodes,
     start_redis,
 )
+import redis_cluster as rc  # noqa: E402
 import websockets  # noqa: E402
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 256 bits of base64url, unpadded
@@ -424,7 +428,7 @@ def test_resume_while_old_connection_open_across_nodes(t):
             await expect_taken(node.port, "xr-a", None, f"the ID on {node.name}")
         await expect_taken(n1.port, "xr-a", a.token, "the token the takeover used")
         await off_loop(h.eventually, lambda: h.eq(
-            hgetall(redis, f"sb:members:{room}"), {"xr-a": "n2", "xr-b": "n2"},
+            hgetall(redis, key("members", room)), {"xr-a": "n2", "xr-b": "n2"},
             "the room's members in Redis"), 3.0)
         await close_all(a2, b, c)
 
@@ -580,10 +584,10 @@ def test_resume_on_another_node(t):
         def unsubscribed():
             # n1 has handled the drop once it no longer listens on a's channel: until then a
             # message published to it would still count n1 as a receiver.
-            h.eq(redis.command("PUBSUB", "NUMSUB", "sb:peer:xa")[1], 0,
+            h.eq(redis.command("PUBSUB", "NUMSUB", key("channel", "xa"))[1], 0,
                  "subscribers of a's channel after the drop")
         await off_loop(h.eventually, unsubscribed, 5.0)
-        members = await off_loop(hgetall, redis, f"sb:members:{r}")
+        members = await off_loop(hgetall, redis, key("members", r))
         h.check("xa" in members, f"a is no longer a member of {r} in Redis while its session "
                                  f"waits: {members}")
         # Interleaved, each answer awaited before the next message: the order they were held.
@@ -626,11 +630,11 @@ def test_resume_on_another_node(t):
             await expect_taken(node.port, "xa", None, f"a's ID on {node.name}")
 
         def directory():
-            h.eq(hgetall(redis, f"sb:members:{r}"), {"xa": "n2", "xp1": "n1", "xp3": "n3"},
+            h.eq(hgetall(redis, key("members", r)), {"xa": "n2", "xp1": "n1", "xp3": "n3"},
                  f"members of {r} in Redis after the resume")
-            h.eq(hgetall(redis, f"sb:members:{r2}"), {"xa": "n2", "xp3": "n3"},
+            h.eq(hgetall(redis, key("members", r2)), {"xa": "n2", "xp3": "n3"},
                  f"members of {r2} in Redis after the resume")
-            numsub = redis.command("PUBSUB", "NUMSUB", "sb:peer:xa")
+            numsub = redis.command("PUBSUB", "NUMSUB", key("channel", "xa"))
             h.eq(numsub[1], 1, "subscribers of a's channel after the resume")
         await off_loop(h.eventually, directory, 3.0)
 
@@ -648,7 +652,7 @@ def test_resume_on_another_node(t):
                 f"{window:g} s window could have ended")
         await a2.silence("a hears no more")
         await p3.silence("p3 hears nothing of a")
-        h.eq(await off_loop(hgetall, redis, f"sb:members:{r}"), {"xa": "n2", "xp3": "n3"},
+        h.eq(await off_loop(hgetall, redis, key("members", r)), {"xa": "n2", "xp3": "n3"},
              f"members of {r} after n1's sweep")
         await relay_ok(p3, a2, "after n1 died")
         await off_loop(killed, n1)
@@ -802,7 +806,7 @@ def test_own_subscription_being_dropped_is_no_receiver(t):
         await dropped(n1)
         await off_loop(h.eventually, lambda: h.check(hold.has_held(), "the UNSUBSCRIBE held"),
                        5.0)
-        h.eq(redis.command("PUBSUB", "NUMSUB", "sb:peer:own-a")[1], 1,
+        h.eq(redis.command("PUBSUB", "NUMSUB", key("channel", "own-a"))[1], 1,
              "subscribers of a's channel that Redis counts while the UNSUBSCRIBE is held")
         await b.send({"type": "candidate", "to": "own-a", "payload": {"seq": 0}, "mid": "m0"})
         await b.expect({"type": "queued", "mid": "m0"},
@@ -883,7 +887,7 @@ def test_sent_again_before_the_mailbox(t):
         n2.proc.kill()
         await off_loop(killed, n2)
         await off_loop(h.eventually,
-                       lambda: h.check("n2" not in smembers(redis, "sb:nodes"), "n2 swept"),
+                       lambda: h.check("n2" not in smembers(redis, key("nodes")), "n2 swept"),
                        NODE_TTL + 3.0)
         for i in range(20, 25):
             await a2.send({"type": "candidate", "to": "box-b", "payload": {"seq": i},
@@ -1507,6 +1511,126 @@ TESTS = [
     test_redis_restart_holds_messages,
     test_fault_sequence_measurement,
 ]
+
+
+def test_master_killed_during_traffic(t):
+    """Redis Cluster: pairs of peers on different nodes, their IDs spread over the three shards,
+    exchange candidates every 20 ms when one master is killed (SIGKILL) and its replica takes
+    over. Every message is answered exactly once, arrives exactly once when answered ack or
+    queued, and in order; a refusal (unavailable) is allowed only for a message to or from a
+    peer of the killed shard, when the shard was not back within --bus-hold-ms of its sending;
+    messages between peers of the other shards are all delivered, the failover notwithstanding.
+    The nodes are ready again within a bound: the cluster's failover (node timeout 2 s and an
+    election) plus 2 s."""
+    redis = start_redis(t)
+    nodes = start_nodes(t, redis, args=("--bus-hold-ms", "3000"))
+    ids = spread_ids(redis, "fo", 12)
+    shard = {i: redis.key_owner(key("channel", i)).port for i in ids}
+    victim = redis.key_owner(key("channel", ids[0]))
+
+    async def run():
+        clients = []
+        for k, name in enumerate(ids):
+            c = await Client(nodes[k % 3].port, name).open(id=name)
+            clients.append(c)
+        pairs = [(clients[2 * i], clients[2 * i + 1]) for i in range(6)]
+        h.check(all(x.node != y.node for x, y in pairs), "each pair on two nodes")
+        sent, stop = [], asyncio.Event()
+        senders = [asyncio.ensure_future(pace(x, y, sent, stop)) for a, b in pairs
+                   for x, y in ((a, b), (b, a))]
+        await asyncio.sleep(0.5)
+        t_kill = time.monotonic()
+        await off_loop(redis.kill_master, victim)
+        t_over = time.monotonic()
+        readies = await asyncio.gather(*(ready_at(n, 10.0) for n in nodes))
+        ready = {n.name: r for n, r in zip(nodes, readies)}
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*senders)
+        await settle(sent, HOLD + 5.0)
+        back = max(ready.values())
+
+        def refusal_ok(s, a):
+            if a["code"] != "unavailable":
+                return "not a refusal PROTOCOL.md allows here"
+            if victim.port not in (shard[s.src.id], shard[s.dst.id]):
+                return "neither end's keys are on the killed shard"
+            if s.t + HOLD < back + HOLD_SLACK:
+                return None
+            return (f"sent {s.t - t_kill:.2f} s after the kill; its hold bound came "
+                    f"{s.t + HOLD - back:.2f} s after the nodes were ready again")
+
+        counts, problems = account(sent, clients, refusal_ok, t_kill)
+        for c in clients:
+            if c.drops:
+                problems.append(f"{c.name} lost its connection: {c.drops}")
+        await asyncio.gather(*(c.close() for c in clients))
+        report(problems, counts, "a master killed under traffic")
+        return counts, t_over - t_kill, {k: round(v - t_kill, 2) for k, v in ready.items()}
+
+    counts, failover, ready = h.arun(run(), timeout=45)
+    h.check(max(ready.values()) <= failover + 2.0,
+            f"nodes ready again {ready} s after the kill; the failover took {failover:.2f} s")
+    note(f"master killed: replica took over in {failover:.2f} s, nodes ready after {ready} s; "
+         f"{counts}")
+
+
+def test_slot_migrated_during_traffic(t):
+    """Redis Cluster: while pairs of peers on different nodes exchange candidates every 20 ms,
+    the slot of one recipient's keys and channel is migrated to another master (CLUSTER SETSLOT
+    IMPORTING and MIGRATING, its keys moved with MIGRATE, held half-way for a moment, then
+    SETSLOT NODE). Its channel is subscribed again at the new master, and every message is
+    answered ack and arrives exactly once, in order."""
+    redis = start_redis(t)
+    nodes = start_nodes(t, redis, args=("--bus-hold-ms", "3000"))
+    ids = spread_ids(redis, "mg", 6)
+
+    async def run():
+        clients = []
+        for k, name in enumerate(ids):
+            c = await Client(nodes[k % 3].port, name).open(id=name)
+            clients.append(c)
+        pairs = [(clients[2 * i], clients[2 * i + 1]) for i in range(3)]
+        sent, stop = [], asyncio.Event()
+        senders = [asyncio.ensure_future(pace(x, y, sent, stop)) for a, b in pairs
+                   for x, y in ((a, b), (b, a))]
+        await asyncio.sleep(0.5)
+        moved = ids[1]
+        slot = rc.key_slot(key("channel", moved))
+        source = redis.slot_owner(slot)
+        dest = next(m for m in redis.masters() if m.port != source.port)
+        t_move = time.monotonic()
+        await off_loop(redis.migrate_slot_begin, slot, dest)
+        await off_loop(redis.move_keys, slot, dest, 2)  # half-way: some keys moved, not all
+        await asyncio.sleep(0.5)
+        await off_loop(redis.move_keys, slot, dest)
+        await off_loop(redis.migrate_slot_finish, slot, dest)
+        h.eq(redis.slot_owner(slot).port, dest.port, "the slot's new master")
+        await asyncio.sleep(1.0)
+        numsub = await off_loop(dest.command, "PUBSUB", "SHARDNUMSUB", key("channel", moved))
+        h.eq(numsub[1], 1, f"{moved}'s channel subscribed at its new master")
+        stop.set()
+        await asyncio.gather(*senders)
+        await settle(sent, HOLD + 5.0)
+        counts, problems = account(sent, clients, lambda s, a: "no refusal expected", t_move)
+        for c in clients:
+            if c.drops:
+                problems.append(f"{c.name} lost its connection: {c.drops}")
+        await asyncio.gather(*(c.close() for c in clients))
+        report(problems, counts, "a slot migrated under traffic")
+        return counts
+
+    counts = h.arun(run(), timeout=40)
+    note(f"slot migrated under traffic: {counts}")
+
+
+# What only one Redis has: a relay in front of it, and an outage of all of it (on a cluster, a
+# master failing over is the counterpart, in CLUSTER_TESTS).
+SINGLE_ONLY = (test_own_subscription_being_dropped_is_no_receiver,
+               test_redis_restart_holds_messages, test_fault_sequence_measurement)
+CLUSTER_TESTS = [test_master_killed_during_traffic, test_slot_migrated_during_traffic]
+if CLUSTER:
+    TESTS = [t for t in TESTS if t not in SINGLE_ONLY] + CLUSTER_TESTS
 
 
 def chosen(names):
