@@ -300,3 +300,55 @@ int sb_shards_read_slots(const sb_resp_t *nodes, size_t used, int16_t slots[SB_S
         rc = read_range(nodes, i, slots, masters, capacity(max_masters), &nmasters, err);
     return end(rc, nmasters, slots);
 }
+
+/* The decimal number in s[0, len): no sign, no leading zero but "0" itself, at most max. Returns
+ * it, or -1. */
+static long decimal(const char *s, size_t len, long max)
+{
+    long v = 0;
+    if (len == 0 || len > 6 || (len > 1 && s[0] == '0'))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= max ? v : -1;
+}
+
+int sb_shards_redirect(const char *err, size_t len, sb_shards_redirect_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t at;
+    if (len > 6 && memcmp(err, "MOVED ", 6) == 0)
+        at = 6;
+    else if (len > 4 && memcmp(err, "ASK ", 4) == 0)
+        at = 4, out->ask = 1;
+    else
+        goto bad;
+    const char *p = err + at, *end = err + len;
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    if (sp == NULL)
+        goto bad;
+    long slot = decimal(p, (size_t)(sp - p), SB_SLOTS - 1);
+    const char *addr = sp + 1, *colon = NULL;
+    for (const char *q = addr; q < end; q++) {
+        if ((unsigned char)*q <= ' ' || *q == 0x7f)
+            goto bad;
+        if (*q == ':')
+            colon = q;
+    }
+    if (slot < 0 || colon == NULL || (size_t)(colon - addr) >= sizeof(out->host))
+        goto bad;
+    long port = decimal(colon + 1, (size_t)(end - colon - 1), 65535);
+    if (port < 1)
+        goto bad;
+    out->slot = (unsigned)slot;
+    memcpy(out->host, addr, (size_t)(colon - addr));
+    out->host[colon - addr] = '\0';
+    out->port = (int)port;
+    return 0;
+bad:
+    memset(out, 0, sizeof(*out));
+    return -1;
+}

@@ -65,4 +65,22 @@ int sb_shards_read(const sb_resp_t *nodes, size_t used, int16_t slots[SB_SLOTS],
 int sb_shards_read_slots(const sb_resp_t *nodes, size_t used, int16_t slots[SB_SLOTS],
                          sb_shards_master_t *masters, size_t max_masters, const char **err);
 
+/* Where Redis Cluster sends a command it will not run: MOVED (the slot has another master now)
+ * or ASK (the slot is migrating: this one command goes to the importing master, after ASKING). */
+typedef struct {
+    int ask;       /* 1 for ASK, 0 for MOVED */
+    unsigned slot; /* 0 to SB_SLOTS - 1 */
+    /* The address, NUL-terminated (an IPv6 address without brackets), or "" when Redis does not
+     * know its endpoint: then the one the answer came from, on this port. */
+    char host[256];
+    int port; /* 1-65535 */
+} sb_shards_redirect_t;
+
+/* Reads the text of an error reply (after its '-', len bytes, no NUL needed): "MOVED <slot>
+ * <host>:<port>" or "ASK <slot> <host>:<port>", the port after the last ':'. Returns 0 with *out
+ * filled, or -1 (*out zeroed) for any other error or a malformed one: a slot out of 0-16383, a
+ * port out of 1-65535, a number with a sign or leading zeros, a host of 256 bytes or more or
+ * holding a space or control byte. */
+int sb_shards_redirect(const char *err, size_t len, sb_shards_redirect_t *out);
+
 #endif

@@ -63,6 +63,7 @@ struct req {
     int ask;          /* the next send goes after ASKING */
     double parked_at; /* when it started waiting for a connection */
     req_t *next;      /* in its master's parked list */
+    master_t *from;   /* where it was sent last */
     int argc;
     const char **argv; /* argc pointers into the copies after the struct, each NUL-terminated */
     size_t *lens;
@@ -136,6 +137,7 @@ static void on_reply(void *arg, const sb_redis_reply_t *reply);
 static int send_req(req_t *q, master_t *m)
 {
     sb_redis_t *r = m->conn[q->role];
+    q->from = m;
     if (sb_redis_state(r) != SB_REDIS_READY) {
         q->parked_at = now(q->c);
         q->next = m->parked[q->role];
@@ -332,52 +334,23 @@ static void on_link_push_error(void *ctx, sb_redis_t *r, const char *err, size_t
 
 /* --- redirects --- */
 
-/* Reads "MOVED <slot> <host>:<port>" or "ASK ..." (the host may be an IPv6 address, whose colons
- * come before the port's). Returns 1 with *slot, host and *port set, else 0. */
-static int parse_redirect(const char *s, size_t len, unsigned *slot, char *host, size_t hostcap,
-                          int *port)
-{
-    const char *sp = memchr(s, ' ', len);
-    if (sp == NULL)
-        return 0;
-    char *end;
-    unsigned long v = strtoul(sp + 1, &end, 10);
-    if (end == sp + 1 || *end != ' ' || v >= SB_SLOTS)
-        return 0;
-    const char *addr = end + 1, *colon = strrchr(addr, ':');
-    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= hostcap)
-        return 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
-        return 0;
-    *slot = (unsigned)v;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    *port = (int)p;
-    return 1;
-}
-
 static void on_reply(void *arg, const sb_redis_reply_t *reply)
 {
     req_t *q = arg;
     sb_rcluster_t *c = q->c;
+    sb_shards_redirect_t to;
     if (reply != NULL && reply->type == SB_REDIS_ERROR) {
-        int moved = strncmp(reply->str, "MOVED ", 6) == 0,
-            ask = strncmp(reply->str, "ASK ", 4) == 0;
-        char host[256];
-        unsigned slot;
-        int port;
-        if ((moved || ask) && q->hops < HOPS_MAX &&
-            parse_redirect(reply->str, reply->len, &slot, host, sizeof(host), &port)) {
-            master_t *m = get_master(c, host, port);
-            if (m != NULL && moved) {
+        if (q->hops < HOPS_MAX && sb_shards_redirect(reply->str, reply->len, &to) == 0) {
+            /* No endpoint known to Redis: the address the answer came from. */
+            master_t *m = get_master(c, to.host[0] ? to.host : q->from->url.host, to.port);
+            if (m != NULL && !to.ask) {
                 /* The slot's new master, known at once; the rest of the map is read again. */
-                c->uncovered -= c->table[slot] < 0;
-                c->table[slot] = (int16_t)m->index;
+                c->uncovered -= c->table[to.slot] < 0;
+                c->table[to.slot] = (int16_t)m->index;
                 ask_map(c);
             }
             q->hops++;
-            q->ask = ask;
+            q->ask = to.ask;
             if (m != NULL && send_req(q, m) == 0)
                 return;
             reply = NULL;

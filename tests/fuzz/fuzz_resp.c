@@ -1,8 +1,11 @@
-/* libFuzzer target for proto/resp and proto/shards: RESP2 replies, pub/sub messages, slot tables.
+/* libFuzzer target for proto/resp and proto/shards: RESP2 replies, pub/sub messages, slot tables,
+ * MOVED and ASK redirects.
  */
 #include "check.h"
 
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "resp.h"
@@ -194,8 +197,29 @@ static void check_reader(reader_t read, size_t used, size_t max_masters)
     free(slots);
 }
 
+/* The input as an error's text: a redirect read from it, written again, is the input itself (the
+ * reader takes one canonical form only); read from an exact copy, so that ASan sees any read past
+ * its length. */
+static void check_redirect(const uint8_t *data, size_t size)
+{
+    sb_shards_redirect_t r;
+    char *copy = malloc(size ? size : 1), again[300];
+    CHECK(copy != NULL);
+    memcpy(copy, data, size);
+    if (sb_shards_redirect(copy, size, &r) == 0) {
+        CHECK(r.slot < SB_SLOTS && r.port >= 1 && r.port <= 65535);
+        int n = snprintf(again, sizeof(again), "%s %u %s:%d", r.ask ? "ASK" : "MOVED", r.slot,
+                         r.host, r.port);
+        CHECK(n >= 0 && (size_t)n == size && memcmp(again, data, size) == 0);
+    } else {
+        CHECK(r.port == 0 && r.host[0] == '\0');
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_redirect(data, size);
     const char *err = NULL;
     size_t used = 99, u2;
     int rc = sb_resp_parse((const char *)data, size, nodes, MAX_NODES, &used, &err);

@@ -677,6 +677,78 @@ START_TEST(test_slots_built)
 }
 END_TEST
 
+START_TEST(test_redirect)
+{
+    sb_shards_redirect_t r;
+    const char *moved = "MOVED 3999 127.0.0.1:6381";
+    ck_assert_int_eq(sb_shards_redirect(moved, strlen(moved), &r), 0);
+    ck_assert_int_eq(r.ask, 0);
+    ck_assert_uint_eq(r.slot, 3999);
+    ck_assert_str_eq(r.host, "127.0.0.1");
+    ck_assert_int_eq(r.port, 6381);
+    const char *ask = "ASK 16383 redis-2.example:7000";
+    ck_assert_int_eq(sb_shards_redirect(ask, strlen(ask), &r), 0);
+    ck_assert_int_eq(r.ask, 1);
+    ck_assert_uint_eq(r.slot, 16383);
+    ck_assert_str_eq(r.host, "redis-2.example");
+    ck_assert_int_eq(r.port, 7000);
+    /* IPv6, written by Redis without brackets: the port is after the last colon. */
+    const char *v6 = "MOVED 0 2001:db8::7:6379";
+    ck_assert_int_eq(sb_shards_redirect(v6, strlen(v6), &r), 0);
+    ck_assert_str_eq(r.host, "2001:db8::7");
+    ck_assert_int_eq(r.port, 6379);
+    /* An unknown endpoint: no host, the port alone. */
+    const char *bare = "MOVED 12 :6380";
+    ck_assert_int_eq(sb_shards_redirect(bare, strlen(bare), &r), 0);
+    ck_assert_str_eq(r.host, "");
+    ck_assert_int_eq(r.port, 6380);
+    /* The length bounds it, not a NUL: the bytes after it are not read. */
+    const char *longer = "MOVED 5 10.0.0.1:7001 and more";
+    ck_assert_int_eq(sb_shards_redirect(longer, 21, &r), 0);
+    ck_assert_int_eq(r.port, 7001);
+
+    static const char *const bad[] = {
+        "MOVED",
+        "MOVED ",
+        "MOVED 1",
+        "MOVED 1 ",
+        "MOVED 1 host",
+        "MOVED 1 host:",
+        "MOVED 16384 h:1",
+        "MOVED -1 h:1",
+        "MOVED +1 h:1",
+        "MOVED 01 h:1",
+        "MOVED 1 h:0",
+        "MOVED 1 h:65536",
+        "MOVED 1 h:070",
+        "MOVED 1 h:1x",
+        "MOVED 1 h :1",
+        "MOVED 1 h\t:1",
+        "MOVED  1 h:1",
+        "moved 1 h:1",
+        "ASKING 1 h:1",
+        "ERR unknown command",
+        "CLUSTERDOWN The cluster is down",
+        "TRYAGAIN Multiple keys request during rehashing of slot",
+    };
+    for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        memset(&r, 0x5a, sizeof(r));
+        ck_assert_msg(sb_shards_redirect(bad[i], strlen(bad[i]), &r) == -1, "accepted %s", bad[i]);
+        ck_assert_int_eq(r.port, 0);
+        ck_assert_str_eq(r.host, "");
+    }
+    char host[300];
+    memset(host, 'h', sizeof(host));
+    int n = snprintf(host, sizeof(host), "MOVED 1 ");
+    memset(host + n, 'a', 256);
+    memcpy(host + n + 256, ":1", 3);
+    ck_assert_int_eq(sb_shards_redirect(host, strlen(host), &r), -1);
+    host[n + 255] = ':', host[n + 256] = '1', host[n + 257] = '\0';
+    ck_assert_int_eq(sb_shards_redirect(host, strlen(host), &r), 0);
+    ck_assert_uint_eq(strlen(r.host), 255);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shards");
@@ -689,6 +761,7 @@ int main(void)
     tcase_add_test(tc, test_shards_built);
     tcase_add_test(tc, test_shards_malformed);
     tcase_add_test(tc, test_slots_built);
+    tcase_add_test(tc, test_redirect);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
