@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/pool.h"
 #include "resp.h"
 #include "shards.h"
 #include "slot.h"
@@ -27,6 +28,8 @@
  * no master or a master's connection is down (a failover under way). */
 #define MAP_PERIOD 10.0
 #define TICK 0.25
+/* Requests this large or smaller (a 2 KB message and its channel) come from a pool. */
+#define REQ_BLOCK 2560
 
 typedef struct master master_t;
 typedef struct req req_t;
@@ -64,6 +67,7 @@ struct req {
     double parked_at; /* when it started waiting for a connection */
     req_t *next;      /* in its master's parked list */
     master_t *from;   /* where it was sent last */
+    int pooled;       /* from the cluster's pool of blocks (else malloc) */
     int argc;
     const char **argv; /* argc pointers into the copies after the struct, each NUL-terminated */
     size_t *lens;
@@ -84,7 +88,8 @@ struct sb_rcluster {
     int use_slots;          /* the server has no CLUSTER SHARDS: ask CLUSTER SLOTS */
     double map_read;        /* when the map was last read */
     struct event *tick;
-    char map_error[128]; /* why the last map could not be read, for ready() */
+    sb_pool_t reqs;      /* blocks for requests of up to REQ_BLOCK bytes: most messages */
+    char map_error[400]; /* why the last map could not be read, for ready() */
 };
 
 static double now(const sb_rcluster_t *c) { return sb_loop_now(c->base); }
@@ -105,10 +110,11 @@ static req_t *req_new(sb_rcluster_t *c, int kind, int role, int argc, const char
     size_t bytes = sizeof(req_t) + (size_t)total * (sizeof(char *) + sizeof(size_t)) + last + 1;
     for (int i = 0; i < argc; i++)
         bytes += lens[i] + 1;
-    req_t *q = malloc(bytes);
+    int pooled = bytes <= REQ_BLOCK;
+    req_t *q = pooled ? sb_pool_get(&c->reqs) : malloc(bytes);
     if (q == NULL)
         return NULL;
-    *q = (req_t){.c = c, .kind = kind, .role = role, .argc = total};
+    *q = (req_t){.c = c, .kind = kind, .role = role, .argc = total, .pooled = pooled};
     q->argv = (const char **)(q + 1);
     q->lens = (size_t *)(q->argv + total);
     char *copy = (char *)(q->lens + total);
@@ -128,6 +134,14 @@ static req_t *req_new(sb_rcluster_t *c, int kind, int role, int argc, const char
         copy += q->lens[i] + 1;
     }
     return q;
+}
+
+static void req_free(req_t *q)
+{
+    if (q != NULL && q->pooled)
+        sb_pool_put(&q->c->reqs, q);
+    else
+        free(q);
 }
 
 static void on_reply(void *arg, const sb_redis_reply_t *reply);
@@ -167,7 +181,7 @@ static void req_done(req_t *q, const sb_redis_reply_t *reply)
 {
     if (q->cb)
         q->cb(q->arg, reply);
-    free(q);
+    req_free(q);
 }
 
 /* Answers every request parked at m for role with NULL (its connection is not coming). */
@@ -565,6 +579,7 @@ sb_rcluster_t *sb_rcluster_new(struct event_base *base, const sb_redis_url_t *ur
     c->base = base;
     c->url = url;
     c->o = *opts;
+    c->reqs = (sb_pool_t)SB_POOL_INIT(REQ_BLOCK, 1024);
     for (int s = 0; s < SB_SLOTS; s++)
         c->table[s] = -1;
     c->uncovered = SB_SLOTS;
@@ -618,6 +633,7 @@ void sb_rcluster_free(sb_rcluster_t *c)
         free(m);
     }
     sb_redis_free(c->map);
+    sb_pool_drain(&c->reqs);
     free(c);
 }
 
@@ -691,13 +707,13 @@ static int start_req(sb_rcluster_t *c, req_t *q, unsigned slot, sb_redis_reply_f
     int i = sb_rcluster_master_of(c, slot);
     master_t *m = i >= 0 ? c->masters[i] : NULL;
     if (q == NULL || m == NULL || sb_redis_state(m->conn[q->role]) != SB_REDIS_READY) {
-        free(q);
+        req_free(q);
         return -1;
     }
     q->cb = cb;
     q->arg = arg;
     if (send_req(q, m) != 0) {
-        free(q);
+        req_free(q);
         return -1;
     }
     return 0;
