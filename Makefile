@@ -58,13 +58,15 @@ bench:
 	@cmake --build build -j $(JOBS)
 	@bash bench/run.sh build
 
-# A local cluster in the foreground: redis-server, N nodes (default 3) and HAProxy balancing them on
+# A local cluster in the foreground: Redis, N nodes (default 3) and HAProxy balancing them on
 # BIND:PORT (default 0.0.0.0:8080), all in a temp dir; Ctrl-C stops it all and removes the dir.
-# ARGS="--log-level debug" goes to every node. See deploy/local/README.md.
+# REDIS=single (the default) runs one redis-server; REDIS=cluster a Redis Cluster of 3 masters and
+# 3 replicas, the nodes on redis+cluster://. ARGS="--log-level debug" goes to every node. See
+# deploy/local/README.md.
 cluster:
 	@bash deploy/deps.sh test
 	@$(MAKE) --no-print-directory build
-	@exec env N='$(N)' PORT='$(PORT)' BIND='$(BIND)' bash deploy/local/cluster.sh $(ARGS)
+	@exec env N='$(N)' PORT='$(PORT)' BIND='$(BIND)' REDIS='$(REDIS)' bash deploy/local/cluster.sh $(ARGS)
 
 # The node image (Dockerfile) as $(IMAGE): with podman, in the build tree's own store (build-image/,
 # on a Debian base made there once with debootstrap; see deploy/container/podman.sh to run or push

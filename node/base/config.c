@@ -58,7 +58,8 @@ static const option_t options[] = {
      "PEM file of the certificate's private key (SIGHUP reloads it)"},
     {"redis", "SWITCHBOARD_REDIS_URL", OPT_STRING, OFF(redis), "",
      "redis[s]://[[user]:password@]host[:port][/db]: join the cluster on this Redis (rediss: over "
-     "TLS; default: run alone on the embedded bus)"},
+     "TLS), or redis[s]+cluster://[[user]:password@]host[:port][,host[:port]...]: on this Redis "
+     "Cluster, found from these seeds (default: run alone on the embedded bus)"},
     {"redis-ca", "SWITCHBOARD_REDIS_CA", OPT_STRING, OFF(redis_ca), "",
      "PEM file of the CAs that sign a rediss:// server's certificate (default: the system's)"},
     {"auth-secret", "SWITCHBOARD_AUTH_SECRET", OPT_STRING, OFF(auth_secret), "",
