@@ -564,6 +564,9 @@ static void publish_held(pending_relay_t *p)
 }
 
 /* Works on the sender's held messages: for each recipient, its oldest one. */
+/* Recipients a kick remembers on its walk of a sender's held messages. */
+#define KICK_MET 16
+
 static void kick(peer_t *sender)
 {
     sb_relay_t *r = sender->relay;
@@ -575,16 +578,28 @@ static void kick(peer_t *sender)
     relay_peer_ref(sender);
 again:
     sender->rekick = 0;
+    /* Only the first held message to each recipient may go. The recipients met on the walk are
+     * remembered (a sender holds for few at once), so that a long list for one recipient is
+     * walked once, not once per message. */
+    const char *met[KICK_MET];
+    size_t nmet = 0;
     for (pending_relay_t *e = sender->held; e != NULL; e = e->next) {
         double now = sb_clock_mono();
         int first = 1;
-        for (pending_relay_t *f = sender->held; f != e; f = f->next)
-            if (strcmp(f->to, e->to) == 0)
-                first = 0;
+        for (size_t i = 0; i < nmet && first; i++)
+            first = strcmp(met[i], e->to) != 0;
+        if (first && nmet == KICK_MET) /* past those remembered: ask the list itself */
+            for (pending_relay_t *f = sender->held; f != e && first; f = f->next)
+                first = strcmp(f->to, e->to) != 0;
+        if (first && nmet < KICK_MET)
+            met[nmet++] = e->to;
         if (!first || e->busy || now < e->not_before)
             continue;
         char why[8];
-        int bus_ready = e->step == HOLD_PUBLISH && r->bus->ops->ready(r->bus, why, sizeof(why));
+        /* Stopping, the bus may be gone already (the directory, freed after it, fails its
+         * requests into here): it is not asked. */
+        int bus_ready =
+            !r->stopping && e->step == HOLD_PUBLISH && r->bus->ops->ready(r->bus, why, sizeof(why));
         /* Past its deadline a message no longer waits: for the bus, or for another try. */
         if (r->stopping || e->stale ||
             (e->step == HOLD_PUBLISH && now >= e->deadline && (e->published || !bus_ready))) {

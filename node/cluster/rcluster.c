@@ -48,11 +48,26 @@ struct master {
     link_t link[SB_RCLUSTER_ROLES_MAX];
     req_t *parked[SB_RCLUSTER_ROLES_MAX];   /* redirected here, waiting for the connection */
     double up_since[SB_RCLUSTER_ROLES_MAX]; /* when each connection became ready, 0 while not */
-    int slots;                              /* how many slots it serves in the current map */
-    int first_slot;                         /* one of them, or -1 */
+    uint32_t sent[SB_RCLUSTER_ROLES_MAX];   /* requests sent on each connection, */
+    uint32_t
+        answered[SB_RCLUSTER_ROLES_MAX]; /* and the last of them answered (they come in order) */
+    int slots;                           /* how many slots it serves in the current map */
+    int first_slot;                      /* one of them, or -1 */
 };
 
 enum { K_COMMAND, K_PUBLISH, K_EVAL };
+
+/* A slot whose master changed (MOVED, or a new map) while requests sent to its old master may
+ * still be on their way: each will come back MOVED and be sent on, so new requests for the slot
+ * wait, in order, until every request sent to the old master before the change is answered.
+ * Then none overtakes an older one (messages from one sender to one peer stay in order). */
+typedef struct settle {
+    unsigned slot;
+    master_t *from;
+    uint32_t seq[SB_RCLUSTER_ROLES_MAX]; /* from's requests sent before the change */
+    req_t *head, *tail;                  /* requests waiting, oldest first */
+    struct settle *next;
+} settle_t;
 
 /* A command on its way, kept until answered so that it can be sent again elsewhere. */
 struct req {
@@ -67,6 +82,7 @@ struct req {
     double parked_at; /* when it started waiting for a connection */
     req_t *next;      /* in its master's parked list */
     master_t *from;   /* where it was sent last */
+    uint32_t seq;     /* its number among those sent there */
     int pooled;       /* from the cluster's pool of blocks (else malloc) */
     int argc;
     const char **argv; /* argc pointers into the copies after the struct, each NUL-terminated */
@@ -89,6 +105,7 @@ struct sb_rcluster {
     double map_read;        /* when the map was last read */
     struct event *tick;
     sb_pool_t reqs;      /* blocks for requests of up to REQ_BLOCK bytes: most messages */
+    settle_t *settling;  /* slots whose old master still has requests to answer */
     char map_error[400]; /* why the last map could not be read, for ready() */
 };
 
@@ -145,6 +162,7 @@ static void req_free(req_t *q)
 }
 
 static void on_reply(void *arg, const sb_redis_reply_t *reply);
+static void check_settling(sb_rcluster_t *c, const master_t *gone);
 
 /* Sends q to master m, or parks it there until m's connection is ready. Returns 0, or -1 when
  * it could not be queued (q untouched). */
@@ -164,16 +182,23 @@ static int send_req(req_t *q, master_t *m)
         if (sb_redis_command(r, 1, &asking, &len, NULL, NULL) != 0)
             return -1;
     }
+    int rc;
     switch (q->kind) {
     case K_PUBLISH: {
         sb_str_t msg = {q->argv[1], q->lens[1]};
-        return sb_redis_publish(r, q->argv[0], &msg, 1, on_reply, q);
+        rc = sb_redis_publish(r, q->argv[0], &msg, 1, on_reply, q);
+        break;
     }
     case K_EVAL:
-        return sb_redis_eval(r, q->script, q->nkeys, q->argv, q->argc, on_reply, q);
+        rc = sb_redis_eval(r, q->script, q->nkeys, q->argv, q->argc, on_reply, q);
+        break;
     default:
-        return sb_redis_command(r, q->argc, q->argv, q->lens, on_reply, q);
+        rc = sb_redis_command(r, q->argc, q->argv, q->lens, on_reply, q);
+        break;
     }
+    if (rc == 0)
+        q->seq = ++m->sent[q->role];
+    return rc;
 }
 
 /* Gives q its answer (NULL: none) and frees it. */
@@ -289,6 +314,7 @@ static void drop_master(sb_rcluster_t *c, master_t *m)
             o->on_state(o->ctx, m->conn[role], 0, "its master serves no slot now");
         sb_redis_free(m->conn[role]); /* fails its pending commands */
     }
+    check_settling(c, m); /* nothing more comes from it */
     free(m);
 }
 
@@ -348,9 +374,84 @@ static void on_link_push_error(void *ctx, sb_redis_t *r, const char *err, size_t
 
 /* --- redirects --- */
 
+/* --- slots changing master --- */
+
+static settle_t *find_settle(const sb_rcluster_t *c, unsigned slot)
+{
+    for (settle_t *e = c->settling; e != NULL; e = e->next)
+        if (e->slot == slot)
+            return e;
+    return NULL;
+}
+
+/* Whether every request sent to e->from before the change is answered. */
+static int settled(const sb_rcluster_t *c, const settle_t *e)
+{
+    for (size_t role = 0; role < c->o.nroles; role++)
+        if ((int32_t)(e->from->answered[role] - e->seq[role]) < 0)
+            return 0;
+    return 1;
+}
+
+/* The slot's requests that waited go to its master now, oldest first. */
+static void release_settle(sb_rcluster_t *c, settle_t *e)
+{
+    req_t *q = e->head;
+    int i = c->table[e->slot];
+    master_t *m = i >= 0 ? c->masters[i] : NULL;
+    free(e);
+    while (q != NULL) {
+        req_t *next = q->next;
+        if (m == NULL || send_req(q, m) != 0)
+            req_done(q, NULL);
+        q = next;
+    }
+}
+
+/* Releases the slots that have settled, or whose old master is gone (from: NULL for none). */
+static void check_settling(sb_rcluster_t *c, const master_t *gone)
+{
+    settle_t **p = &c->settling;
+    while (*p != NULL) {
+        settle_t *e = *p;
+        if (e->from != gone && !settled(c, e)) {
+            p = &e->next;
+            continue;
+        }
+        *p = e->next;
+        release_settle(c, e); /* may add entries: start over */
+        p = &c->settling;
+    }
+}
+
+/* slot's master is now index i: the table says so, and when its old master still has requests
+ * on their way, the slot settles first. */
+static void set_owner(sb_rcluster_t *c, unsigned slot, int16_t i)
+{
+    int16_t old = c->table[slot];
+    master_t *from = old >= 0 ? c->masters[old] : NULL;
+    c->uncovered += (i < 0) - (old < 0);
+    c->table[slot] = i;
+    if (from == NULL || old == i || find_settle(c, slot) != NULL)
+        return;
+    int busy = 0;
+    for (size_t role = 0; role < c->o.nroles; role++)
+        busy |= from->answered[role] != from->sent[role];
+    settle_t *e = busy ? calloc(1, sizeof(*e)) : NULL;
+    if (e == NULL)
+        return; /* nothing on its way (or out of memory: no wait) */
+    e->slot = slot;
+    e->from = from;
+    memcpy(e->seq, from->sent, sizeof(e->seq));
+    e->next = c->settling;
+    c->settling = e;
+}
+
 static void on_reply(void *arg, const sb_redis_reply_t *reply)
 {
     req_t *q = arg;
+    if ((int32_t)(q->seq - q->from->answered[q->role]) > 0)
+        q->from->answered[q->role] = q->seq;
     sb_rcluster_t *c = q->c;
     sb_shards_redirect_t to;
     if (reply != NULL && reply->type == SB_REDIS_ERROR) {
@@ -359,20 +460,24 @@ static void on_reply(void *arg, const sb_redis_reply_t *reply)
             master_t *m = get_master(c, to.host[0] ? to.host : q->from->url.host, to.port);
             if (m != NULL && !to.ask) {
                 /* The slot's new master, known at once; the rest of the map is read again. */
-                c->uncovered -= c->table[to.slot] < 0;
-                c->table[to.slot] = (int16_t)m->index;
+                set_owner(c, to.slot, (int16_t)m->index);
                 ask_map(c);
             }
             q->hops++;
             q->ask = to.ask;
-            if (m != NULL && send_req(q, m) == 0)
+            if (m != NULL && send_req(q, m) == 0) {
+                if (c->settling != NULL)
+                    check_settling(c, NULL);
                 return;
+            }
             reply = NULL;
         } else if (strncmp(reply->str, "CLUSTERDOWN", 11) == 0) {
             ask_map(c);
         }
     }
     req_done(q, reply);
+    if (c->settling != NULL)
+        check_settling(c, NULL);
 }
 
 /* --- the slot map --- */
@@ -422,19 +527,16 @@ static void apply_map(sb_rcluster_t *c, const int16_t *table, const sb_shards_ma
         master_t *m = port > 0 ? get_master(c, host, port) : NULL;
         index[i] = m ? (int16_t)m->index : -1;
     }
-    int changed = 0, uncovered = 0;
+    int changed = 0;
     for (int s = 0; s < SB_SLOTS; s++) {
         int16_t v = table[s] >= 0 ? index[table[s]] : -1;
-        changed |= v != c->table[s];
-        c->table[s] = v;
-        if (v < 0) {
-            uncovered++;
-            continue;
+        if (v != c->table[s]) {
+            changed = 1;
+            set_owner(c, (unsigned)s, v);
         }
-        if (serves[v]++ == 0)
+        if (v >= 0 && serves[v]++ == 0)
             c->masters[v]->first_slot = s;
     }
-    c->uncovered = uncovered;
     for (int i = 0; i < SB_RCLUSTER_MASTERS_MAX; i++) {
         master_t *m = c->masters[i];
         if (m == NULL)
@@ -445,8 +547,8 @@ static void apply_map(sb_rcluster_t *c, const int16_t *table, const sb_shards_ma
             changed = 1;
         }
     }
-    if (uncovered > 0)
-        sb_log(SB_LOG_WARN, "redis cluster: %d slots have no master reachable", uncovered);
+    if (c->uncovered > 0)
+        sb_log(SB_LOG_WARN, "redis cluster: %d slots have no master reachable", c->uncovered);
     if (changed && c->o.on_map)
         c->o.on_map(c->o.ctx);
 }
@@ -621,6 +723,15 @@ void sb_rcluster_free(sb_rcluster_t *c)
     if (c->tick)
         event_free(c->tick);
     c->o.on_map = NULL;
+    while (c->settling != NULL) {
+        settle_t *e = c->settling;
+        c->settling = e->next;
+        for (req_t *q = e->head, *next; q != NULL; q = next) {
+            next = q->next;
+            req_done(q, NULL);
+        }
+        free(e);
+    }
     for (int i = 0; i < SB_RCLUSTER_MASTERS_MAX; i++) {
         master_t *m = c->masters[i];
         if (m == NULL)
@@ -712,6 +823,16 @@ static int start_req(sb_rcluster_t *c, req_t *q, unsigned slot, sb_redis_reply_f
     }
     q->cb = cb;
     q->arg = arg;
+    settle_t *e = c->settling != NULL ? find_settle(c, slot) : NULL;
+    if (e != NULL) { /* behind the requests on their way to the slot's old master */
+        q->next = NULL;
+        if (e->tail != NULL)
+            e->tail->next = q;
+        else
+            e->head = q;
+        e->tail = q;
+        return 0;
+    }
     if (send_req(q, m) != 0) {
         req_free(q);
         return -1;

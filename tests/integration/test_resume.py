@@ -1579,8 +1579,9 @@ def test_slot_migrated_during_traffic(t):
     """Redis Cluster: while pairs of peers on different nodes exchange candidates every 20 ms,
     the slot of one recipient's keys and channel is migrated to another master (CLUSTER SETSLOT
     IMPORTING and MIGRATING, its keys moved with MIGRATE, held half-way for a moment, then
-    SETSLOT NODE). Its channel is subscribed again at the new master, and every message is
-    answered ack and arrives exactly once, in order."""
+    SETSLOT NODE), one sender sending it messages as fast as it can. Its channel is subscribed
+    again at the new master, and every message is answered ack and arrives exactly once, in
+    order: none sent on to the new master (MOVED) is overtaken by a later one."""
     redis = start_redis(t)
     nodes = start_nodes(t, redis, args=("--bus-hold-ms", "3000"))
     ids = spread_ids(redis, "mg", 6)
@@ -1594,6 +1595,9 @@ def test_slot_migrated_during_traffic(t):
         sent, stop = [], asyncio.Event()
         senders = [asyncio.ensure_future(pace(x, y, sent, stop)) for a, b in pairs
                    for x, y in ((a, b), (b, a))]
+        # And one sender as fast as it can to the peer that moves, so that many of its messages
+        # are on their way to the old master when the slot changes hands.
+        senders.append(asyncio.ensure_future(pace(clients[2], clients[1], sent, stop, 0.0005)))
         await asyncio.sleep(0.5)
         moved = ids[1]
         slot = rc.key_slot(key("channel", moved))
