@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import redis_cluster as rc  # noqa: E402
 from client import Peer, close_all  # noqa: E402
 
 import websockets  # noqa: E402
@@ -71,14 +72,14 @@ class CA:
         cls.serial += 1
         return cls.serial
 
-    def leaf(self, name, cn, sans, days=20):
+    def leaf(self, name, cn, sans, days=20, eku="serverAuth"):
         """Issues an RSA certificate; returns (chain file, key file, serial)."""
         d = self.dir
         serial = self.next_serial()
         with open(os.path.join(d, f"{name}.ext"), "w") as f:
             f.write(f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
                     "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth\n")
+                    f"extendedKeyUsage={eku}\n")
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
                 "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "int.pem", "-CAkey", "int.key",
@@ -620,6 +621,57 @@ def test_rediss_cluster(t):
     h.arun(run())
 
 
+def tls_redis_cluster(t):
+    """A Redis Cluster of three masters (no replicas) whose cluster bus and clients speak TLS,
+    each master also on a plain port that the test uses to set it up; the certificate names
+    localhost and 127.0.0.1, the address the slot map gives, and serves as the client
+    certificate of the masters' bus between them too."""
+    c = ca()
+    if not hasattr(c, "cluster"):
+        c.cluster = c.leaf("cluster", "localhost", "DNS:localhost,IP:127.0.0.1",
+                           eku="serverAuth,clientAuth")
+    cluster = rc.RedisCluster(masters=3, replicas_per_master=0, keep_logs=True, args=(
+        "--tls-cluster", "yes", "--tls-replication", "yes", "--tls-cert-file", c.cluster[0],
+        "--tls-key-file", c.cluster[1], "--tls-ca-cert-file", c.root, "--tls-auth-clients", "no",
+        "--repl-diskless-sync-delay", "0"))
+    for n in cluster.nodes:
+        n.tls_port = h.free_port()
+        n.args += ["--tls-port", str(n.tls_port)]
+    return t.service(cluster).start()
+
+
+def test_rediss_redis_cluster(t):
+    """Two nodes on a Redis Cluster over TLS (rediss+cluster://, one seed): they find the masters'
+    TLS ports in the slot map, verify each master's certificate, and relay to each other; a node
+    that does not trust the cluster's CA does not start."""
+    cluster = tls_redis_cluster(t)
+    seed = cluster.nodes[0].tls_port
+    url = f"rediss+cluster://127.0.0.1:{seed}"
+    out = start_fails(t, ["--redis", url, "--redis-ca", other_ca().root], "an untrusted CA")
+    h.check("certificate verify failed" in out, f"untrusted CA: {out}")
+    nodes = [relay_node(t, "--redis", url, "--redis-ca", ca().root, "--node-id", name)
+             for name in ("c1", "c2")]
+    for n in nodes:
+        h.wait_status(n.port, "/readyz", 200, 10)
+        log = n.log()
+        for m in cluster.nodes:
+            h.check(f"redis pub: connected to 127.0.0.1:{m.tls_port}" in log,
+                    f"{n.name}: not connected to the TLS port of {m.port}\n" + n.log_tail())
+            h.check(f"connected to 127.0.0.1:{m.port}" not in log,
+                    f"{n.name}: connected to the plain port {m.port}\n" + n.log_tail())
+
+    async def run():
+        a = await open_ws(nodes[0].port, "a")
+        b = await open_ws(nodes[1].port, "b")
+        try:
+            await relay(a, b, "c1")
+            await relay(b, a, "c2")
+        finally:
+            await close_all(a, b)
+
+    h.arun(run())
+
+
 def start_fails(t, args, what):
     """Runs a node that must refuse to start; returns its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
@@ -691,6 +743,7 @@ if __name__ == "__main__":
             test_rediss_cluster,
             test_rediss_verification_failures_stop_the_start,
             test_rediss_node_retries_until_the_certificate_is_right,
+            test_rediss_redis_cluster,
         ], test_timeout=40.0, echo=False)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
