@@ -215,6 +215,7 @@ typedef struct {
     struct event *timer;
     int registered;
     int reassert;       /* a master changed: this node's records are made again once ready */
+    unsigned takeovers; /* sb_rcluster_takeovers when last looked at */
     int sweeping;       /* steps of this second's sweep still under way */
     sb_map_t *releases; /* IDs given up while unreachable */
     sb_map_t *leaves;   /* "<room>\t<peer>" left while unreachable */
@@ -1191,12 +1192,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* A master changed (a failover, a slot moved): what this node recorded there may be gone, so it
- * records its peers and rooms again once it is registered. */
+/* A master took slots over (a failover): what this node recorded there may be gone (Redis
+ * replicates asynchronously), so it records its peers and rooms again once it is registered, as
+ * after a Redis restart. A slot migrated between masters moves its keys with it: nothing to do. */
 static void on_map(void *ctx)
 {
     cdir_t *d = ctx;
-    d->reassert = 1;
+    unsigned t = sb_rcluster_takeovers(d->rc);
+    if (t != d->takeovers)
+        d->reassert = 1;
+    d->takeovers = t;
 }
 
 static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)

@@ -106,6 +106,7 @@ struct sb_rcluster {
     struct event *tick;
     sb_pool_t reqs;      /* blocks for requests of up to REQ_BLOCK bytes: most messages */
     settle_t *settling;  /* slots whose old master still has requests to answer */
+    unsigned takeovers;  /* masters that started serving slots (sb_rcluster_takeovers) */
     char map_error[400]; /* why the last map could not be read, for ready() */
 };
 
@@ -541,6 +542,8 @@ static void apply_map(sb_rcluster_t *c, const int16_t *table, const sb_shards_ma
         master_t *m = c->masters[i];
         if (m == NULL)
             continue;
+        if (m->slots == 0 && serves[i] > 0)
+            c->takeovers++; /* serving slots it did not: a new master (or the first map) */
         m->slots = serves[i];
         if (serves[i] == 0) {
             drop_master(c, m);
@@ -790,6 +793,8 @@ int sb_rcluster_ready(const sb_rcluster_t *c, char *why, size_t len)
     }
     return 1;
 }
+
+unsigned sb_rcluster_takeovers(const sb_rcluster_t *c) { return c->takeovers; }
 
 double sb_rcluster_up_for(const sb_rcluster_t *c, unsigned slot, int role)
 {

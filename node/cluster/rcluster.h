@@ -79,6 +79,12 @@ int sb_rcluster_eval(sb_rcluster_t *c, int role, unsigned slot, const sb_redis_s
                      int nkeys, const char *const *args, int nargs, sb_redis_reply_fn cb,
                      void *arg);
 
+/* How many times a master started serving slots it did not (the first map's masters, then a
+ * replica promoted by a failover, or a master given slots when it had none): what was written
+ * to those slots before may be missing there. A slot migrated between masters that both serve
+ * slots does not count: its keys move with it. */
+unsigned sb_rcluster_takeovers(const sb_rcluster_t *c);
+
 /* How long (seconds) the connection of role to the master of slot has been ready: 0 when it is
  * not (or no master serves slot). A fresh connection to a master that has just taken over after
  * a failover says so: what others failed to write there meanwhile is not there yet. */

@@ -1564,6 +1564,11 @@ def test_master_killed_during_traffic(t):
         for c in clients:
             if c.drops:
                 problems.append(f"{c.name} lost its connection: {c.drops}")
+
+        def recorded():  # on the promoted replica too: the nodes recorded their peers again
+            for c in clients:
+                h.eq(redis.command("GET", key("id", c.id)), c.node.encode(), f"{c.name}'s holder")
+        await off_loop(h.eventually, recorded, 5.0)
         await asyncio.gather(*(c.close() for c in clients))
         report(problems, counts, "a master killed under traffic")
         return counts, t_over - t_kill, {k: round(v - t_kill, 2) for k, v in ready.items()}
