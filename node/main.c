@@ -120,13 +120,16 @@ static int probe_redis(const sb_redis_url_t *url, char *err, size_t errlen)
         return sb_redis_probe(url, 3, err, errlen);
     static sb_redis_url_t seed;
     seed = *url;
+    char last[512] = "";
     for (int i = 0; i < url->nseeds; i++) {
         snprintf(seed.host, sizeof(seed.host), "%s", url->seeds[i].host);
         seed.port = url->seeds[i].port;
-        if (sb_redis_probe(&seed, 3, err, errlen) == 0)
+        if (sb_redis_probe(&seed, 3, last, sizeof(last)) == 0)
             return 0;
     }
-    return -1; /* err says why the last seed failed */
+    snprintf(err, errlen, "no seed of the Redis Cluster answers (%d tried); the last: %s",
+             url->nseeds, last);
+    return -1;
 }
 
 int main(int argc, char **argv)

@@ -320,13 +320,15 @@ def test_config_errors_name_the_option(t):
         p = subprocess.run([t.binary] + args, capture_output=True, timeout=10)
         h.eq(p.returncode, 2, f"exit status for {args}")
         h.check(name.encode() in p.stderr, f"{args}: the error does not name {name}: {p.stderr!r}")
-    # A Redis Cluster URL parses but is refused at start, without its password in the message.
+    # A Redis Cluster URL whose seeds do not answer stops the start, saying so, without its
+    # password in the message.
     p = subprocess.run([t.binary, "--listen", f"{h.HOST}:0", "--log-format", "text", "--redis",
                         "redis+cluster://:s3cret@127.0.0.1:1,127.0.0.1:2"], capture_output=True,
-                       timeout=10)
-    h.eq(p.returncode, 1, "exit status for a Redis Cluster URL")
-    h.check(b"Redis Cluster URLs are not supported" in p.stderr and b"s3cret" not in p.stderr,
-            f"the refusal of a Redis Cluster URL: {p.stderr!r}")
+                       timeout=20)
+    h.eq(p.returncode, 1, "exit status for a Redis Cluster URL of dead seeds")
+    h.check(b"no seed of the Redis Cluster answers (2 tried)" in p.stderr
+            and b"127.0.0.1:2" in p.stderr and b"s3cret" not in p.stderr,
+            f"the refusal of a Redis Cluster URL of dead seeds: {p.stderr!r}")
 
 
 DRAIN_DELAY, DRAIN_SECONDS, CLIENTS = 1.0, 3.0, 50
