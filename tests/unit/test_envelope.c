@@ -951,6 +951,25 @@ START_TEST(test_resend_requests)
 }
 END_TEST
 
+/* A peer's channel: sb:peer:<id> on one Redis, sb:{<id>}:ch on a Redis Cluster (its hash tag
+ * the ID, as the directory's keys of that peer), and the longest ID's fits the buffer. */
+START_TEST(test_peer_channel)
+{
+    char out[SB_ENV_CHANNEL_MAX], id[SB_ID_MAX + 1];
+    ck_assert_uint_eq(sb_env_peer_channel("alice", 0, out), 13);
+    ck_assert_str_eq(out, "sb:peer:alice");
+    ck_assert_uint_eq(sb_env_peer_channel("alice", 1, out), 13);
+    ck_assert_str_eq(out, "sb:{alice}:ch");
+    memset(id, 'x', SB_ID_MAX);
+    id[SB_ID_MAX] = '\0';
+    for (int sharded = 0; sharded <= 1; sharded++) {
+        size_t n = sb_env_peer_channel(id, sharded, out);
+        ck_assert_uint_lt(n, sizeof(out));
+        ck_assert_uint_eq(strlen(out), n);
+    }
+}
+END_TEST
+
 static Suite *envelope_suite(void)
 {
     Suite *s = suite_create("envelope");
@@ -988,6 +1007,7 @@ static Suite *envelope_suite(void)
 
     tc = tcase_create("resend requests");
     tcase_add_test(tc, test_resend_requests);
+    tcase_add_test(tc, test_peer_channel);
     suite_add_tcase(s, tc);
 
     return s;
