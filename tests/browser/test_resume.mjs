@@ -530,7 +530,19 @@ suite.test('switchboard.js: a cut connection resumes (its node, then the other),
         const snap = await waitEvent(pa, 'away', 'joined', { room }, round + 1);
         assertDeepEqual(snap.peers, [ws.id], `round ${round}: the room's snapshot`);
         assertDeepEqual(await pa.evaluate(() => window.clients.away.sb.rooms), [room], `round ${round}: rooms`);
-        const own = expectOk(await result(pa, `gap${round}`), `round ${round}: away's message sent while away`);
+        const ownResult = await result(pa, `gap${round}`);
+        if (!ownResult.ok) {
+            // Rare, and not shown yet: say what the page's client and its sockets went through.
+            const events = await pa.evaluate(() =>
+                window.clients.away.events.map((e) => e.type + (e.detail?.code !== undefined ? `(${e.detail.code})` : '')),
+            );
+            throw new Error(
+                `round ${round}: away's message sent while away: rejected with ${ownResult.code}: ` +
+                    `${ownResult.message}; away's events ${JSON.stringify(events.slice(-30))}; ` +
+                    `signaling ${await signalingSummary(pa, 60)}`,
+            );
+        }
+        const own = ownResult.value;
         assertEqual(own, 'ack', `round ${round}: the answer to away's message sent while away`);
         await waitEvent(ps, 'sender', 'message', { from: wa.id, payload: { round, from: 'away' } });
 
