@@ -10,7 +10,6 @@
  * master and expects it back; a master whose subscriber stops delivering is reconnected. */
 #include "cluster/bus_rcluster.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,8 @@
 #include "base/loop.h"
 #include "base/map.h"
 #include "base/metrics.h"
-#include "base/pool.h"
 #include "cluster/rcluster.h"
+#include "cluster/receivers.h"
 #include "slot.h"
 
 #define CHECK_INTERVAL 1.0
@@ -54,14 +53,13 @@ typedef struct {
     struct event_base *evbase;
     const char *node_id;
     sb_rcluster_t *rc;
-    sb_map_t *channels; /* channel -> channel_t */
-    sb_map_t *leaving;  /* channel -> SUNSUBSCRIBEs of it not confirmed yet (a count) */
-    int loose;          /* some wanted channel may be subscribed nowhere */
+    sb_map_t *channels;       /* channel -> channel_t */
+    sb_receivers_t receivers; /* publishes' answers, and the channels being left */
+    int loose;                /* some wanted channel may be subscribed nowhere */
     check_t checks[SB_RCLUSTER_MASTERS_MAX];
     struct event *check_timer;
     double last_heard;
     int ready; /* last readiness logged */
-    sb_pool_t publishes;
 } cluster_bus_t;
 
 static double now(const cluster_bus_t *b) { return sb_loop_now(b->evbase); }
@@ -261,20 +259,11 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
     update_ready(b);
 }
 
-static int channel_name(char *name, size_t cap, const char *channel, size_t chlen)
-{
-    if (chlen >= cap)
-        return 0;
-    memcpy(name, channel, chlen);
-    name[chlen] = '\0';
-    return 1;
-}
-
 static void on_message(void *ctx, const char *channel, size_t chlen, const char *msg, size_t len)
 {
     cluster_bus_t *b = ctx;
     char name[160];
-    if (!channel_name(name, sizeof(name), channel, chlen))
+    if (!sb_receivers_channel(name, sizeof(name), channel, chlen))
         return;
     b->last_heard = now(b);
     if (strncmp(name, "sb:check:", 9) == 0) {
@@ -298,7 +287,7 @@ static void on_subscribed(void *ctx, const char *channel, size_t chlen)
 {
     cluster_bus_t *b = ctx;
     char name[160];
-    if (!channel_name(name, sizeof(name), channel, chlen))
+    if (!sb_receivers_channel(name, sizeof(name), channel, chlen))
         return;
     channel_t *ch = sb_map_get(b->channels, name);
     if (ch != NULL && ch->on != NULL)
@@ -311,17 +300,10 @@ static void on_unsubscribed(void *ctx, const char *channel, size_t chlen)
 {
     cluster_bus_t *b = ctx;
     char name[160];
-    if (!channel_name(name, sizeof(name), channel, chlen))
+    if (!sb_receivers_channel(name, sizeof(name), channel, chlen))
         return;
-    uintptr_t n = (uintptr_t)sb_map_get(b->leaving, name);
-    if (n > 1) {
-        sb_map_put(b->leaving, name, (void *)(n - 1));
-        return;
-    }
-    if (n == 1) {
-        sb_map_remove(b->leaving, name);
-        return;
-    }
+    if (sb_receivers_left(&b->receivers, name))
+        return; /* one this node sent */
     channel_t *ch = sb_map_get(b->channels, name);
     if (ch != NULL) {
         sb_log(SB_LOG_INFO, "cluster bus: %s moved to another Redis master", name);
@@ -418,8 +400,7 @@ static void unsubscribe(sb_bus_t *base, const char *channel)
     if (ch == NULL)
         return;
     if (ch->on != NULL && sb_redis_state(ch->on) == SB_REDIS_READY) {
-        uintptr_t n = (uintptr_t)sb_map_get(b->leaving, channel);
-        sb_map_put(b->leaving, channel, (void *)(n + 1));
+        sb_receivers_leaving(&b->receivers, channel);
         sub_cmd(ch->on, "SUNSUBSCRIBE", channel);
     }
     if (ch->done != NULL)
@@ -427,57 +408,18 @@ static void unsubscribe(sb_bus_t *base, const char *channel)
     free(ch);
 }
 
-typedef struct {
-    cluster_bus_t *bus;
-    sb_bus_done_fn done;
-    void *arg;
-    int own_stale;
-} publish_t;
-
-static void on_published(void *arg, const sb_redis_reply_t *reply)
-{
-    publish_t *p = arg;
-    cluster_bus_t *b = p->bus;
-    int receivers = -1;
-    if (reply != NULL && reply->type == SB_REDIS_INTEGER)
-        receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
-    else
-        sb_metrics.publish_failures++;
-    if (reply != NULL && reply->type == SB_REDIS_ERROR)
-        sb_log(SB_LOG_WARN, "cluster bus: SPUBLISH refused: %.*s", (int)reply->len, reply->str);
-    if (p->own_stale && receivers > 0)
-        receivers--;
-    sb_bus_done_fn done = p->done;
-    void *done_arg = p->arg;
-    sb_pool_put(&b->publishes, p);
-    done(done_arg, receivers);
-}
-
 static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, size_t nparts,
                     sb_bus_done_fn done, void *arg)
 {
     cluster_bus_t *b = (cluster_bus_t *)base;
-    publish_t *p = NULL;
-    if (done != NULL && (p = sb_pool_get(&b->publishes)) == NULL) {
-        sb_metrics.publish_failures++;
-        done(arg, -1);
+    int refused;
+    void *w = sb_receivers_wait(&b->receivers, channel, b->channels, done, arg, &refused);
+    if (refused)
         return;
-    }
-    if (p) {
-        p->bus = b;
-        p->done = done;
-        p->arg = arg;
-        p->own_stale = sb_map_size(b->leaving) > 0 && sb_map_get(b->leaving, channel) != NULL &&
-                       sb_map_get(b->channels, channel) == NULL;
-    }
     unsigned slot = sb_slot_of(channel, strlen(channel));
-    if (sb_rcluster_publish(b->rc, PUB, slot, channel, parts, nparts, p ? on_published : NULL, p) !=
-        0) {
-        sb_metrics.publish_failures++;
-        sb_pool_put(&b->publishes, p);
-        if (done)
-            done(arg, -1);
-    }
+    if (sb_rcluster_publish(b->rc, PUB, slot, channel, parts, nparts,
+                            w ? sb_receivers_answer : NULL, w) != 0)
+        sb_receivers_unsent(&b->receivers, w, done, arg);
 }
 
 static int ready(sb_bus_t *base, char *why, size_t len)
@@ -504,8 +446,7 @@ static void bus_free(sb_bus_t *base)
     while (b->channels && sb_map_next(b->channels, &cursor, &key, &value))
         free(value);
     sb_map_free(b->channels);
-    sb_map_free(b->leaving);
-    sb_pool_drain(&b->publishes);
+    sb_receivers_free(&b->receivers); /* after the cluster, whose failed publishes answer */
     free(b);
 }
 
@@ -517,7 +458,6 @@ sb_bus_t *sb_bus_rcluster_new(struct event_base *base, const sb_redis_url_t *url
     cluster_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
-    b->publishes = (sb_pool_t)SB_POOL_INIT(sizeof(publish_t), 1024);
     b->base.ops = &ops;
     b->base.remote = 1;
     b->base.sharded = 1;
@@ -544,11 +484,10 @@ sb_bus_t *sb_bus_rcluster_new(struct event_base *base, const sb_redis_url_t *url
     co.roles[SUB].name = "sub";
     co.roles[SUB].pubsub = 1;
     b->channels = sb_map_new();
-    b->leaving = sb_map_new();
     b->check_timer = event_new(base, -1, EV_PERSIST, on_check, b);
     struct timeval tv = {(time_t)CHECK_INTERVAL, 0};
-    if (!b->channels || !b->leaving || !b->check_timer || event_add(b->check_timer, &tv) != 0 ||
-        (b->rc = sb_rcluster_new(base, url, &co)) == NULL) {
+    if (!b->channels || sb_receivers_init(&b->receivers) != 0 || !b->check_timer ||
+        event_add(b->check_timer, &tv) != 0 || (b->rc = sb_rcluster_new(base, url, &co)) == NULL) {
         bus_free(&b->base);
         return NULL;
     }

@@ -10,7 +10,6 @@
  * an output-buffer limit, a failover) is reconnected. */
 #include "cluster/bus_redis.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,8 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "base/pool.h"
 #include "base/map.h"
+#include "cluster/receivers.h"
 #include "cluster/redis.h"
 
 /* How often the path is checked, and how long an echo may take before the subscriber is
@@ -34,8 +33,8 @@ typedef struct {
     sb_bus_t base;
     struct event_base *evbase;
     sb_redis_t *pub, *sub;
-    sb_map_t *channels; /* channel -> channel_t, for every channel this node wants */
-    sb_map_t *leaving;  /* channel -> UNSUBSCRIBEs of it not confirmed yet (a count) */
+    sb_map_t *channels;       /* channel -> channel_t, for every channel this node wants */
+    sb_receivers_t receivers; /* publishes' answers, and the channels being left */
     char check_channel[96];
     struct event *check_timer;
     double sub_up_since;   /* when the subscriber became ready, 0 while it is not */
@@ -43,9 +42,8 @@ typedef struct {
     double last_heard;     /* when the subscriber last received anything */
     double last_echo;      /* when our own check message last came back */
     unsigned long check_seq;
-    double check_sent;   /* when check message check_seq was published */
-    int ready;           /* last readiness logged */
-    sb_pool_t publishes; /* publish_t blocks, one per publish in flight */
+    double check_sent; /* when check message check_seq was published */
+    int ready;         /* last readiness logged */
 } redis_bus_t;
 
 static double now(const redis_bus_t *b) { return sb_loop_now(b->evbase); }
@@ -158,7 +156,7 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
             b->sub_down_since = 0;
         } else {
             fail_waiting(b);
-            sb_map_clear(b->leaving); /* a lost connection has no subscriptions left */
+            sb_receivers_reset(&b->receivers); /* a lost connection has no subscriptions left */
             if (b->sub_down_since == 0)
                 b->sub_down_since = t;
         }
@@ -169,23 +167,12 @@ static void on_state(void *ctx, sb_redis_t *r, int up, const char *why)
     update_ready(b);
 }
 
-/* A channel name from Redis as a C string in name (cap bytes); 0 when it does not fit, in which
- * case it is none of ours. */
-static int channel_name(char *name, size_t cap, const char *channel, size_t chlen)
-{
-    if (chlen >= cap)
-        return 0;
-    memcpy(name, channel, chlen);
-    name[chlen] = '\0';
-    return 1;
-}
-
 static void on_message(void *ctx, const char *channel, size_t chlen, const char *msg, size_t len)
 {
     redis_bus_t *b = ctx;
     char name[160];
 
-    if (!channel_name(name, sizeof(name), channel, chlen))
+    if (!sb_receivers_channel(name, sizeof(name), channel, chlen))
         return;
     b->last_heard = now(b);
     if (strcmp(name, b->check_channel) == 0) {
@@ -225,7 +212,7 @@ static void on_subscribed(void *ctx, const char *channel, size_t chlen)
 {
     redis_bus_t *b = ctx;
     char name[160];
-    if (!channel_name(name, sizeof(name), channel, chlen))
+    if (!sb_receivers_channel(name, sizeof(name), channel, chlen))
         return;
     channel_t *ch = sb_map_get(b->channels, name);
     if (ch != NULL && ch->done != NULL) {
@@ -240,13 +227,9 @@ static void on_unsubscribed(void *ctx, const char *channel, size_t chlen)
 {
     redis_bus_t *b = ctx;
     char name[160];
-    if (!channel_name(name, sizeof(name), channel, chlen))
+    if (!sb_receivers_channel(name, sizeof(name), channel, chlen))
         return;
-    uintptr_t n = (uintptr_t)sb_map_get(b->leaving, name);
-    if (n > 1)
-        sb_map_put(b->leaving, name, (void *)(n - 1));
-    else if (n == 1)
-        sb_map_remove(b->leaving, name);
+    sb_receivers_left(&b->receivers, name);
 }
 
 static int subscribe(sb_bus_t *base, const char *channel, void *sub, sb_bus_subscribed_fn done,
@@ -281,9 +264,7 @@ static void unsubscribe(sb_bus_t *base, const char *channel)
     if (ch == NULL)
         return;
     if (sb_redis_state(b->sub) == SB_REDIS_READY) {
-        uintptr_t n = (uintptr_t)sb_map_get(b->leaving, channel);
-        /* Out of memory: not remembered, and a publish meanwhile may count it, as before. */
-        sb_map_put(b->leaving, channel, (void *)(n + 1));
+        sb_receivers_leaving(&b->receivers, channel);
         subscribe_cmd(b, "UNSUBSCRIBE", &channel, 1);
     }
     if (ch->done != NULL)
@@ -291,55 +272,16 @@ static void unsubscribe(sb_bus_t *base, const char *channel)
     free(ch);
 }
 
-typedef struct {
-    redis_bus_t *bus;
-    sb_bus_done_fn done;
-    void *arg;
-    int own_stale; /* this node was leaving the channel: its subscription may have counted */
-} publish_t;
-
-static void on_published(void *arg, const sb_redis_reply_t *reply)
-{
-    publish_t *p = arg;
-    redis_bus_t *b = p->bus;
-    int receivers = -1;
-    if (reply != NULL && reply->type == SB_REDIS_INTEGER)
-        receivers = reply->integer > 1000000 ? 1000000 : (int)reply->integer;
-    else
-        sb_metrics.publish_failures++;
-    if (p->own_stale && receivers > 0)
-        receivers--;
-    sb_bus_done_fn done = p->done;
-    void *done_arg = p->arg;
-    sb_pool_put(&b->publishes, p);
-    done(done_arg, receivers);
-}
-
 static void publish(sb_bus_t *base, const char *channel, const sb_str_t *parts, size_t nparts,
                     sb_bus_done_fn done, void *arg)
 {
     redis_bus_t *b = (redis_bus_t *)base;
-    publish_t *p = NULL;
-
-    if (done != NULL && (p = sb_pool_get(&b->publishes)) == NULL) {
-        sb_metrics.publish_failures++;
-        done(arg, -1);
+    int refused;
+    void *w = sb_receivers_wait(&b->receivers, channel, b->channels, done, arg, &refused);
+    if (refused)
         return;
-    }
-    if (p) {
-        p->bus = b;
-        p->done = done;
-        p->arg = arg;
-        /* Almost always nothing is being left: no lookup then. */
-        p->own_stale = sb_map_size(b->leaving) > 0 && sb_map_get(b->leaving, channel) != NULL &&
-                       sb_map_get(b->channels, channel) == NULL;
-    }
-    if (sb_redis_publish(b->pub, channel, parts, nparts, p ? on_published : NULL, p) != 0) {
-        sb_metrics.publish_failures++;
-        sb_pool_put(&b->publishes, p);
-        if (done)
-            done(arg, -1); /* not connected: the sender hears of it at once */
-    }
+    if (sb_redis_publish(b->pub, channel, parts, nparts, w ? sb_receivers_answer : NULL, w) != 0)
+        sb_receivers_unsent(&b->receivers, w, done, arg);
 }
 
 static int ready(sb_bus_t *base, char *why, size_t len)
@@ -364,8 +306,7 @@ static void bus_free(sb_bus_t *base)
     while (sb_map_next(b->channels, &cursor, &key, &value))
         free(value);
     sb_map_free(b->channels);
-    sb_map_free(b->leaving);
-    sb_pool_drain(&b->publishes); /* after the publisher, whose failed publishes give theirs back */
+    sb_receivers_free(&b->receivers); /* after the publisher, whose failed publishes answer */
     free(b);
 }
 
@@ -376,7 +317,6 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     redis_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
-    b->publishes = (sb_pool_t)SB_POOL_INIT(sizeof(publish_t), 1024);
     b->base.ops = &ops;
     b->base.remote = 1;
     b->evbase = base;
@@ -398,11 +338,10 @@ sb_bus_t *sb_bus_redis_new(struct event_base *base, const sb_redis_url_t *url, c
     o.pubsub = 1;
     b->sub = sb_redis_new(base, url, &o);
     b->channels = sb_map_new();
-    b->leaving = sb_map_new();
     b->check_timer = event_new(base, -1, EV_PERSIST, on_check, b);
     struct timeval tv = {(time_t)CHECK_INTERVAL, 0};
-    if (!b->pub || !b->sub || !b->channels || !b->leaving || !b->check_timer ||
-        event_add(b->check_timer, &tv)) {
+    if (!b->pub || !b->sub || !b->channels || sb_receivers_init(&b->receivers) != 0 ||
+        !b->check_timer || event_add(b->check_timer, &tv)) {
         bus_free(&b->base);
         return NULL;
     }
