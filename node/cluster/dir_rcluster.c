@@ -263,12 +263,12 @@ static void log_error(void *arg, const sb_redis_reply_t *reply)
         sb_log(SB_LOG_ERROR, "redis %s: %.*s", what, (int)reply->len, reply->str);
 }
 
-/* A script on the slot of its first key (or of slot_key when there are no keys). */
-static int eval(cdir_t *d, int role, int script, const char *slot_key, int nkeys,
-                const char *const *args, int nargs, sb_redis_reply_fn cb, void *arg)
+/* A script on the slot of its first key (every script declares at least one). */
+static int eval(cdir_t *d, int role, int script, int nkeys, const char *const *args, int nargs,
+                sb_redis_reply_fn cb, void *arg)
 {
-    return sb_rcluster_eval(d->rc, role, slot_of(nkeys > 0 ? args[0] : slot_key), &scripts[script],
-                            nkeys, args, nargs, cb, arg);
+    return sb_rcluster_eval(d->rc, role, slot_of(args[0]), &scripts[script], nkeys, args, nargs, cb,
+                            arg);
 }
 
 /* A plain command on the slot of key (argv[1]). */
@@ -368,7 +368,7 @@ static int send_leave(cdir_t *d, leave_t *l)
     char key[KEY_MAX];
     members_key(key, l->room);
     const char *args[] = {key, l->peer, l->ended ? "" : d->node};
-    return eval(d, DIR, S_LEAVE, NULL, 1, args, 3, on_left, l);
+    return eval(d, DIR, S_LEAVE, 1, args, 3, on_left, l);
 }
 
 static leave_t *new_leave(cdir_t *d, const char *room, const char *peer)
@@ -575,7 +575,7 @@ static void resumed(claim_t *c, const sb_redis_reply_t *reply)
         snprintf(lim, sizeof(lim), "%d", 1000000000);
         const char *args[] = {key, c->id, d->node, lim};
         c->pending++;
-        if (eval(d, DIR, S_JOIN, NULL, 1, args, 4, on_rejoined, j) != 0) {
+        if (eval(d, DIR, S_JOIN, 1, args, 4, on_rejoined, j) != 0) {
             c->pending--;
             free(j);
         }
@@ -623,7 +623,7 @@ static int send_claim(claim_t *c)
     const char *args[] = {pk.p[0],      pk.p[1], pk.p[2],  pk.p[3],   pk.p[4],  pk.p[5],
                           pk.p[6],      d->node, c->id,    c->resume, c->token, d->window,
                           hows[c->how], sent,    c->alive, c->holder};
-    return eval(d, DIR, S_CLAIM, NULL, 7, args, 16, on_claimed, c);
+    return eval(d, DIR, S_CLAIM, 7, args, 16, on_claimed, c);
 }
 
 static int ready(const cdir_t *d)
@@ -669,7 +669,7 @@ static int send_release(cdir_t *d, const char *id)
     char ids[KEY_MAX];
     peer_keys(&pk, id);
     const char *args[] = {pk.p[0], pk.p[1], pk.p[2], pk.p[3], pk.p[4], pk.p[5], pk.p[6], d->node};
-    if (eval(d, DIR, S_RELEASE, NULL, 7, args, 8, log_error, "release") != 0)
+    if (eval(d, DIR, S_RELEASE, 7, args, 8, log_error, "release") != 0)
         return -1;
     node_key(ids, d->node, "ids");
     cmd3(d, DIR, "SREM", ids, id);
@@ -731,7 +731,7 @@ static int send_detach(cdir_t *d, const char *id, const char *holder, dead_t *de
     peer_keys(&pk, id);
     const char *args[] = {pk.p[0], pk.p[1], pk.p[2], pk.p[3],  pk.p[4],
                           pk.p[5], pk.p[6], holder,  d->window};
-    if (eval(d, dead ? UPKEEP : DIR, S_DETACH, NULL, 7, args, 9, on_detached, t) != 0) {
+    if (eval(d, dead ? UPKEEP : DIR, S_DETACH, 7, args, 9, on_detached, t) != 0) {
         free(t);
         return -1;
     }
@@ -919,7 +919,7 @@ static void join(sb_dir_t *base, const char *room, const char *peer, size_t limi
     members_key(key, room);
     snprintf(lim, sizeof(lim), "%zu", limit > 1000000000 ? (size_t)1000000000 : limit);
     const char *args[] = {key, peer, d->node, lim};
-    if (eval(d, DIR, S_JOIN, NULL, 1, args, 4, on_joined, j) != 0) {
+    if (eval(d, DIR, S_JOIN, 1, args, 4, on_joined, j) != 0) {
         free(j);
         done(arg, SB_DIR_UNAVAILABLE, 0, NULL, NULL, 0);
     }
@@ -1139,7 +1139,7 @@ static void on_due(void *arg, const sb_redis_reply_t *reply)
         snprintf(e->id, sizeof(e->id), "%s", id);
         peer_keys_t pk;
         peer_keys(&pk, id);
-        if (eval(d, UPKEEP, S_EXPIRE, NULL, 7, pk.p, 7, on_expired, e) == 0)
+        if (eval(d, UPKEEP, S_EXPIRE, 7, pk.p, 7, on_expired, e) == 0)
             d->sweeping++;
         else
             free(e);
@@ -1187,7 +1187,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (d->sweeping == 0) {
         snprintf(lease, sizeof(lease), "%ld", (long)(d->ttl * 1000));
         const char *args[] = {"sb:{sb}:sweeper", d->node, lease};
-        if (eval(d, UPKEEP, S_LEASE, NULL, 1, args, 3, on_lease, d) == 0)
+        if (eval(d, UPKEEP, S_LEASE, 1, args, 3, on_lease, d) == 0)
             d->sweeping++;
     }
 }
